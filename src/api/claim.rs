@@ -1,0 +1,177 @@
+//! `DatabaseClaim`: what an application developer asks for.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{DeletionPolicy, NameRef, any_map};
+
+/// A database a developer claims in their namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "dbclaim.io",
+    version = "v1alpha1",
+    kind = "DatabaseClaim",
+    namespaced,
+    status = "DatabaseClaimStatus",
+    shortname = "dbc",
+    category = "dbclaim",
+    derive = "PartialEq",
+    printcolumn(name = "ENGINE", type_ = "string", json_path = ".spec.engine"),
+    printcolumn(name = "SIZE", type_ = "string", json_path = ".spec.size"),
+    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
+    printcolumn(name = "SYNCED", type_ = "string", json_path = ".status.conditions[?(@.type=='Synced')].status"),
+    printcolumn(name = "COMPOSITION", type_ = "string", json_path = ".status.composition.name"),
+    printcolumn(name = "SECRET", type_ = "string", json_path = ".status.connectionSecretRef.name"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("!(has(self.compositionRef) && has(self.compositionSelector))").message("set compositionRef or compositionSelector, not both"))]
+#[x_kube(validation = Rule::new("has(self.databaseName) == has(oldSelf.databaseName) && (!has(self.databaseName) || self.databaseName == oldSelf.databaseName)").message("databaseName is immutable: create a new claim for another database"))]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseClaimSpec {
+    /// The database engine; immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("engine is immutable: create a new claim for another engine"))]
+    pub engine: Engine,
+    /// Major version; the composition's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub size: Size,
+    /// Allocated storage in GB; may grow, never shrink.
+    #[serde(default = "default_storage_gb", rename = "storageGB")]
+    #[schemars(range(min = 1, max = 65536))]
+    #[x_kube(validation = Rule::new("self >= oldSelf").message("storageGB may grow but never shrink"))]
+    pub storage_gb: i64,
+    /// The database's name; immutable; the claim name with `-` as `_` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
+    pub database_name: Option<String>,
+    /// Free-form inputs for compositions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Pick exactly this composition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_ref: Option<NameRef>,
+    /// Pick a composition by its labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_selector: Option<LabelSelector>,
+    /// Where the connection Secret is written; `<claim name>-connection` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<NameRef>,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_storage_gb() -> i64 {
+    20
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
+
+    /// The Service Binding `type` of this engine's connection Secret.
+    pub fn binding_type(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgresql",
+            Engine::Mysql => "mysql",
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    #[default]
+    Small,
+    Medium,
+    Large,
+}
+
+impl Size {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Size::Small => "small",
+            Size::Medium => "medium",
+            Size::Large => "large",
+        }
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What dbclaim observed and did; the only part of a claim it writes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseClaimStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition: Option<NameRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_secret_ref: Option<NameRef>,
+    /// The Service Binding "Provisioned Service" duck type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<NameRef>,
+    /// Values written by ToClaimFieldPath patches.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "any_map")]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One composed resource of a claim.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    pub name: String,
+    pub api_version: String,
+    pub kind: String,
+    pub resource_name: String,
+    pub ready: bool,
+}
+
+impl DatabaseClaimSpec {
+    /// The name of the connection Secret in the claim's namespace.
+    pub fn connection_secret_name(&self, claim_name: &str) -> String {
+        match &self.write_connection_secret_to_ref {
+            Some(r) if !r.name.is_empty() => r.name.clone(),
+            _ => format!("{claim_name}-connection"),
+        }
+    }
+
+    /// The database name: as set, or the claim name with `-` as `_`.
+    pub fn effective_database_name(&self, claim_name: &str) -> String {
+        match &self.database_name {
+            Some(n) => n.clone(),
+            None => claim_name.replace('-', "_"),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The custom resources users see, as fixed by the API contract.
+//!
+//! Types only: behaviour lives in the engine, the reconcilers and the providers.
+
+pub mod aws;
+pub mod claim;
+pub mod common;
+pub mod composition;
+pub mod policy;
+pub mod postgres;
+
+pub use claim::{DatabaseClaim, DatabaseClaimSpec, DatabaseClaimStatus, Engine, Size};
+pub use common::{DeletionPolicy, NameRef};
+pub use composition::{Composition, CompositionSpec};
+pub use policy::{ClaimPolicy, ClaimPolicySpec};
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// The category every dbclaim kind is listed under (`kubectl get dbclaim`).
+pub const CATEGORY: &str = "dbclaim";
+
+/// Every CRD dbclaim owns, in a stable order (the order `dbclaim crds` prints).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        ClaimPolicy::crd(),
+        Composition::crd(),
+        DatabaseClaim::crd(),
+        aws::ProviderConfig::crd(),
+        aws::RDSInstance::crd(),
+        postgres::Database::crd(),
+        postgres::ProviderConfig::crd(),
+    ]
+}

@@ -1,0 +1,110 @@
+//! `postgres.dbclaim.io`: databases on an existing, shared PostgreSQL server.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ConfigStatus, DeletionPolicy, NamespacedRef, ProviderConfigRef, SecretRef};
+
+/// A database and its owner role on a shared server.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "postgres.dbclaim.io",
+    version = "v1alpha1",
+    kind = "Database",
+    status = "DatabaseStatus",
+    category = "dbclaim",
+    derive = "PartialEq",
+    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
+    printcolumn(name = "SYNCED", type_ = "string", json_path = ".status.conditions[?(@.type=='Synced')].status"),
+    printcolumn(name = "DATABASE", type_ = "string", json_path = ".spec.forProvider.databaseName"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    #[serde(default)]
+    pub provider_config_ref: ProviderConfigRef,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    pub for_provider: DatabaseParameters,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<SecretRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseParameters {
+    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("databaseName is immutable"))]
+    pub database_name: String,
+    /// Most concurrent connections; -1 (the default) for no limit.
+    #[serde(default = "default_connection_limit")]
+    #[schemars(range(min = -1))]
+    pub connection_limit: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+}
+
+fn default_connection_limit() -> i64 {
+    -1
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_provider: Option<DatabaseObservation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseObservation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+}
+
+/// How dbclaim reaches a shared PostgreSQL server as an admin.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "postgres.dbclaim.io",
+    version = "v1alpha1",
+    kind = "ProviderConfig",
+    status = "ConfigStatus",
+    category = "dbclaim",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderConfigSpec {
+    pub host: String,
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i64,
+    #[serde(default)]
+    pub ssl_mode: SslMode,
+    /// A Secret with the keys `username` and `password` of an admin role.
+    pub credentials_secret_ref: NamespacedRef,
+}
+
+fn default_port() -> i64 {
+    5432
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+}

@@ -1,0 +1,154 @@
+//! Typed conditions: the `Ready` and `Synced` vocabulary of the contract,
+//! and the one function that merges a new condition into a status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionType {
+    Ready,
+    Synced,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::Synced => "Synced",
+        }
+    }
+}
+
+/// Reasons of the `Ready` condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadyReason {
+    Creating,
+    Available,
+    Unavailable,
+    Deleting,
+}
+
+/// Reasons of the `Synced` condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncedReason {
+    ReconcileSuccess,
+    ReconcileError,
+    CompositionNotFound,
+    CompositionInvalid,
+    PolicyViolation,
+    ProviderError,
+}
+
+impl ReadyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyReason::Creating => "Creating",
+            ReadyReason::Available => "Available",
+            ReadyReason::Unavailable => "Unavailable",
+            ReadyReason::Deleting => "Deleting",
+        }
+    }
+}
+
+impl SyncedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncedReason::ReconcileSuccess => "ReconcileSuccess",
+            SyncedReason::ReconcileError => "ReconcileError",
+            SyncedReason::CompositionNotFound => "CompositionNotFound",
+            SyncedReason::CompositionInvalid => "CompositionInvalid",
+            SyncedReason::PolicyViolation => "PolicyViolation",
+            SyncedReason::ProviderError => "ProviderError",
+        }
+    }
+}
+
+/// A condition as a reconcile decides it, before time and generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    pub type_: ConditionType,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Cond {
+    pub fn ready(status: bool, reason: ReadyReason, message: impl Into<String>) -> Self {
+        Self { type_: ConditionType::Ready, status, reason: reason.as_str(), message: message.into() }
+    }
+
+    pub fn synced(status: bool, reason: SyncedReason, message: impl Into<String>) -> Self {
+        Self { type_: ConditionType::Synced, status, reason: reason.as_str(), message: message.into() }
+    }
+}
+
+/// Merges `new` into `conditions`. The transition time moves only when the
+/// status flips, so a reconcile that decides the same thing again leaves
+/// the list equal (and writes nothing).
+pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>, now: Timestamp) {
+    let status = if new.status { "True" } else { "False" }.to_string();
+    let existing = conditions.iter_mut().find(|c| c.type_ == new.type_.as_str());
+    match existing {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Time(now);
+            }
+            c.status = status;
+            c.reason = new.reason.to_string();
+            c.message = new.message.clone();
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: new.type_.as_str().to_string(),
+            status,
+            reason: new.reason.to_string(),
+            message: new.message.clone(),
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        }),
+    }
+}
+
+/// The condition of a type in a list, if any.
+pub fn find<'a>(conditions: &'a [Condition], type_: ConditionType) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_.as_str())
+}
+
+/// Whether the list holds a condition of this type with status True.
+pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_decision_changes_nothing() {
+        let t0 = Timestamp::from_second(1_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let t1 = Timestamp::from_second(2_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut list = Vec::new();
+        let c = Cond::ready(false, ReadyReason::Creating, "waiting for instance");
+        set(&mut list, &c, Some(1), t0);
+        let before = list.clone();
+        set(&mut list, &c, Some(1), t1);
+        assert_eq!(list, before);
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_a_flip() {
+        let t0 = Timestamp::from_second(1_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let t1 = Timestamp::from_second(2_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let t2 = Timestamp::from_second(3_000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut list = Vec::new();
+        set(&mut list, &Cond::ready(false, ReadyReason::Creating, "a"), Some(1), t0);
+        set(&mut list, &Cond::ready(false, ReadyReason::Unavailable, "b"), Some(2), t1);
+        assert_eq!(list[0].last_transition_time, Time(t0));
+        assert_eq!(list[0].reason, "Unavailable");
+        assert_eq!(list[0].observed_generation, Some(2));
+        set(&mut list, &Cond::ready(true, ReadyReason::Available, ""), Some(2), t2);
+        assert_eq!(list[0].last_transition_time, Time(t2));
+        assert!(is_true(&list, ConditionType::Ready));
+        assert!(!is_true(&list, ConditionType::Synced));
+    }
+}

@@ -1,0 +1,1 @@
+//! Providers: controllers that reconcile managed resources against external systems.
