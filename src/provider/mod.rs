@@ -1,1 +1,12 @@
 //! Providers: controllers that reconcile managed resources against external systems.
+
+pub mod postgres;
+
+/// What every provider controller needs from `dbclaim run`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where connection Secrets go when a managed resource names no namespace.
+    pub operator_namespace: String,
+    /// How many objects of one kind are reconciled at the same time.
+    pub concurrency: u16,
+}
