@@ -1,10 +1,16 @@
 //! dbclaim: self-service databases for Kubernetes.
 //!
-//! Pure parts (`engine`, `naming`, `selection`, `conditions`) do no I/O;
-//! controllers and providers sit at the edges.
+//! Pure parts (`engine`, `naming`, `selection`, `policy`, `conditions`) do
+//! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
+pub mod cli;
 pub mod conditions;
+pub mod controller;
 pub mod engine;
+pub mod metrics;
 pub mod naming;
+pub mod policy;
 pub mod provider;
+pub mod selection;
+pub mod server;

@@ -35,7 +35,9 @@ pub struct DatabaseSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseParameters {
-    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
+    /// Also the owner role's name. Hyphens are allowed (identifiers are
+    /// quoted) so compositions can prefix the claim's namespace.
+    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_-]{0,62}$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("databaseName is immutable"))]
     pub database_name: String,
     /// Most concurrent connections; -1 (the default) for no limit.

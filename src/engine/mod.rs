@@ -72,3 +72,39 @@ pub enum EngineError {
 pub fn render(_req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
     Err(EngineError::Invalid("engine not implemented yet".into()))
 }
+
+/// A problem `dbclaim validate` reports. (Stub until the engine lands.)
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    pub resource: String,
+    pub patch: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.patch {
+            Some(i) => write!(f, "resource {:?}, patch {i}: {}", self.resource, self.message),
+            None => write!(f, "resource {:?}: {}", self.resource, self.message),
+        }
+    }
+}
+
+pub fn validate(_spec: &CompositionSpec) -> Vec<Problem> {
+    Vec::new()
+}
+
+pub fn builtin_scope(_api_version: &str, _kind: &str) -> Scope {
+    Scope::Namespaced
+}
+
+/// The claim's connection Secret content. (Stub until the engine lands.)
+pub struct ConnectionSecret {
+    pub data: BTreeMap<String, Vec<u8>>,
+    pub missing: Vec<&'static str>,
+    pub secret_type: &'static str,
+}
+
+pub fn connection_secret(_engine: crate::api::Engine, _provider: &str, _details: &BTreeMap<String, Vec<u8>>) -> ConnectionSecret {
+    ConnectionSecret { data: BTreeMap::new(), missing: vec!["host"], secret_type: "" }
+}

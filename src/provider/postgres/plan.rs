@@ -174,7 +174,7 @@ pub fn forbidden_name(name: &str, admin_user: &str) -> Option<String> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !valid {
         return Some(format!(
-            "databaseName \"{name}\" is not valid: use 1 to 63 of a-z, 0-9 and _, not starting with a digit"
+            "databaseName \"{name}\" is not valid: use 1 to 63 of a-z, 0-9, _ and -, starting with a letter or _"
         ));
     }
     if name == admin_user {
@@ -331,6 +331,8 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(forbidden_name("orders_1", "admin"), None);
+        assert_eq!(forbidden_name("team-a-orders", "admin"), None);
+        assert!(forbidden_name("-x", "admin").is_some());
         assert!(forbidden_name("admin", "admin").is_some_and(|m| m.contains("admin role")));
         assert!(forbidden_name("postgres", "admin").is_some());
         assert!(forbidden_name("pg_x", "admin").is_some());

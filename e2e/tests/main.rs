@@ -1,0 +1,5 @@
+//! End-to-end tests against a real API server. Run them with `e2e/run-tests`,
+//! which starts a local control plane and sets KUBECONFIG.
+
+mod smoke;
+mod support;

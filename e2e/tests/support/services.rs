@@ -1,0 +1,150 @@
+//! Throw-away servers run by the e2e/ helper scripts, each with a state dir of
+//! its own (a temp dir), stopped and deleted on Drop.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{e2e_script, parse_exports};
+
+/// One instance of an `e2e/<script> up|down --state DIR` helper.
+struct ScriptService {
+    script: PathBuf,
+    // Kept for its lifetime: the state dir lives inside it.
+    _tmp: tempfile::TempDir,
+    state: PathBuf,
+}
+
+impl ScriptService {
+    fn up(script: &str) -> (Self, BTreeMap<String, String>) {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("dbclaim-e2e-{script}-"))
+            .tempdir()
+            .expect("cannot create a temp dir");
+        let svc = Self {
+            script: e2e_script(script),
+            state: tmp.path().join("state"),
+            _tmp: tmp,
+        };
+        let stdout = svc.run("up");
+        let exports = parse_exports(&stdout);
+        (svc, exports)
+    }
+
+    /// Runs `<script> ACTION --state DIR`; panics with its output on failure.
+    fn run(&self, action: &str) -> String {
+        let out = Command::new(&self.script)
+            .arg(action)
+            .arg("--state")
+            .arg(&self.state)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.script.display()));
+        assert!(
+            out.status.success(),
+            "{} {action} failed ({}):\n{}{}",
+            self.script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn state_dir(&self) -> &Path {
+        &self.state
+    }
+}
+
+impl Drop for ScriptService {
+    fn drop(&mut self) {
+        // Not `run`: no panic while a failing test is already unwinding.
+        match Command::new(&self.script).arg("down").arg("--state").arg(&self.state).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "warning: {} down failed: {}",
+                self.script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("warning: cannot run {} down: {e}", self.script.display()),
+        }
+    }
+}
+
+fn required(exports: &BTreeMap<String, String>, key: &str) -> String {
+    exports
+        .get(key)
+        .unwrap_or_else(|| panic!("helper printed no `export {key}=...`: {exports:?}"))
+        .clone()
+}
+
+/// A PostgreSQL server on 127.0.0.1 (see e2e/postgres). `admin_user` has
+/// LOGIN CREATEROLE CREATEDB and is no superuser, like a managed database's
+/// master user. Stopped and deleted on Drop.
+pub struct Postgres {
+    svc: ScriptService,
+    pub host: String,
+    pub port: u16,
+    pub admin_user: String,
+    pub admin_password: String,
+    /// Directory of the server's unix socket (the `postgres` superuser can
+    /// connect there without a password).
+    pub socket_dir: String,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let (svc, env) = ScriptService::up("postgres");
+        Self {
+            host: required(&env, "PGHOST"),
+            port: required(&env, "PGPORT").parse().expect("PGPORT is a port number"),
+            admin_user: required(&env, "DBCLAIM_PG_ADMIN_USER"),
+            admin_password: required(&env, "DBCLAIM_PG_ADMIN_PASSWORD"),
+            socket_dir: required(&env, "DBCLAIM_PG_SOCKET_DIR"),
+            svc,
+        }
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), keeping
+    /// its data and port for `start`.
+    pub fn stop(&self) {
+        self.svc.run("stop");
+    }
+
+    /// Starts the stopped server again, same data, same port. (Not `start`:
+    /// that name is the constructor.)
+    pub fn start_again(&self) {
+        self.svc.run("start");
+    }
+
+    /// `stop` then `start_again`.
+    pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// `host=... port=... user=... password=... dbname=postgres`, for tokio-postgres.
+    pub fn admin_conn_string(&self) -> String {
+        format!(
+            "host={} port={} user={} password={} dbname=postgres",
+            self.host, self.port, self.admin_user, self.admin_password
+        )
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.svc.state_dir()
+    }
+}
+
+/// moto's AWS emulator on 127.0.0.1 (see e2e/moto). Stopped on Drop.
+pub struct Moto {
+    _svc: ScriptService,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let (svc, env) = ScriptService::up("moto");
+        Self { endpoint: required(&env, "DBCLAIM_MOTO_ENDPOINT"), _svc: svc }
+    }
+}

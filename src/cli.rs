@@ -1,0 +1,230 @@
+//! The `dbclaim` command line: argument shapes and the offline commands.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::ResourceExt;
+use serde::Deserialize;
+
+use crate::api::{self, Composition, DatabaseClaim};
+use crate::engine;
+
+#[derive(Parser, Debug)]
+#[command(name = "dbclaim", version, about = "Self-service databases for Kubernetes")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller.
+    Run(RunArgs),
+    /// Print every CRD as YAML.
+    Crds {
+        /// Write one file per CRD into this directory instead of printing.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+    },
+    /// Print the objects a claim composes to, offline.
+    Render {
+        /// The DatabaseClaim manifest.
+        #[arg(short = 'c', long)]
+        claim: PathBuf,
+        /// The Composition manifest.
+        #[arg(short = 'C', long)]
+        composition: PathBuf,
+        /// Observed composed objects (multi-document YAML), for readiness,
+        /// ToClaimFieldPath patches and connection details.
+        #[arg(short = 'o', long)]
+        observed: Option<PathBuf>,
+    },
+    /// Check compositions: paths, transforms, kinds.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch claims in this namespace only.
+    #[arg(long, env = "DBCLAIM_NAMESPACE")]
+    pub namespace: Option<String>,
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_bind_address: SocketAddr,
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_probe_bind_address: SocketAddr,
+    /// Reconcile only while holding the leader lease.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Most reconciles running at once, per controller.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// The namespace the operator runs in: provider connection Secrets go
+    /// there. Defaults to the service account's namespace, else dbclaim-system.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+}
+
+/// A failure of an offline command, reported with exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: not a valid {what}: {message}")]
+    Parse { path: String, what: &'static str, message: String },
+    #[error("{0}")]
+    Render(String),
+    #[error("{0} problem(s) found")]
+    Invalid(usize),
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
+}
+
+/// Every YAML document in `text`, skipping empty ones.
+pub fn yaml_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_json::Value::deserialize(doc).map_err(|e| e.to_string())?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn parse_one<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, CliError> {
+    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse { path: path.display().to_string(), what, message })?;
+    let [doc] = docs.as_slice() else {
+        return Err(CliError::Parse { path: path.display().to_string(), what, message: format!("expected one document, found {}", docs.len()) });
+    };
+    serde_json::from_value(doc.clone()).map_err(|e| CliError::Parse { path: path.display().to_string(), what, message: e.to_string() })
+}
+
+pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
+    for crd in api::crds() {
+        let yaml = serde_yaml::to_string(&crd).map_err(|e| CliError::Render(e.to_string()))?;
+        match output_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}.yaml", crd.name_any()));
+                std::fs::write(&path, yaml).map_err(|source| CliError::Read { path: path.display().to_string(), source })?;
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    Ok(())
+}
+
+pub fn render(claim: &Path, composition: &Path, observed: Option<&Path>) -> Result<String, CliError> {
+    let mut claim: DatabaseClaim = parse_one(claim, "DatabaseClaim")?;
+    if claim.metadata.namespace.is_none() {
+        claim.metadata.namespace = Some("default".into());
+    }
+    let composition: Composition = parse_one(composition, "Composition")?;
+    let observed = match observed {
+        Some(path) => observed_by_resource(&claim, &composition, path)?,
+        None => BTreeMap::new(),
+    };
+    let name = composition.name_any();
+    let req = engine::RenderRequest {
+        claim: &claim,
+        composition_name: &name,
+        composition: &composition.spec,
+        observed: &observed,
+        scope: &engine::builtin_scope,
+    };
+    let rendered = engine::render(&req).map_err(|e| CliError::Render(e.to_string()))?;
+    // As `crossplane render` does: the claim first, with the status the
+    // controller would write, then the composed objects.
+    let mut status = claim.status.clone().unwrap_or_default();
+    status.composition = Some(api::NameRef { name: name.clone() });
+    status.outputs = rendered.outputs.clone();
+    status.resources = rendered
+        .resources
+        .iter()
+        .map(|r| api::claim::ResourceStatus {
+            name: r.name.clone(),
+            api_version: r.object.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            kind: r.object.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            resource_name: r.object.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            ready: r.readiness.ready,
+        })
+        .collect();
+    claim.status = Some(status);
+    let mut out = format!("---\n{}", serde_yaml::to_string(&claim).map_err(|e| CliError::Render(e.to_string()))?);
+    for r in &rendered.resources {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&r.object).map_err(|e| CliError::Render(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// Observed objects matched to the composition's resources by the name the
+/// claim gives them, or by their `dbclaim.io/resource` label.
+fn observed_by_resource(claim: &DatabaseClaim, composition: &Composition, path: &Path) -> Result<BTreeMap<String, engine::Observed>, CliError> {
+    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse { path: path.display().to_string(), what: "YAML stream", message })?;
+    let ns = claim.namespace().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for t in &composition.spec.resources {
+        let name = crate::naming::composed_name(&ns, &claim.name_any(), &t.name);
+        let found = docs.iter().find(|d| {
+            d.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(name.as_str())
+                || d.pointer("/metadata/labels/dbclaim.io~1resource").and_then(|v| v.as_str()) == Some(t.name.as_str())
+        });
+        if let Some(obj) = found {
+            out.insert(t.name.clone(), engine::Observed { object: Some(obj.clone()), connection: BTreeMap::new() });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks every Composition in `files`; returns the lines to print.
+pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
+    let mut lines = Vec::new();
+    let mut problems = 0;
+    for path in files {
+        let file = path.display().to_string();
+        let docs = match read(path).and_then(|t| {
+            yaml_documents(&t).map_err(|message| CliError::Parse { path: file.clone(), what: "YAML stream", message })
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                lines.push(e.to_string());
+                problems += 1;
+                continue;
+            }
+        };
+        for doc in docs {
+            if doc.get("kind").and_then(|k| k.as_str()) != Some("Composition") {
+                continue;
+            }
+            let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("<unnamed>").to_string();
+            match serde_json::from_value::<Composition>(doc) {
+                Err(e) => {
+                    lines.push(format!("{file}: composition {name:?}: not a valid Composition: {e}"));
+                    problems += 1;
+                }
+                Ok(c) => {
+                    let found = engine::validate(&c.spec);
+                    problems += found.len();
+                    lines.extend(found.iter().map(|p| format!("{file}: composition {name:?}: {p}")));
+                }
+            }
+        }
+    }
+    (lines, problems)
+}

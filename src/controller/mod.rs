@@ -1,0 +1,172 @@
+//! `dbclaim run`: the claim controller and the providers, with metrics and
+//! probes, until SIGTERM or Ctrl-C.
+
+pub mod claim;
+pub mod context;
+pub mod kinds;
+pub mod labels;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::cli::RunArgs;
+use crate::conditions::{self, ConditionType};
+use crate::metrics::Metrics;
+use crate::server::{self, Readiness};
+
+use context::Context;
+use kinds::Kinds;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("cannot serve {what} on {addr}: {source}")]
+    Serve { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+pub fn run_blocking(args: RunArgs) -> Result<(), Error> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
+}
+
+fn operator_namespace(args: &RunArgs) -> String {
+    args.operator_namespace
+        .clone()
+        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "dbclaim-system".to_string())
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let client = Client::try_default().await?;
+    let operator_namespace = operator_namespace(&args);
+    let metrics = Metrics::default();
+    let readiness = Readiness::default();
+    info!(%operator_namespace, "starting dbclaim");
+
+    let metrics_server = server::serve_metrics(args.metrics_bind_address, metrics.clone());
+    let probes_server = server::serve_probes(args.health_probe_bind_address, readiness.clone());
+    // Bind errors surface at once rather than after the controllers start.
+    let metrics_addr = args.metrics_bind_address;
+    let probes_addr = args.health_probe_bind_address;
+
+    let (compositions, composition_writer) = reflector::store::<Composition>();
+    let composition_events = reflector::reflector(composition_writer, watcher(Api::<Composition>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let (policies, policy_writer) = reflector::store::<ClaimPolicy>();
+    let policy_events = reflector::reflector(policy_writer, watcher(Api::<ClaimPolicy>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        compositions: compositions.clone(),
+        policies: policies.clone(),
+        kinds: Kinds::new(client.clone(), wake_tx),
+        recorder: Recorder::new(client.clone(), Reporter { controller: "dbclaim".into(), instance: std::env::var("POD_NAME").ok() }),
+        operator_namespace: operator_namespace.clone(),
+        metrics: metrics.clone(),
+    });
+
+    let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let claim_controller = Controller::new(claims_api, watcher::Config::default())
+        .owns(secrets_api, watcher::Config::default().labels(labels::CLAIM_NAME))
+        .with_config(controller::Config::default().concurrency(args.concurrency));
+    let claim_store = claim_controller.store();
+
+    // A composition change wakes the claims using it and those still
+    // looking for one; a policy change wakes every claim.
+    let by_composition = {
+        let store = claim_store.clone();
+        composition_events.filter_map(|c| async move { c.ok() }).flat_map(move |comp| {
+            let name = comp.name_any();
+            stream::iter(
+                store
+                    .state()
+                    .iter()
+                    .filter(|c| uses_or_lacks(c, &name))
+                    .map(|c| ObjectRef::from(&**c))
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    let by_policy = {
+        let store = claim_store.clone();
+        policy_events
+            .filter_map(|p| async move { p.ok() })
+            .flat_map(move |_| stream::iter(store.state().iter().map(|c| ObjectRef::from(&**c)).collect::<Vec<_>>()))
+    };
+    let by_composed = stream::unfold(wake_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+
+    let claims = claim_controller
+        .reconcile_on(by_composition)
+        .reconcile_on(by_policy)
+        .reconcile_on(by_composed)
+        .shutdown_on_signal()
+        .run(claim::reconcile, claim::error_policy, ctx)
+        .for_each(|_| async {});
+
+    let provider_config = crate::provider::Config { operator_namespace, concurrency: args.concurrency };
+    let postgres = crate::provider::postgres::run(client.clone(), provider_config);
+
+    let ready_watch = mark_ready(claim_store.clone(), compositions, policies, readiness);
+    let gauge = claims_gauge(claim_store, metrics);
+
+    tokio::select! {
+        _ = claims => info!("claim controller stopped"),
+        _ = postgres => info!("postgres provider stopped"),
+        r = metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+        r = probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+        _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
+    }
+    Ok(())
+}
+
+fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
+    let status = claim.status.as_ref();
+    let uses = status.and_then(|s| s.composition.as_ref()).is_some_and(|r| r.name == composition);
+    let synced = status.is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Synced));
+    uses || !synced
+}
+
+async fn mark_ready(claims: Store<DatabaseClaim>, compositions: Store<Composition>, policies: Store<ClaimPolicy>, readiness: Readiness) {
+    let _ = claims.wait_until_ready().await;
+    let _ = compositions.wait_until_ready().await;
+    let _ = policies.wait_until_ready().await;
+    readiness.set_ready();
+    info!("caches synced");
+}
+
+/// Keeps `dbclaim_claims{ready}` current from the claim cache.
+async fn claims_gauge(claims: Store<DatabaseClaim>, metrics: Metrics) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let state = claims.state();
+        let ready = state
+            .iter()
+            .filter(|c| c.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready)))
+            .count() as i64;
+        metrics.set_claims(ready, state.len() as i64 - ready);
+    }
+}
