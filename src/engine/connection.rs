@@ -104,7 +104,7 @@ pub struct ConnectionSecret {
     /// empty), in that order; empty when the Secret is complete.
     pub missing: Vec<&'static str>,
     /// The Secret's `type`: `servicebinding.io/postgresql` or `servicebinding.io/mysql`.
-    pub type_: &'static str,
+    pub secret_type: &'static str,
 }
 
 /// The Secret `type` for an engine (Service Binding for Kubernetes).
@@ -166,7 +166,7 @@ pub fn connection_secret(
     ConnectionSecret {
         data,
         missing,
-        type_: secret_type(engine),
+        secret_type: secret_type(engine),
     }
 }
 
@@ -310,7 +310,7 @@ mod tests {
         ]);
         let s = connection_secret(Engine::Postgres, "aws-rds-postgres", &d);
         assert_eq!(s.missing, Vec::<&str>::new());
-        assert_eq!(s.type_, "servicebinding.io/postgresql");
+        assert_eq!(s.secret_type, "servicebinding.io/postgresql");
         assert_eq!(s.data["type"], b"postgresql");
         assert_eq!(s.data["provider"], b"aws-rds-postgres");
         assert_eq!(s.data["sslmode"], b"require");
@@ -329,7 +329,7 @@ mod tests {
                 ("password", "p"),
             ]),
         );
-        assert_eq!(m.type_, "servicebinding.io/mysql");
+        assert_eq!(m.secret_type, "servicebinding.io/mysql");
         assert_eq!(m.data["type"], b"mysql");
         assert_eq!(
             String::from_utf8_lossy(&m.data["uri"]),

@@ -64,10 +64,22 @@ struct Spec {
 }
 
 pub fn sprintf(format: &str, args: &[Value]) -> Result<String, FmtError> {
+    let args: Vec<Option<&Value>> = args.iter().map(Some).collect();
+    run(format, &args)
+}
+
+/// Checks a format statically: the number of values, and the verbs against
+/// the values whose type is known (`None` stands for a value of unknown
+/// type, which any supported verb accepts).
+pub fn check(format: &str, args: &[Option<Value>]) -> Result<(), FmtError> {
+    let args: Vec<Option<&Value>> = args.iter().map(Option::as_ref).collect();
+    run(format, &args).map(|_| ())
+}
+
+fn run(format: &str, args: &[Option<&Value>]) -> Result<String, FmtError> {
     let mut out = String::new();
     let mut next_arg = 0usize;
     let mut reordered = false;
-    let mut used_any = vec![false; args.len()];
     let bytes = format.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -130,9 +142,12 @@ pub fn sprintf(format: &str, args: &[Value]) -> Result<String, FmtError> {
                 given: args.len(),
             });
         };
-        used_any[next_arg] = true;
         next_arg += 1;
-        let text = format_one(verb, &spec, arg, start)?;
+        let text = match arg {
+            Some(arg) => format_one(verb, &spec, arg, start)?,
+            None if "svdfFtqxX".contains(verb) => String::new(),
+            None => return Err(FmtError::UnsupportedVerb { verb, pos: start }),
+        };
         pad(&mut out, &text, &spec, verb);
     }
     // Go reports extra values only when no explicit index reordered them.

@@ -425,6 +425,30 @@ pub fn format_allowed(from: ConvertToType, to: ConvertToType, format: ConvertFor
     }
 }
 
+/// Whether `convert` has a conversion from `from` to `to` with `format`
+/// (what `validate` checks when it knows the input's type).
+pub fn conversion_supported(from: ConvertToType, to: ConvertToType, format: ConvertFormat) -> bool {
+    use ConvertToType as T;
+    let norm = |t| if t == T::Int { T::Int64 } else { t };
+    let (from, to) = (norm(from), norm(to));
+    if from == to {
+        return true;
+    }
+    format_allowed(from, to, format)
+        && matches!(
+            (from, to),
+            (
+                T::String,
+                T::Int64 | T::Float64 | T::Bool | T::Object | T::Array
+            ) | (T::Int64, T::String | T::Float64 | T::Bool)
+                | (T::Float64, T::String | T::Int64 | T::Bool)
+                | (T::Bool, T::String | T::Int64 | T::Float64)
+        )
+        && !(from == T::String
+            && matches!(to, T::Object | T::Array)
+            && format != ConvertFormat::Json)
+}
+
 pub fn convert(
     input: Value,
     to: ConvertToType,

@@ -460,6 +460,49 @@ fn convert_() {
 }
 
 #[test]
+fn conversion_table_matches_convert() {
+    use ConvertToType as T;
+    let types = [
+        T::String,
+        T::Int,
+        T::Int64,
+        T::Float64,
+        T::Bool,
+        T::Object,
+        T::Array,
+    ];
+    let formats = [
+        ConvertFormat::None,
+        ConvertFormat::Quantity,
+        ConvertFormat::Json,
+    ];
+    // A sample of each type that every supported conversion accepts.
+    let sample = |t: T, f: ConvertFormat| match (t, f) {
+        (T::String, ConvertFormat::Json) => json!("{}"),
+        (T::String, _) => json!("1"),
+        (T::Int | T::Int64, _) => json!(1),
+        (T::Float64, _) => json!(1.5),
+        (T::Bool, _) => json!(true),
+        (T::Object, _) => json!({}),
+        (T::Array, _) => json!([]),
+    };
+    for from in types {
+        for to in types {
+            for f in formats {
+                let supported = conversion_supported(from, to, f);
+                let result = convert(sample(from, f), to, f);
+                let refused = matches!(result, Err(TransformError::ConvertUnsupported { .. }));
+                // A supported pair may still fail on this sample (e.g. "{}" to array).
+                assert_eq!(
+                    supported, !refused,
+                    "{from:?} -> {to:?} ({f:?}): {result:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn chains_report_the_failing_step() {
     let chain: Vec<Transform> = vec![
         t(json!({"type": "string", "string": {"type": "Convert", "convert": "ToLower"}})),
