@@ -543,6 +543,25 @@ mod tests {
         }
 
         #[test]
+        fn set_then_get_on_arbitrary_documents(
+            s in "[a-z]{1,3}(\\.[a-z]{1,3}|\\[[0-3]\\]|\\['[a-z.]{1,3}'\\]){0,4}",
+            root in crate::engine::transform::tests::arb_json(),
+            value in crate::engine::transform::tests::arb_json(),
+        ) {
+            let path = FieldPath::parse(&s).unwrap();
+            let mut doc = root;
+            let _ = path.get(&doc);
+            match path.set(&mut doc, value.clone()) {
+                // What was set reads back (a null reads as absent).
+                Ok(()) => prop_assert_eq!(path.get(&doc), Ok(if value.is_null() { None } else { Some(&value) })),
+                // A refused set names a prefix of the path.
+                Err(AccessError::NotAnObject { at, .. } | AccessError::NotAnArray { at, .. }) => {
+                    prop_assert!(at == "the object" || path.to_string().starts_with(&at), "{} / {}", at, path);
+                }
+            }
+        }
+
+        #[test]
         fn path_shaped_strings_never_panic(s in "[a-z.\\[\\]'\"0-9]{0,24}") {
             if let Ok(path) = FieldPath::parse(&s) {
                 let again = FieldPath::parse(&path.to_string());

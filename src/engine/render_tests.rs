@@ -540,6 +540,43 @@ fn a_removed_claim_key_disappears_from_the_composed_object() {
     assert_eq!(out.resources[0].object["data"], json!({"a": "1"}));
 }
 
+#[test]
+fn combine_to_claim_and_required_sources_in_render() {
+    let comp = single(
+        json!({"name": "db", "base": {"apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database"},
+        "patches": [
+            {"type": "CombineToClaim", "combine": {"variables": [
+                {"fromFieldPath": "status.atProvider.host"}, {"fromFieldPath": "status.atProvider.port"}
+             ], "string": {"fmt": "%s:%d"}}, "toFieldPath": "status.outputs.address"},
+            {"fromFieldPath": "spec.version", "toFieldPath": "spec.forProvider.version", "policy": {"fromFieldPath": "Required"}}
+        ]}),
+    );
+    let observed = BTreeMap::from([(
+        "db".to_string(),
+        Observed {
+            object: Some(json!({"status": {"atProvider": {"host": "pg.internal", "port": 5432}}})),
+            ..Observed::default()
+        },
+    )]);
+    let err = render_with(&orders_claim(), &comp, &observed).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resource \"db\", patch 1 (spec.version → spec.forProvider.version): \
+         the claim has no value at spec.version, and the patch's policy.fromFieldPath is Required"
+    );
+    let mut c = orders_claim();
+    c.spec.version = Some("16".into());
+    let out = render_with(&c, &comp, &observed).unwrap();
+    assert_eq!(
+        out.outputs,
+        BTreeMap::from([("address".to_string(), json!("pg.internal:5432"))])
+    );
+    assert_eq!(
+        out.resources[0].object["spec"]["forProvider"]["version"],
+        json!("16")
+    );
+}
+
 // ---- property tests: nothing panics ----
 
 use crate::engine::transform::tests::arb_json;
@@ -631,10 +668,15 @@ proptest! {
             let observed: BTreeMap<String, Observed> = comp.resources.iter()
                 .map(|t| (t.name.clone(), Observed { object: Some(observed_v.clone()), connection: BTreeMap::new() }))
                 .collect();
-            if let Ok(out) = render_with(&c, &comp, &observed) {
+            let first = render_with(&c, &comp, &observed);
+            // Rendering is a pure function: the same input, the same output.
+            prop_assert_eq!(&first, &render_with(&c, &comp, &observed));
+            if let Ok(out) = first {
                 // Whatever rendered carries dbclaim's identity.
                 for r in &out.resources {
                     prop_assert!(r.object["metadata"]["labels"]["dbclaim.io/resource"].is_string());
+                    let name = r.object["metadata"]["name"].as_str().unwrap_or_default();
+                    prop_assert!(crate::naming::is_dns_label(name), "{}", name);
                     if r.scope == Scope::Namespaced {
                         prop_assert_eq!(&r.object["metadata"]["namespace"], &json!(c.metadata.namespace.clone().filter(|n| !n.is_empty()).unwrap_or("default".into())));
                     } else {
