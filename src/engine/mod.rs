@@ -22,6 +22,8 @@
 //! - A patch whose result is null removes the target instead of writing null.
 //! - ToClaim outputs are computed before the FromClaim patches, so a FromClaim
 //!   patch can read `status.outputs.*` in the same render.
+//! - A connection key with an empty value counts as missing for the claim's
+//!   Secret; a claim without a namespace renders as in `default`.
 
 use std::collections::BTreeMap;
 
