@@ -14,6 +14,9 @@ pub mod server;
 pub mod sql;
 mod tls;
 
+#[cfg(test)]
+mod pg_tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
