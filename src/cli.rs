@@ -12,7 +12,11 @@ use crate::api::{self, Composition, DatabaseClaim};
 use crate::engine;
 
 #[derive(Parser, Debug)]
-#[command(name = "dbclaim", version, about = "Self-service databases for Kubernetes")]
+#[command(
+    name = "dbclaim",
+    version,
+    about = "Self-service databases for Kubernetes"
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -82,9 +86,16 @@ pub struct RunArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a valid {what}: {message}")]
-    Parse { path: String, what: &'static str, message: String },
+    Parse {
+        path: String,
+        what: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Render(String),
     #[error("{0} problem(s) found")]
@@ -92,7 +103,10 @@ pub enum CliError {
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|source| CliError::Read { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Every YAML document in `text`, skipping empty ones.
@@ -107,12 +121,27 @@ pub fn yaml_documents(text: &str) -> Result<Vec<serde_json::Value>, String> {
     Ok(docs)
 }
 
-fn parse_one<T: serde::de::DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, CliError> {
-    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse { path: path.display().to_string(), what, message })?;
+fn parse_one<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, CliError> {
+    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse {
+        path: path.display().to_string(),
+        what,
+        message,
+    })?;
     let [doc] = docs.as_slice() else {
-        return Err(CliError::Parse { path: path.display().to_string(), what, message: format!("expected one document, found {}", docs.len()) });
+        return Err(CliError::Parse {
+            path: path.display().to_string(),
+            what,
+            message: format!("expected one document, found {}", docs.len()),
+        });
     };
-    serde_json::from_value(doc.clone()).map_err(|e| CliError::Parse { path: path.display().to_string(), what, message: e.to_string() })
+    serde_json::from_value(doc.clone()).map_err(|e| CliError::Parse {
+        path: path.display().to_string(),
+        what,
+        message: e.to_string(),
+    })
 }
 
 pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
@@ -121,7 +150,10 @@ pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
         match output_dir {
             Some(dir) => {
                 let path = dir.join(format!("{}.yaml", crd.name_any()));
-                std::fs::write(&path, yaml).map_err(|source| CliError::Read { path: path.display().to_string(), source })?;
+                std::fs::write(&path, yaml).map_err(|source| CliError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             }
             None => print!("---\n{yaml}"),
         }
@@ -129,7 +161,11 @@ pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn render(claim: &Path, composition: &Path, observed: Option<&Path>) -> Result<String, CliError> {
+pub fn render(
+    claim: &Path,
+    composition: &Path,
+    observed: Option<&Path>,
+) -> Result<String, CliError> {
     let mut claim: DatabaseClaim = parse_one(claim, "DatabaseClaim")?;
     if claim.metadata.namespace.is_none() {
         claim.metadata.namespace = Some("default".into());
@@ -158,35 +194,71 @@ pub fn render(claim: &Path, composition: &Path, observed: Option<&Path>) -> Resu
         .iter()
         .map(|r| api::claim::ResourceStatus {
             name: r.name.clone(),
-            api_version: r.object.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-            kind: r.object.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-            resource_name: r.object.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            api_version: r
+                .object
+                .get("apiVersion")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            kind: r
+                .object
+                .get("kind")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            resource_name: r
+                .object
+                .pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
             ready: r.readiness.ready,
         })
         .collect();
     claim.status = Some(status);
-    let mut out = format!("---\n{}", serde_yaml::to_string(&claim).map_err(|e| CliError::Render(e.to_string()))?);
+    let mut out = format!(
+        "---\n{}",
+        serde_yaml::to_string(&claim).map_err(|e| CliError::Render(e.to_string()))?
+    );
     for r in &rendered.resources {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&r.object).map_err(|e| CliError::Render(e.to_string()))?);
+        out.push_str(
+            &serde_yaml::to_string(&r.object).map_err(|e| CliError::Render(e.to_string()))?,
+        );
     }
     Ok(out)
 }
 
 /// Observed objects matched to the composition's resources by the name the
 /// claim gives them, or by their `dbclaim.io/resource` label.
-fn observed_by_resource(claim: &DatabaseClaim, composition: &Composition, path: &Path) -> Result<BTreeMap<String, engine::Observed>, CliError> {
-    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse { path: path.display().to_string(), what: "YAML stream", message })?;
+fn observed_by_resource(
+    claim: &DatabaseClaim,
+    composition: &Composition,
+    path: &Path,
+) -> Result<BTreeMap<String, engine::Observed>, CliError> {
+    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse {
+        path: path.display().to_string(),
+        what: "YAML stream",
+        message,
+    })?;
     let ns = claim.namespace().unwrap_or_default();
     let mut out = BTreeMap::new();
     for t in &composition.spec.resources {
         let name = crate::naming::composed_name(&ns, &claim.name_any(), &t.name);
         let found = docs.iter().find(|d| {
             d.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(name.as_str())
-                || d.pointer("/metadata/labels/dbclaim.io~1resource").and_then(|v| v.as_str()) == Some(t.name.as_str())
+                || d.pointer("/metadata/labels/dbclaim.io~1resource")
+                    .and_then(|v| v.as_str())
+                    == Some(t.name.as_str())
         });
         if let Some(obj) = found {
-            out.insert(t.name.clone(), engine::Observed { object: Some(obj.clone()), connection: BTreeMap::new() });
+            out.insert(
+                t.name.clone(),
+                engine::Observed {
+                    object: Some(obj.clone()),
+                    connection: BTreeMap::new(),
+                },
+            );
         }
     }
     Ok(out)
@@ -199,7 +271,11 @@ pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
     for path in files {
         let file = path.display().to_string();
         let docs = match read(path).and_then(|t| {
-            yaml_documents(&t).map_err(|message| CliError::Parse { path: file.clone(), what: "YAML stream", message })
+            yaml_documents(&t).map_err(|message| CliError::Parse {
+                path: file.clone(),
+                what: "YAML stream",
+                message,
+            })
         }) {
             Ok(d) => d,
             Err(e) => {
@@ -212,16 +288,26 @@ pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
             if doc.get("kind").and_then(|k| k.as_str()) != Some("Composition") {
                 continue;
             }
-            let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("<unnamed>").to_string();
+            let name = doc
+                .pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("<unnamed>")
+                .to_string();
             match serde_json::from_value::<Composition>(doc) {
                 Err(e) => {
-                    lines.push(format!("{file}: composition {name:?}: not a valid Composition: {e}"));
+                    lines.push(format!(
+                        "{file}: composition {name:?}: not a valid Composition: {e}"
+                    ));
                     problems += 1;
                 }
                 Ok(c) => {
                     let found = engine::validate(&c.spec);
                     problems += found.len();
-                    lines.extend(found.iter().map(|p| format!("{file}: composition {name:?}: {p}")));
+                    lines.extend(
+                        found
+                            .iter()
+                            .map(|p| format!("{file}: composition {name:?}: {p}")),
+                    );
                 }
             }
         }

@@ -74,11 +74,21 @@ pub struct Cond {
 
 impl Cond {
     pub fn ready(status: bool, reason: ReadyReason, message: impl Into<String>) -> Self {
-        Self { type_: ConditionType::Ready, status, reason: reason.as_str(), message: message.into() }
+        Self {
+            type_: ConditionType::Ready,
+            status,
+            reason: reason.as_str(),
+            message: message.into(),
+        }
     }
 
     pub fn synced(status: bool, reason: SyncedReason, message: impl Into<String>) -> Self {
-        Self { type_: ConditionType::Synced, status, reason: reason.as_str(), message: message.into() }
+        Self {
+            type_: ConditionType::Synced,
+            status,
+            reason: reason.as_str(),
+            message: message.into(),
+        }
     }
 }
 
@@ -87,7 +97,9 @@ impl Cond {
 /// the list equal (and writes nothing).
 pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>, now: Timestamp) {
     let status = if new.status { "True" } else { "False" }.to_string();
-    let existing = conditions.iter_mut().find(|c| c.type_ == new.type_.as_str());
+    let existing = conditions
+        .iter_mut()
+        .find(|c| c.type_ == new.type_.as_str());
     match existing {
         Some(c) => {
             if c.status != status {
@@ -110,7 +122,7 @@ pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>,
 }
 
 /// The condition of a type in a list, if any.
-pub fn find<'a>(conditions: &'a [Condition], type_: ConditionType) -> Option<&'a Condition> {
+pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == type_.as_str())
 }
 
@@ -141,12 +153,27 @@ mod tests {
         let t1 = Timestamp::from_second(2_000).unwrap_or(Timestamp::UNIX_EPOCH);
         let t2 = Timestamp::from_second(3_000).unwrap_or(Timestamp::UNIX_EPOCH);
         let mut list = Vec::new();
-        set(&mut list, &Cond::ready(false, ReadyReason::Creating, "a"), Some(1), t0);
-        set(&mut list, &Cond::ready(false, ReadyReason::Unavailable, "b"), Some(2), t1);
+        set(
+            &mut list,
+            &Cond::ready(false, ReadyReason::Creating, "a"),
+            Some(1),
+            t0,
+        );
+        set(
+            &mut list,
+            &Cond::ready(false, ReadyReason::Unavailable, "b"),
+            Some(2),
+            t1,
+        );
         assert_eq!(list[0].last_transition_time, Time(t0));
         assert_eq!(list[0].reason, "Unavailable");
         assert_eq!(list[0].observed_generation, Some(2));
-        set(&mut list, &Cond::ready(true, ReadyReason::Available, ""), Some(2), t2);
+        set(
+            &mut list,
+            &Cond::ready(true, ReadyReason::Available, ""),
+            Some(2),
+            t2,
+        );
         assert_eq!(list[0].last_transition_time, Time(t2));
         assert!(is_true(&list, ConditionType::Ready));
         assert!(!is_true(&list, ConditionType::Synced));

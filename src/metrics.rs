@@ -48,16 +48,37 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("dbclaim");
         let reconcile_total = Family::<ReconcileLabels, Counter>::default();
-        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
-        });
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+            });
         let claims = Family::<ReadyLabels, Gauge>::default();
         let provider_requests = Family::<ProviderLabels, Counter>::default();
-        registry.register("reconcile", "Reconciles by controller and result", reconcile_total.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration by controller", reconcile_duration.clone());
+        registry.register(
+            "reconcile",
+            "Reconciles by controller and result",
+            reconcile_total.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by controller",
+            reconcile_duration.clone(),
+        );
         registry.register("claims", "DatabaseClaims by readiness", claims.clone());
-        registry.register("provider_requests", "Requests to providers by operation and result", provider_requests.clone());
-        Self { registry: Arc::new(registry), reconcile_total, reconcile_duration, claims, provider_requests }
+        registry.register(
+            "provider_requests",
+            "Requests to providers by operation and result",
+            provider_requests.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            reconcile_total,
+            reconcile_duration,
+            claims,
+            provider_requests,
+        }
     }
 }
 
@@ -65,22 +86,39 @@ impl Metrics {
     pub fn reconciled(&self, controller: &str, ok: bool, took: Duration) {
         let result = if ok { "success" } else { "error" };
         self.reconcile_total
-            .get_or_create(&ReconcileLabels { controller: controller.into(), result: result.into() })
+            .get_or_create(&ReconcileLabels {
+                controller: controller.into(),
+                result: result.into(),
+            })
             .inc();
         self.reconcile_duration
-            .get_or_create(&ControllerLabels { controller: controller.into() })
+            .get_or_create(&ControllerLabels {
+                controller: controller.into(),
+            })
             .observe(took.as_secs_f64());
     }
 
     pub fn set_claims(&self, ready: i64, not_ready: i64) {
-        self.claims.get_or_create(&ReadyLabels { ready: "true".into() }).set(ready);
-        self.claims.get_or_create(&ReadyLabels { ready: "false".into() }).set(not_ready);
+        self.claims
+            .get_or_create(&ReadyLabels {
+                ready: "true".into(),
+            })
+            .set(ready);
+        self.claims
+            .get_or_create(&ReadyLabels {
+                ready: "false".into(),
+            })
+            .set(not_ready);
     }
 
     pub fn provider_request(&self, provider: &str, operation: &str, ok: bool) {
         let result = if ok { "success" } else { "error" };
         self.provider_requests
-            .get_or_create(&ProviderLabels { provider: provider.into(), operation: operation.into(), result: result.into() })
+            .get_or_create(&ProviderLabels {
+                provider: provider.into(),
+                operation: operation.into(),
+                result: result.into(),
+            })
             .inc();
     }
 

@@ -39,13 +39,21 @@ pub fn fit(value: &str, max: usize) -> String {
     let head: String = cleaned.chars().take(keep).collect();
     let head = head.trim_matches('-');
     let hash = short_hash(value);
-    if head.is_empty() { format!("x-{hash}") } else { format!("{head}-{hash}") }
+    if head.is_empty() {
+        format!("x-{hash}")
+    } else {
+        format!("{head}-{hash}")
+    }
 }
 
 /// The first hex digits of SHA-256: stable across runs and platforms.
 pub fn short_hash(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());
-    digest.iter().take(HASH_LEN / 2).map(|b| format!("{b:02x}")).collect()
+    digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Whether `s` is a DNS-1123 label: 1..=63 of `[a-z0-9-]`, alphanumeric ends.
@@ -53,7 +61,9 @@ pub fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= MAX_NAME_LEN
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes[0] != b'-'
         && bytes[bytes.len() - 1] != b'-'
 }
@@ -65,7 +75,10 @@ mod tests {
 
     #[test]
     fn short_names_are_kept() {
-        assert_eq!(composed_name("team-a", "orders-db", "instance"), "team-a-orders-db-instance");
+        assert_eq!(
+            composed_name("team-a", "orders-db", "instance"),
+            "team-a-orders-db-instance"
+        );
     }
 
     #[test]

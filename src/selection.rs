@@ -19,20 +19,35 @@ pub const DEFAULT_ANNOTATION: &str = "dbclaim.io/default";
 pub enum SelectError {
     #[error("composition {0:?} does not exist: create it or change spec.compositionRef")]
     RefNotFound(String),
-    #[error("composition {name:?} does not serve engine {engine} (it serves {serves}): pick a composition for {engine}")]
-    EngineNotServed { name: String, engine: Engine, serves: String },
-    #[error("no composition for engine {engine} matches spec.compositionSelector ({selector}): change the selector or ask your platform team")]
+    #[error(
+        "composition {name:?} does not serve engine {engine} (it serves {serves}): pick a composition for {engine}"
+    )]
+    EngineNotServed {
+        name: String,
+        engine: Engine,
+        serves: String,
+    },
+    #[error(
+        "no composition for engine {engine} matches spec.compositionSelector ({selector}): change the selector or ask your platform team"
+    )]
     NoMatch { engine: Engine, selector: String },
     #[error("spec.compositionSelector is invalid: {0}")]
     BadSelector(String),
-    #[error("no default composition for engine {engine}: set spec.compositionRef, or ask your platform team to annotate one with dbclaim.io/default: \"true\"")]
+    #[error(
+        "no default composition for engine {engine}: set spec.compositionRef, or ask your platform team to annotate one with dbclaim.io/default: \"true\""
+    )]
     NoDefault { engine: Engine },
-    #[error("the ClaimPolicy default composition {0:?} for this engine does not exist or does not serve it: ask your platform team")]
+    #[error(
+        "the ClaimPolicy default composition {0:?} for this engine does not exist or does not serve it: ask your platform team"
+    )]
     PolicyDefaultMissing(String),
 }
 
 /// Whether `labels` satisfy `selector`; an invalid selector matches nothing.
-pub fn selector_matches(selector: &LabelSelector, labels: &std::collections::BTreeMap<String, String>) -> Result<bool, String> {
+pub fn selector_matches(
+    selector: &LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<bool, String> {
     let selector = Selector::try_from(selector.clone()).map_err(|e| e.to_string())?;
     Ok(selector.matches(labels))
 }
@@ -42,7 +57,12 @@ fn serves(c: &Composition, engine: Engine) -> bool {
 }
 
 fn engines_text(c: &Composition) -> String {
-    c.spec.engines.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+    c.spec
+        .engines
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Picks the composition for `claim` among `compositions`.
@@ -54,12 +74,20 @@ pub fn select<'a>(
 ) -> Result<&'a Composition, SelectError> {
     let engine = claim.spec.engine;
     let by_name = |name: &str| compositions.iter().find(|c| c.name_any() == name);
-    let current = claim.status.as_ref().and_then(|s| s.composition.as_ref()).and_then(|r| by_name(&r.name));
+    let current = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.composition.as_ref())
+        .and_then(|r| by_name(&r.name));
 
     if let Some(r) = &claim.spec.composition_ref {
         let c = by_name(&r.name).ok_or_else(|| SelectError::RefNotFound(r.name.clone()))?;
         if !serves(c, engine) {
-            return Err(SelectError::EngineNotServed { name: r.name.clone(), engine, serves: engines_text(c) });
+            return Err(SelectError::EngineNotServed {
+                name: r.name.clone(),
+                engine,
+                serves: engines_text(c),
+            });
         }
         return Ok(c);
     }
@@ -73,7 +101,10 @@ pub fn select<'a>(
                 }
             }
             if out.is_empty() {
-                return Err(SelectError::NoMatch { engine, selector: selector_text(selector) });
+                return Err(SelectError::NoMatch {
+                    engine,
+                    selector: selector_text(selector),
+                });
             }
             out
         }
@@ -90,7 +121,12 @@ pub fn select<'a>(
             }
             compositions
                 .iter()
-                .filter(|c| serves(c, engine) && c.annotations().get(DEFAULT_ANNOTATION).is_some_and(|v| v == "true"))
+                .filter(|c| {
+                    serves(c, engine)
+                        && c.annotations()
+                            .get(DEFAULT_ANNOTATION)
+                            .is_some_and(|v| v == "true")
+                })
                 .collect()
         }
     };
@@ -98,11 +134,16 @@ pub fn select<'a>(
         return Ok(c);
     }
     candidates.sort_by_key(|c| c.name_any());
-    candidates.first().copied().ok_or(SelectError::NoDefault { engine })
+    candidates
+        .first()
+        .copied()
+        .ok_or(SelectError::NoDefault { engine })
 }
 
 fn selector_text(selector: &LabelSelector) -> String {
-    Selector::try_from(selector.clone()).map(|s| s.to_string()).unwrap_or_else(|e| e.to_string())
+    Selector::try_from(selector.clone())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -112,44 +153,78 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn comp(name: &str, engines: &[Engine], labels: &[(&str, &str)], default: bool) -> Composition {
-        let mut c = Composition::new(name, CompositionSpec { engines: engines.to_vec(), resources: vec![] });
-        c.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let mut c = Composition::new(
+            name,
+            CompositionSpec {
+                engines: engines.to_vec(),
+                resources: vec![],
+            },
+        );
+        c.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         if default {
-            c.metadata.annotations = Some(BTreeMap::from([(DEFAULT_ANNOTATION.to_string(), "true".to_string())]));
+            c.metadata.annotations = Some(BTreeMap::from([(
+                DEFAULT_ANNOTATION.to_string(),
+                "true".to_string(),
+            )]));
         }
         c
     }
 
     fn claim(engine: Engine) -> DatabaseClaim {
-        let spec: DatabaseClaimSpec = serde_json::from_value(serde_json::json!({ "engine": engine })).unwrap_or_else(|e| panic!("{e}"));
+        let spec: DatabaseClaimSpec =
+            serde_json::from_value(serde_json::json!({ "engine": engine }))
+                .unwrap_or_else(|e| panic!("{e}"));
         DatabaseClaim::new("orders", spec)
     }
 
     fn with_selector(mut c: DatabaseClaim, labels: &[(&str, &str)]) -> DatabaseClaim {
         c.spec.composition_selector = Some(LabelSelector {
-            match_labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            match_labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             match_expressions: None,
         });
         c
     }
 
     fn with_current(mut c: DatabaseClaim, name: &str) -> DatabaseClaim {
-        c.status = Some(DatabaseClaimStatus { composition: Some(NameRef { name: name.into() }), ..Default::default() });
+        c.status = Some(DatabaseClaimStatus {
+            composition: Some(NameRef { name: name.into() }),
+            ..Default::default()
+        });
         c
     }
 
-    fn pick(c: &DatabaseClaim, comps: &[Composition], policy: Option<&str>) -> Result<String, SelectError> {
+    fn pick(
+        c: &DatabaseClaim,
+        comps: &[Composition],
+        policy: Option<&str>,
+    ) -> Result<String, SelectError> {
         select(c, comps, policy).map(|c| c.name_any())
     }
 
     #[test]
     fn reference_picks_exactly_that_one() {
-        let comps = [comp("a", &[Engine::Postgres], &[], true), comp("b", &[Engine::Postgres], &[], false)];
+        let comps = [
+            comp("a", &[Engine::Postgres], &[], true),
+            comp("b", &[Engine::Postgres], &[], false),
+        ];
         let mut c = claim(Engine::Postgres);
         c.spec.composition_ref = Some(NameRef { name: "b".into() });
         assert_eq!(pick(&c, &comps, None), Ok("b".into()));
         c.spec.composition_ref = Some(NameRef { name: "zzz".into() });
-        assert_eq!(pick(&c, &comps, None), Err(SelectError::RefNotFound("zzz".into())));
+        assert_eq!(
+            pick(&c, &comps, None),
+            Err(SelectError::RefNotFound("zzz".into()))
+        );
     }
 
     #[test]
@@ -157,7 +232,10 @@ mod tests {
         let comps = [comp("my", &[Engine::Mysql], &[], false)];
         let mut c = claim(Engine::Postgres);
         c.spec.composition_ref = Some(NameRef { name: "my".into() });
-        assert!(matches!(pick(&c, &comps, None), Err(SelectError::EngineNotServed { .. })));
+        assert!(matches!(
+            pick(&c, &comps, None),
+            Err(SelectError::EngineNotServed { .. })
+        ));
     }
 
     #[test]
@@ -171,22 +249,42 @@ mod tests {
         let c = with_selector(claim(Engine::Postgres), &[("provider", "aws")]);
         assert_eq!(pick(&c, &comps, None), Ok("b".into()));
         let none = with_selector(claim(Engine::Postgres), &[("provider", "azure")]);
-        assert!(matches!(pick(&none, &comps, None), Err(SelectError::NoMatch { .. })));
+        assert!(matches!(
+            pick(&none, &comps, None),
+            Err(SelectError::NoMatch { .. })
+        ));
     }
 
     #[test]
     fn selector_choice_sticks_when_a_new_one_sorts_first() {
         let comps = [
             comp("a-new", &[Engine::Postgres], &[("provider", "aws")], false),
-            comp("m", &[Engine::Postgres], &[("provider", "aws"), ("tier", "gold")], false),
+            comp(
+                "m",
+                &[Engine::Postgres],
+                &[("provider", "aws"), ("tier", "gold")],
+                false,
+            ),
         ];
-        let c = with_current(with_selector(claim(Engine::Postgres), &[("provider", "aws")]), "m");
+        let c = with_current(
+            with_selector(claim(Engine::Postgres), &[("provider", "aws")]),
+            "m",
+        );
         assert_eq!(pick(&c, &comps, None), Ok("m".into()));
         // An edit that the current one still satisfies does not move it.
-        let c = with_current(with_selector(claim(Engine::Postgres), &[("tier", "gold")]), "m");
+        let c = with_current(
+            with_selector(claim(Engine::Postgres), &[("tier", "gold")]),
+            "m",
+        );
         assert_eq!(pick(&c, &comps, None), Ok("m".into()));
         // One it no longer satisfies does.
-        let c = with_current(with_selector(claim(Engine::Postgres), &[("provider", "aws"), ("tier", "x")]), "m");
+        let c = with_current(
+            with_selector(
+                claim(Engine::Postgres),
+                &[("provider", "aws"), ("tier", "x")],
+            ),
+            "m",
+        );
         assert!(pick(&c, &comps, None).is_err());
     }
 
@@ -198,16 +296,33 @@ mod tests {
             comp("my", &[Engine::Mysql], &[], true),
             comp("pg-other", &[Engine::Postgres], &[], false),
         ];
-        assert_eq!(pick(&claim(Engine::Postgres), &comps, None), Ok("pg-a".into()));
+        assert_eq!(
+            pick(&claim(Engine::Postgres), &comps, None),
+            Ok("pg-a".into())
+        );
         assert_eq!(pick(&claim(Engine::Mysql), &comps, None), Ok("my".into()));
-        assert_eq!(pick(&claim(Engine::Postgres), &comps, Some("pg-other")), Ok("pg-other".into()));
-        assert!(matches!(pick(&claim(Engine::Postgres), &comps, Some("nope")), Err(SelectError::PolicyDefaultMissing(_))));
-        assert_eq!(pick(&claim(Engine::Postgres), &comps[3..], None), Err(SelectError::NoDefault { engine: Engine::Postgres }));
+        assert_eq!(
+            pick(&claim(Engine::Postgres), &comps, Some("pg-other")),
+            Ok("pg-other".into())
+        );
+        assert!(matches!(
+            pick(&claim(Engine::Postgres), &comps, Some("nope")),
+            Err(SelectError::PolicyDefaultMissing(_))
+        ));
+        assert_eq!(
+            pick(&claim(Engine::Postgres), &comps[3..], None),
+            Err(SelectError::NoDefault {
+                engine: Engine::Postgres
+            })
+        );
     }
 
     #[test]
     fn default_choice_sticks_while_it_exists() {
-        let comps = [comp("pg-a", &[Engine::Postgres], &[], true), comp("pg-b", &[Engine::Postgres], &[], false)];
+        let comps = [
+            comp("pg-a", &[Engine::Postgres], &[], true),
+            comp("pg-b", &[Engine::Postgres], &[], false),
+        ];
         let c = with_current(claim(Engine::Postgres), "pg-b");
         assert_eq!(pick(&c, &comps, None), Ok("pg-b".into()));
         let gone = with_current(claim(Engine::Postgres), "deleted");
@@ -216,15 +331,20 @@ mod tests {
 
     #[test]
     fn match_expressions_work() {
-        let comps = [comp("a", &[Engine::Postgres], &[("tier", "gold")], false), comp("b", &[Engine::Postgres], &[("tier", "std")], false)];
+        let comps = [
+            comp("a", &[Engine::Postgres], &[("tier", "gold")], false),
+            comp("b", &[Engine::Postgres], &[("tier", "std")], false),
+        ];
         let mut c = claim(Engine::Postgres);
         c.spec.composition_selector = Some(LabelSelector {
             match_labels: None,
-            match_expressions: Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
-                key: "tier".into(),
-                operator: "NotIn".into(),
-                values: Some(vec!["gold".into()]),
-            }]),
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "NotIn".into(),
+                    values: Some(vec!["gold".into()]),
+                },
+            ]),
         });
         assert_eq!(pick(&c, &comps, None), Ok("b".into()));
     }

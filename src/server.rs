@@ -31,7 +31,15 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Metrics) -> std::io::Resul
         "/metrics",
         get(move || {
             let body = metrics.encode();
-            async move { ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body) }
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    body,
+                )
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -39,15 +47,21 @@ pub async fn serve_metrics(addr: SocketAddr, metrics: Metrics) -> std::io::Resul
 }
 
 pub async fn serve_probes(addr: SocketAddr, readiness: Readiness) -> std::io::Result<()> {
-    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
-        get(move || {
-            let ready = readiness.is_ready();
-            async move {
-                if ready { (StatusCode::OK, "ok").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response() }
-            }
-        }),
-    );
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.is_ready();
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ok").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

@@ -28,7 +28,8 @@ fn check_snapshot(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap_or_else(|e| panic!("{e}"));
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display()));
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_SNAPSHOTS=1)", path.display()));
     pretty_assertions::assert_eq!(expected, actual, "snapshot {name} differs");
 }
 
@@ -37,15 +38,32 @@ fn crds_directory_matches_the_code() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let out = dbclaim(&["crds", "--output-dir", &dir.path().display().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut generated: Vec<_> = std::fs::read_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")).flatten().map(|e| e.file_name()).collect();
+    let mut generated: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     generated.sort();
-    let mut checked_in: Vec<_> = std::fs::read_dir(root().join("crds")).unwrap_or_else(|e| panic!("{e}")).flatten().map(|e| e.file_name()).collect();
+    let mut checked_in: Vec<_> = std::fs::read_dir(root().join("crds"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     checked_in.sort();
-    assert_eq!(generated, checked_in, "crds/ holds other files than `dbclaim crds` writes");
+    assert_eq!(
+        generated, checked_in,
+        "crds/ holds other files than `dbclaim crds` writes"
+    );
     for name in generated {
-        let fresh = std::fs::read_to_string(dir.path().join(&name)).unwrap_or_else(|e| panic!("{e}"));
-        let kept = std::fs::read_to_string(root().join("crds").join(&name)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(fresh == kept, "crds/{} is stale: run `cargo run -- crds --output-dir crds`", name.to_string_lossy());
+        let fresh =
+            std::fs::read_to_string(dir.path().join(&name)).unwrap_or_else(|e| panic!("{e}"));
+        let kept = std::fs::read_to_string(root().join("crds").join(&name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            fresh == kept,
+            "crds/{} is stale: run `cargo run -- crds --output-dir crds`",
+            name.to_string_lossy()
+        );
     }
     // The printed form holds every CRD too.
     let printed = text(&dbclaim(&["crds"]).stdout);
@@ -57,13 +75,23 @@ fn chart_crds_match_crds_directory() {
     let chart = root().join("charts/dbclaim/crds");
     if !chart.exists() {
         // The chart arrives with its own issue; until then there is nothing to drift.
-        assert!(!root().join("charts/dbclaim/Chart.yaml").exists(), "the chart exists but has no crds/ folder");
+        assert!(
+            !root().join("charts/dbclaim/Chart.yaml").exists(),
+            "the chart exists but has no crds/ folder"
+        );
         return;
     }
-    for entry in std::fs::read_dir(root().join("crds")).unwrap_or_else(|e| panic!("{e}")).flatten() {
+    for entry in std::fs::read_dir(root().join("crds"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+    {
         let kept = std::fs::read_to_string(entry.path()).unwrap_or_else(|e| panic!("{e}"));
         let in_chart = std::fs::read_to_string(chart.join(entry.file_name())).unwrap_or_default();
-        assert!(kept == in_chart, "charts/dbclaim/crds/{} differs from crds/", entry.file_name().to_string_lossy());
+        assert!(
+            kept == in_chart,
+            "charts/dbclaim/crds/{} differs from crds/",
+            entry.file_name().to_string_lossy()
+        );
     }
 }
 
@@ -84,35 +112,66 @@ fn every_shipped_composition_validates() {
     assert!(files.len() >= 3, "expected the shipped compositions");
     for f in files {
         let out = dbclaim(&["validate", &f.display().to_string()]);
-        assert!(out.status.success(), "{}: {}{}", f.display(), text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            f.display(),
+            text(&out.stdout),
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn every_shipped_composition_renders_as_its_snapshot() {
     for f in compositions() {
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let claim = if stem.contains("mysql") { "tests/fixtures/claim-mysql.yaml" } else { "examples/claim.yaml" };
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let claim = if stem.contains("mysql") {
+            "tests/fixtures/claim-mysql.yaml"
+        } else {
+            "examples/claim.yaml"
+        };
         let out = dbclaim(&["render", "-c", claim, "-C", &f.display().to_string()]);
-        assert!(out.status.success(), "{}: {}", f.display(), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            text(&out.stderr)
+        );
         check_snapshot(&format!("{stem}.yaml"), &text(&out.stdout));
     }
 }
 
 #[test]
 fn render_follows_size_and_storage() {
-    let out = dbclaim(&["render", "-c", "examples/claim.yaml", "-C", "compositions/aws-rds-postgres.yaml"]);
+    let out = dbclaim(&[
+        "render",
+        "-c",
+        "examples/claim.yaml",
+        "-C",
+        "compositions/aws-rds-postgres.yaml",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<serde_json::Value> = dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
+    let docs: Vec<serde_json::Value> =
+        dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(docs.len(), 2, "the claim, then one RDSInstance");
     assert_eq!(docs[0]["kind"], "DatabaseClaim");
     assert_eq!(docs[0]["status"]["composition"]["name"], "aws-rds-postgres");
     let rds = &docs[1];
     assert_eq!(rds["kind"], "RDSInstance");
     assert_eq!(rds["metadata"]["name"], "team-a-orders-db-instance");
-    assert_eq!(rds["spec"]["forProvider"]["dbInstanceClass"], "db.m6g.large");
+    assert_eq!(
+        rds["spec"]["forProvider"]["dbInstanceClass"],
+        "db.m6g.large"
+    );
     assert_eq!(rds["spec"]["forProvider"]["allocatedStorage"], 50);
-    assert_eq!(rds["metadata"]["labels"]["dbclaim.io/claim-namespace"], "team-a");
+    assert_eq!(
+        rds["metadata"]["labels"]["dbclaim.io/claim-namespace"],
+        "team-a"
+    );
 }
 
 #[test]
@@ -129,7 +188,10 @@ fn render_with_observed_objects_reads_them() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let docs = dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
     let status = &docs[0]["status"];
-    assert_eq!(status["outputs"]["endpoint"], "orders.abc.us-east-1.rds.amazonaws.com");
+    assert_eq!(
+        status["outputs"]["endpoint"],
+        "orders.abc.us-east-1.rds.amazonaws.com"
+    );
     assert_eq!(status["resources"][0]["ready"], true);
 }
 
@@ -139,22 +201,43 @@ fn validate_reports_the_resource_and_patch_of_a_broken_composition() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("broken-composition.yaml"), "{stdout}");
-    assert!(stdout.contains("resource \"instance\", patch 1"), "{stdout}");
-    assert!(stdout.contains("resource \"instance\", patch 2"), "{stdout}");
+    assert!(
+        stdout.contains("resource \"instance\", patch 1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("resource \"instance\", patch 2"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn render_of_a_missing_file_fails_with_exit_1() {
-    let out = dbclaim(&["render", "-c", "no/such/claim.yaml", "-C", "compositions/shared-postgres.yaml"]);
+    let out = dbclaim(&[
+        "render",
+        "-c",
+        "no/such/claim.yaml",
+        "-C",
+        "compositions/shared-postgres.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no/such/claim.yaml"));
 }
 
 #[test]
 fn bad_usage_exits_2() {
-    for args in [&["render"][..], &["frobnicate"], &["validate"], &["run", "--concurrency", "0"]] {
+    for args in [
+        &["render"][..],
+        &["frobnicate"],
+        &["validate"],
+        &["run", "--concurrency", "0"],
+    ] {
         let out = dbclaim(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
-

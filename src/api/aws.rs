@@ -19,10 +19,26 @@ use super::common::{ConfigStatus, DeletionPolicy, ProviderConfigRef, SecretRef};
     status = "RDSInstanceStatus",
     category = "dbclaim",
     derive = "PartialEq",
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
-    printcolumn(name = "SYNCED", type_ = "string", json_path = ".status.conditions[?(@.type=='Synced')].status"),
-    printcolumn(name = "STATE", type_ = "string", json_path = ".status.atProvider.dbInstanceStatus"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "SYNCED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Synced')].status"
+    ),
+    printcolumn(
+        name = "STATE",
+        type_ = "string",
+        json_path = ".status.atProvider.dbInstanceStatus"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RDSInstanceSpec {
@@ -156,4 +172,3 @@ pub struct SecretKeyRef {
     pub name: String,
     pub key: String,
 }
-

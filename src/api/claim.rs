@@ -21,11 +21,31 @@ use super::common::{DeletionPolicy, NameRef, any_map};
     derive = "PartialEq",
     printcolumn(name = "ENGINE", type_ = "string", json_path = ".spec.engine"),
     printcolumn(name = "SIZE", type_ = "string", json_path = ".spec.size"),
-    printcolumn(name = "READY", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
-    printcolumn(name = "SYNCED", type_ = "string", json_path = ".status.conditions[?(@.type=='Synced')].status"),
-    printcolumn(name = "COMPOSITION", type_ = "string", json_path = ".status.composition.name"),
-    printcolumn(name = "SECRET", type_ = "string", json_path = ".status.connectionSecretRef.name"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "READY",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "SYNCED",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Synced')].status"
+    ),
+    printcolumn(
+        name = "COMPOSITION",
+        type_ = "string",
+        json_path = ".status.composition.name"
+    ),
+    printcolumn(
+        name = "SECRET",
+        type_ = "string",
+        json_path = ".status.connectionSecretRef.name"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("!(has(self.compositionRef) && has(self.compositionSelector))").message("set compositionRef or compositionSelector, not both"))]
 #[x_kube(validation = Rule::new("has(self.databaseName) == has(oldSelf.databaseName) && (!has(self.databaseName) || self.databaseName == oldSelf.databaseName)").message("databaseName is immutable: create a new claim for another database"))]
@@ -69,7 +89,19 @@ fn default_storage_gb() -> i64 {
     20
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Postgres,
@@ -99,7 +131,20 @@ impl std::fmt::Display for Engine {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Size {
     #[default]

@@ -42,7 +42,9 @@ pub struct ProviderConfigRef {
 
 impl Default for ProviderConfigRef {
     fn default() -> Self {
-        Self { name: default_provider_config() }
+        Self {
+            name: default_provider_config(),
+        }
     }
 }
 

@@ -23,7 +23,11 @@ use super::common::{ConfigStatus, any_map, any_object, any_value};
     category = "dbclaim",
     derive = "PartialEq",
     printcolumn(name = "ENGINES", type_ = "string", json_path = ".spec.engines"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CompositionSpec {

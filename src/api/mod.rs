@@ -2,6 +2,9 @@
 //!
 //! Types only: behaviour lives in the engine, the reconcilers and the providers.
 
+// kube's `printcolumn(..., type_ = "string", ...)` repeats a key clippy reads as a duplicate attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod aws;
 pub mod claim;
 pub mod common;
@@ -14,8 +17,8 @@ pub use common::{DeletionPolicy, NameRef};
 pub use composition::{Composition, CompositionSpec};
 pub use policy::{ClaimPolicy, ClaimPolicySpec};
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// The category every dbclaim kind is listed under (`kubectl get dbclaim`).
 pub const CATEGORY: &str = "dbclaim";

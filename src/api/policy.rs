@@ -29,11 +29,19 @@ pub struct ClaimPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_sizes: Option<Vec<Size>>,
     /// Largest storageGB of one claim.
-    #[serde(default, rename = "maxStorageGB", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "maxStorageGB",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1))]
     pub max_storage_gb: Option<i64>,
     /// Largest storageGB summed over a namespace's claims.
-    #[serde(default, rename = "maxTotalStorageGB", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "maxTotalStorageGB",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(range(min = 1))]
     pub max_total_storage_gb: Option<i64>,
     /// Compositions claims may use, by label.

@@ -52,7 +52,10 @@ struct Stop {
 
 impl Stop {
     fn new(reason: SyncedReason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
+        Self {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -64,11 +67,37 @@ struct Progress {
     outputs: BTreeMap<String, Value>,
     secret: Option<String>,
     not_ready: Vec<String>,
+    /// `Synced=False` messages of composed objects: the provider's trouble.
+    provider_errors: Vec<String>,
     events: Vec<Event>,
 }
 
+/// A composed object's own `Synced=False`, as `<Kind> <name>: <message>`.
+fn provider_error(obj: &Value) -> Option<String> {
+    let conditions = obj.pointer("/status/conditions")?.as_array()?;
+    let synced = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))?;
+    if synced.get("status").and_then(Value::as_str) != Some("False") {
+        return None;
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = synced
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(format!("{kind} {name}: {message}"))
+}
+
 fn is_paused(claim: &DatabaseClaim) -> bool {
-    claim.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+    claim
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 #[instrument(skip_all, fields(claim = %claim.name_any(), namespace = claim.namespace().unwrap_or_default()))]
@@ -87,14 +116,20 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconciled("claim", result.is_ok(), started.elapsed());
+    ctx.metrics
+        .reconciled("claim", result.is_ok(), started.elapsed());
     result
 }
 
 pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context>) -> Action {
     match error {
         Error::WaitingForDeletion(_) => Action::requeue(Duration::from_secs(2)),
-        Error::Finalizer(inner) if matches!(**inner, kube::runtime::finalizer::Error::CleanupFailed(Error::WaitingForDeletion(_))) => {
+        Error::Finalizer(inner)
+            if matches!(
+                **inner,
+                kube::runtime::finalizer::Error::CleanupFailed(Error::WaitingForDeletion(_))
+            ) =>
+        {
             Action::requeue(Duration::from_secs(2))
         }
         _ => {
@@ -111,13 +146,25 @@ async fn apply(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Error
     let mut progress = Progress::default();
     let outcome = provision(&claim, ctx, &mut progress).await;
     let (synced, requeue) = match outcome {
+        Ok(()) if !progress.provider_errors.is_empty() => {
+            let message = progress.provider_errors.join("; ");
+            (
+                Cond::synced(false, SyncedReason::ProviderError, message),
+                Some(Duration::from_secs(30)),
+            )
+        }
         Ok(()) => (Cond::synced(true, SyncedReason::ReconcileSuccess, ""), None),
         Err(StopOr::Stop(stop)) => {
             let requeue = match stop.reason {
-                SyncedReason::ProviderError | SyncedReason::ReconcileError => Duration::from_secs(30),
+                SyncedReason::ProviderError | SyncedReason::ReconcileError => {
+                    Duration::from_secs(30)
+                }
                 _ => Duration::from_secs(300),
             };
-            (Cond::synced(false, stop.reason, stop.message), Some(requeue))
+            (
+                Cond::synced(false, stop.reason, stop.message),
+                Some(requeue),
+            )
         }
         Err(StopOr::Error(e)) => return Err(e),
     };
@@ -149,48 +196,80 @@ impl From<kube::Error> for StopOr {
     }
 }
 
-async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress) -> Result<(), StopOr> {
+async fn provision(
+    claim: &DatabaseClaim,
+    ctx: &Context,
+    progress: &mut Progress,
+) -> Result<(), StopOr> {
     let ns = claim.namespace().unwrap_or_default();
     let name = claim.name_any();
 
     // Select.
-    let compositions: Vec<Composition> = ctx.compositions.state().iter().map(|c| (**c).clone()).collect();
-    let policy = crate::policy::evaluate(claim, &ctx.policies.state(), &namespace_labels(ctx, &ns).await?);
-    let composition = crate::selection::select(claim, &compositions, policy.default_composition.as_deref()).map_err(|e| {
-        let reason = match e {
-            crate::selection::SelectError::EngineNotServed { .. } | crate::selection::SelectError::BadSelector(_) => {
-                SyncedReason::CompositionInvalid
-            }
-            _ => SyncedReason::CompositionNotFound,
-        };
-        Stop::new(reason, e.to_string())
-    })?;
+    let compositions: Vec<Composition> = ctx
+        .compositions
+        .state()
+        .iter()
+        .map(|c| (**c).clone())
+        .collect();
+    let policy = crate::policy::evaluate(
+        claim,
+        &ctx.policies.state(),
+        &namespace_labels(ctx, &ns).await?,
+    );
+    let composition =
+        crate::selection::select(claim, &compositions, policy.default_composition.as_deref())
+            .map_err(|e| {
+                let reason = match e {
+                    crate::selection::SelectError::EngineNotServed { .. }
+                    | crate::selection::SelectError::BadSelector(_) => {
+                        SyncedReason::CompositionInvalid
+                    }
+                    _ => SyncedReason::CompositionNotFound,
+                };
+                Stop::new(reason, e.to_string())
+            })?;
     let comp_name = composition.name_any();
     progress.composition = Some(comp_name.clone());
     if previous_composition(claim) != Some(comp_name.as_str()) {
-        progress.events.push(normal("CompositionSelected", "SelectComposition", format!("composition {comp_name} selected")));
+        progress.events.push(normal(
+            "CompositionSelected",
+            "SelectComposition",
+            format!("composition {comp_name} selected"),
+        ));
     }
-    crate::policy::check(&policy, claim, &composition, &claims_in_namespace(ctx, &ns).await?)
-        .map_err(|v| Stop::new(SyncedReason::PolicyViolation, v))?;
+    crate::policy::check(
+        &policy,
+        claim,
+        composition,
+        &claims_in_namespace(ctx, &ns).await?,
+    )
+    .map_err(|v| Stop::new(SyncedReason::PolicyViolation, v))?;
 
     // Observe what exists.
     let mut kinds = BTreeMap::new();
     let mut observed = BTreeMap::new();
     for t in &composition.spec.resources {
-        let (api_version, kind_name) = base_kind(&t.base)
-            .ok_or_else(|| Stop::new(SyncedReason::CompositionInvalid, format!("composition {comp_name}, resource {:?}: base needs apiVersion and kind", t.name)))?;
+        let (api_version, kind_name) = base_kind(&t.base).ok_or_else(|| {
+            Stop::new(
+                SyncedReason::CompositionInvalid,
+                format!(
+                    "composition {comp_name}, resource {:?}: base needs apiVersion and kind",
+                    t.name
+                ),
+            )
+        })?;
         let kind = resolve(ctx, &comp_name, &t.name, &api_version, &kind_name).await?;
         let object_name = naming::composed_name(&ns, &name, &t.name);
         let api = dynamic_api(ctx, &kind, &ns);
         let current = api.get_opt(&object_name).await?;
-        if let Some(obj) = &current {
-            if !labels::belongs_to(obj.labels(), &ns, &name) {
-                return Err(Stop::new(
+        if let Some(obj) = &current
+            && !labels::belongs_to(obj.labels(), &ns, &name)
+        {
+            return Err(Stop::new(
                     SyncedReason::ReconcileError,
                     format!("{kind_name} {object_name} already exists and does not belong to this claim: dbclaim will not take it over; remove it or rename the claim"),
                 )
                 .into());
-            }
         }
         let connection = match &current {
             Some(obj) => managed_connection(ctx, obj, &ns).await?,
@@ -201,9 +280,8 @@ async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress
         kinds.insert(t.name.clone(), kind);
     }
 
-    // Render (pure), in a block: the request borrows a closure that must
-    // not live across an await.
-    let rendered = {
+    let render = |observed: &BTreeMap<String, Observed>| {
+        // The request borrows a closure that must not live across an await.
         let scope_of = |api_version: &str, kind: &str| {
             kinds
                 .values()
@@ -215,28 +293,61 @@ async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress
             claim,
             composition_name: &comp_name,
             composition: &composition.spec,
-            observed: &observed,
+            observed,
             scope: &scope_of,
         };
-        engine::render(&request)
-    }
-    .map_err(|e| Stop::new(SyncedReason::CompositionInvalid, format!("composition {comp_name}: {e}")))?;
+        engine::render(&request).map_err(|e| {
+            Stop::new(
+                SyncedReason::CompositionInvalid,
+                format!("composition {comp_name}: {e}"),
+            )
+        })
+    };
+    let mut rendered = render(&observed)?;
 
     // Apply what changed.
+    let mut applied = false;
     for r in &rendered.resources {
-        let Some(kind) = kinds.get(&r.name) else { continue };
+        let Some(kind) = kinds.get(&r.name) else {
+            continue;
+        };
         let api = dynamic_api(ctx, kind, &ns);
         let current = observed.get(&r.name).and_then(|o| o.object.as_ref());
-        let object_name = r.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let object_name = r
+            .object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let desired = with_applied_hash(r.object.clone());
         if !needs_apply(&desired, current) {
             continue;
         }
-        api.patch(&object_name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired)).await?;
-        if current.is_none() {
-            info!(resource = %r.name, object = %object_name, "composed object created");
-            progress.events.push(normal("ResourceCreated", "CreateResource", format!("created {} {object_name}", kind.resource.kind)));
+        let created = current.is_none();
+        let result = api
+            .patch(
+                &object_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await?;
+        applied = true;
+        if let Some(o) = observed.get_mut(&r.name) {
+            o.object = serde_json::to_value(result).ok();
         }
+        if created {
+            info!(resource = %r.name, object = %object_name, "composed object created");
+            progress.events.push(normal(
+                "ResourceCreated",
+                "CreateResource",
+                format!("created {} {object_name}", kind.resource.kind),
+            ));
+        }
+    }
+    // What the API server answered is the freshest observation: readiness
+    // and connection details need not wait for the next pass.
+    if applied {
+        rendered = render(&observed)?;
     }
     progress.resources = rendered
         .resources
@@ -247,12 +358,27 @@ async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress
                 name: r.name.clone(),
                 api_version: kind.resource.api_version.clone(),
                 kind: kind.resource.kind.clone(),
-                resource_name: r.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                resource_name: r
+                    .object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 ready: r.readiness.ready,
             })
         })
         .collect();
-    progress.not_ready = rendered.resources.iter().filter(|r| !r.readiness.ready).map(|r| r.readiness.message.clone()).collect();
+    progress.not_ready = rendered
+        .resources
+        .iter()
+        .filter(|r| !r.readiness.ready)
+        .map(|r| r.readiness.message.clone())
+        .collect();
+    progress.provider_errors = observed
+        .values()
+        .filter_map(|o| o.object.as_ref())
+        .filter_map(provider_error)
+        .collect();
     progress.outputs = rendered.outputs.clone();
 
     remove_stale(claim, ctx, &progress.resources).await?;
@@ -262,11 +388,18 @@ async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress
     let assembled = engine::connection_secret(claim.spec.engine, &comp_name, &rendered.connection);
     if assembled.missing.is_empty() {
         if write_secret(claim, ctx, &secret_name, &assembled).await? {
-            progress.events.push(normal("ConnectionSecretWritten", "WriteSecret", format!("connection secret {secret_name} written")));
+            progress.events.push(normal(
+                "ConnectionSecretWritten",
+                "WriteSecret",
+                format!("connection secret {secret_name} written"),
+            ));
         }
         progress.secret = Some(secret_name);
     } else {
-        progress.not_ready.push(format!("connection secret {secret_name} lacks {}", assembled.missing.join(", ")));
+        progress.not_ready.push(format!(
+            "connection secret {secret_name} lacks {}",
+            assembled.missing.join(", ")
+        ));
         if secret_exists(ctx, &ns, &secret_name, claim).await? {
             progress.secret = Some(secret_name);
         }
@@ -275,7 +408,12 @@ async fn provision(claim: &DatabaseClaim, ctx: &Context, progress: &mut Progress
 }
 
 fn previous_composition(claim: &DatabaseClaim) -> Option<&str> {
-    claim.status.as_ref()?.composition.as_ref().map(|r| r.name.as_str())
+    claim
+        .status
+        .as_ref()?
+        .composition
+        .as_ref()
+        .map(|r| r.name.as_str())
 }
 
 fn base_kind(base: &Value) -> Option<(String, String)> {
@@ -284,7 +422,13 @@ fn base_kind(base: &Value) -> Option<(String, String)> {
     Some((api_version, kind))
 }
 
-async fn resolve(ctx: &Context, comp: &str, resource: &str, api_version: &str, kind: &str) -> Result<Kind, StopOr> {
+async fn resolve(
+    ctx: &Context,
+    comp: &str,
+    resource: &str,
+    api_version: &str,
+    kind: &str,
+) -> Result<Kind, StopOr> {
     match ctx.kinds.resolve(api_version, kind).await {
         Ok(k) => Ok(k),
         Err(kube::Error::Api(e)) if e.code == 404 => Err(Stop::new(
@@ -312,13 +456,24 @@ fn dynamic_api(ctx: &Context, kind: &Kind, ns: &str) -> Api<DynamicObject> {
 /// to (`spec.writeConnectionSecretToRef`, defaulting to the object's name in
 /// the operator's namespace). Only the operator's and the claim's own
 /// namespaces are read, so a composition cannot pull another tenant's Secret.
-async fn managed_connection(ctx: &Context, obj: &DynamicObject, claim_ns: &str) -> Result<BTreeMap<String, Vec<u8>>, kube::Error> {
+async fn managed_connection(
+    ctx: &Context,
+    obj: &DynamicObject,
+    claim_ns: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, kube::Error> {
     let reference = obj.data.pointer("/spec/writeConnectionSecretToRef");
-    let is_managed = obj.types.as_ref().is_some_and(|t| t.api_version.contains(".dbclaim.io/"));
+    let is_managed = obj
+        .types
+        .as_ref()
+        .is_some_and(|t| t.api_version.contains(".dbclaim.io/"));
     if reference.is_none() && !is_managed {
         return Ok(BTreeMap::new());
     }
-    let name = reference.and_then(|r| r.get("name")).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| obj.name_any());
+    let name = reference
+        .and_then(|r| r.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| obj.name_any());
     let ns = reference
         .and_then(|r| r.get("namespace"))
         .and_then(Value::as_str)
@@ -359,29 +514,47 @@ fn needs_apply(desired: &Value, current: Option<&Value>) -> bool {
 /// Numbers compare by value (the API server turns 20.0 into 20).
 pub fn is_subset(want: &Value, have: &Value) -> bool {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
-        (Value::Array(w), Value::Array(h)) => w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b)),
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (a, b) => a == b,
     }
 }
 
 /// Deletes composed objects the composition no longer declares.
-async fn remove_stale(claim: &DatabaseClaim, ctx: &Context, current: &[ResourceStatus]) -> Result<(), StopOr> {
-    let Some(status) = &claim.status else { return Ok(()) };
+async fn remove_stale(
+    claim: &DatabaseClaim,
+    ctx: &Context,
+    current: &[ResourceStatus],
+) -> Result<(), StopOr> {
+    let Some(status) = &claim.status else {
+        return Ok(());
+    };
     let ns = claim.namespace().unwrap_or_default();
     for old in &status.resources {
-        let still = current.iter().any(|r| r.api_version == old.api_version && r.kind == old.kind && r.resource_name == old.resource_name);
+        let still = current.iter().any(|r| {
+            r.api_version == old.api_version
+                && r.kind == old.kind
+                && r.resource_name == old.resource_name
+        });
         if still {
             continue;
         }
-        let Ok(kind) = ctx.kinds.resolve(&old.api_version, &old.kind).await else { continue };
+        let Ok(kind) = ctx.kinds.resolve(&old.api_version, &old.kind).await else {
+            continue;
+        };
         let api = dynamic_api(ctx, &kind, &ns);
-        if let Some(obj) = api.get_opt(&old.resource_name).await? {
-            if labels::belongs_to(obj.labels(), &ns, &claim.name_any()) && obj.metadata.deletion_timestamp.is_none() {
-                api.delete(&old.resource_name, &DeleteParams::background()).await?;
-                info!(object = %old.resource_name, "removed composed object the composition no longer declares");
-            }
+        if let Some(obj) = api.get_opt(&old.resource_name).await?
+            && labels::belongs_to(obj.labels(), &ns, &claim.name_any())
+            && obj.metadata.deletion_timestamp.is_none()
+        {
+            api.delete(&old.resource_name, &DeleteParams::background())
+                .await?;
+            info!(object = %old.resource_name, "removed composed object the composition no longer declares");
         }
     }
     Ok(())
@@ -393,11 +566,20 @@ fn owner_reference(claim: &DatabaseClaim) -> Option<OwnerReference> {
 
 /// Writes the claim's connection Secret when its content differs; true when
 /// it wrote. A Secret of that name that this claim does not own is left alone.
-async fn write_secret(claim: &DatabaseClaim, ctx: &Context, name: &str, assembled: &engine::ConnectionSecret) -> Result<bool, StopOr> {
+async fn write_secret(
+    claim: &DatabaseClaim,
+    ctx: &Context,
+    name: &str,
+    assembled: &engine::ConnectionSecret,
+) -> Result<bool, StopOr> {
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = api.get_opt(name).await?;
-    let data: BTreeMap<String, ByteString> = assembled.data.iter().map(|(k, v)| (k.clone(), ByteString(v.clone()))).collect();
+    let data: BTreeMap<String, ByteString> = assembled
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.clone())))
+        .collect();
     let labels = labels::for_claim(&ns, &claim.name_any());
     if let Some(s) = &existing {
         if !owned_by(s, claim) {
@@ -426,29 +608,53 @@ async fn write_secret(claim: &DatabaseClaim, ctx: &Context, name: &str, assemble
         data: Some(data),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&secret).map_err(|e| Stop::new(SyncedReason::ReconcileError, e.to_string()))?;
+    let mut value = serde_json::to_value(&secret)
+        .map_err(|e| Stop::new(SyncedReason::ReconcileError, e.to_string()))?;
     value["apiVersion"] = json!("v1");
     value["kind"] = json!("Secret");
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&value)).await?;
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
     Ok(true)
 }
 
-async fn secret_exists(ctx: &Context, ns: &str, name: &str, claim: &DatabaseClaim) -> Result<bool, kube::Error> {
+async fn secret_exists(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    claim: &DatabaseClaim,
+) -> Result<bool, kube::Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.get_opt(name).await?.is_some_and(|s| owned_by(&s, claim)))
+    Ok(api
+        .get_opt(name)
+        .await?
+        .is_some_and(|s| owned_by(&s, claim)))
 }
 
 fn owned_by(secret: &Secret, claim: &DatabaseClaim) -> bool {
     let uid = claim.uid();
-    secret.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "DatabaseClaim")
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "DatabaseClaim")
 }
 
-async fn namespace_labels(ctx: &Context, ns: &str) -> Result<BTreeMap<String, String>, kube::Error> {
+async fn namespace_labels(
+    ctx: &Context,
+    ns: &str,
+) -> Result<BTreeMap<String, String>, kube::Error> {
     if ctx.policies.state().is_empty() {
         return Ok(BTreeMap::new());
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-    Ok(api.get_opt(ns).await?.map(|n| n.labels().clone()).unwrap_or_default())
+    Ok(api
+        .get_opt(ns)
+        .await?
+        .map(|n| n.labels().clone())
+        .unwrap_or_default())
 }
 
 async fn claims_in_namespace(ctx: &Context, ns: &str) -> Result<Vec<DatabaseClaim>, kube::Error> {
@@ -460,10 +666,20 @@ async fn claims_in_namespace(ctx: &Context, ns: &str) -> Result<Vec<DatabaseClai
 }
 
 fn ready_condition(claim: &DatabaseClaim, synced: &Cond, progress: &Progress) -> Cond {
-    let was_ready = claim.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready));
-    if !synced.status && progress.resources.is_empty() {
+    let was_ready = claim
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready));
+    if !synced.status
+        && synced.reason != SyncedReason::ProviderError.as_str()
+        && progress.resources.is_empty()
+    {
         // Nothing could be (re)computed: keep what was known about readiness.
-        if let Some(c) = claim.status.as_ref().and_then(|s| conditions::find(&s.conditions, ConditionType::Ready)) {
+        if let Some(c) = claim
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, ConditionType::Ready))
+        {
             let reason = match c.reason.as_str() {
                 "Available" => ReadyReason::Available,
                 "Unavailable" => ReadyReason::Unavailable,
@@ -471,16 +687,34 @@ fn ready_condition(claim: &DatabaseClaim, synced: &Cond, progress: &Progress) ->
             };
             return Cond::ready(c.status == "True", reason, c.message.clone());
         }
-        return Cond::ready(false, ReadyReason::Creating, format!("not provisioned: {}", synced.message));
+        return Cond::ready(
+            false,
+            ReadyReason::Creating,
+            format!("not provisioned: {}", synced.message),
+        );
     }
     if progress.not_ready.is_empty() {
         return Cond::ready(true, ReadyReason::Available, "");
     }
-    let reason = if was_ready { ReadyReason::Unavailable } else { ReadyReason::Creating };
-    Cond::ready(false, reason, format!("waiting for: {}", progress.not_ready.join("; ")))
+    let reason = if was_ready {
+        ReadyReason::Unavailable
+    } else {
+        ReadyReason::Creating
+    };
+    Cond::ready(
+        false,
+        reason,
+        format!("waiting for: {}", progress.not_ready.join("; ")),
+    )
 }
 
-async fn write_status(claim: &DatabaseClaim, ctx: &Context, progress: Progress, synced: Cond, ready: Cond) -> Result<(), Error> {
+async fn write_status(
+    claim: &DatabaseClaim,
+    ctx: &Context,
+    progress: Progress,
+    synced: Cond,
+    ready: Cond,
+) -> Result<(), Error> {
     let old = claim.status.clone().unwrap_or_default();
     let mut new = old.clone();
     let generation = claim.metadata.generation;
@@ -488,7 +722,7 @@ async fn write_status(claim: &DatabaseClaim, ctx: &Context, progress: Progress, 
     conditions::set(&mut new.conditions, &synced, generation, now);
     conditions::set(&mut new.conditions, &ready, generation, now);
     new.observed_generation = generation;
-    if synced.status || !progress.resources.is_empty() {
+    if !progress.resources.is_empty() || synced.status {
         new.resources = progress.resources;
         new.outputs = progress.outputs;
     }
@@ -504,8 +738,14 @@ async fn write_status(claim: &DatabaseClaim, ctx: &Context, progress: Progress, 
     if new != old {
         let ns = claim.namespace().unwrap_or_default();
         let api: Api<DatabaseClaim> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim", "status": new});
-        api.patch_status(&claim.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        let patch =
+            json!({"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim", "status": new});
+        api.patch_status(
+            &claim.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     }
     let reference = claim.object_ref(&());
     for event in events {
@@ -521,7 +761,9 @@ async fn write_status(claim: &DatabaseClaim, ctx: &Context, progress: Progress, 
 fn transition_events(old: &DatabaseClaimStatus, synced: &Cond, ready: &Cond) -> Vec<Event> {
     let mut out = Vec::new();
     let old_synced = conditions::find(&old.conditions, ConditionType::Synced);
-    if !synced.status && old_synced.is_none_or(|c| c.reason != synced.reason || c.message != synced.message) {
+    if !synced.status
+        && old_synced.is_none_or(|c| c.reason != synced.reason || c.message != synced.message)
+    {
         out.push(Event {
             type_: EventType::Warning,
             reason: synced.reason.to_string(),
@@ -532,7 +774,11 @@ fn transition_events(old: &DatabaseClaimStatus, synced: &Cond, ready: &Cond) -> 
     }
     let was_ready = conditions::is_true(&old.conditions, ConditionType::Ready);
     if ready.status && !was_ready {
-        out.push(normal("Ready", "Reconcile", "the database is ready".to_string()));
+        out.push(normal(
+            "Ready",
+            "Reconcile",
+            "the database is ready".to_string(),
+        ));
     } else if !ready.status && was_ready {
         out.push(Event {
             type_: EventType::Warning,
@@ -546,7 +792,13 @@ fn transition_events(old: &DatabaseClaimStatus, synced: &Cond, ready: &Cond) -> 
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {
-    Event { type_: EventType::Normal, reason: reason.into(), note: Some(note), action: action.into(), secondary: None }
+    Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -563,10 +815,20 @@ async fn cleanup(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Err
         .status
         .as_ref()
         .and_then(|s| conditions::find(&s.conditions, ConditionType::Synced))
-        .map(|c| Cond::synced(c.status == "True", SyncedReason::ReconcileSuccess, c.message.clone()))
+        .map(|c| {
+            Cond::synced(
+                c.status == "True",
+                SyncedReason::ReconcileSuccess,
+                c.message.clone(),
+            )
+        })
         .unwrap_or_else(|| Cond::synced(true, SyncedReason::ReconcileSuccess, ""));
     let progress = Progress {
-        resources: claim.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default(),
+        resources: claim
+            .status
+            .as_ref()
+            .map(|s| s.resources.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
     if let Err(e) = write_status(&claim, ctx, progress, synced, deleting).await {
@@ -575,7 +837,9 @@ async fn cleanup(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Err
     let mut remaining = 0;
     for (kind, object_name) in composed_objects(&claim, ctx).await {
         let api = dynamic_api(ctx, &kind, &ns);
-        let Some(obj) = api.get_opt(&object_name).await? else { continue };
+        let Some(obj) = api.get_opt(&object_name).await? else {
+            continue;
+        };
         if !labels::belongs_to(obj.labels(), &ns, &name) {
             continue;
         }
@@ -583,7 +847,8 @@ async fn cleanup(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Err
             DeletionPolicy::Delete => {
                 remaining += 1;
                 if obj.metadata.deletion_timestamp.is_none() {
-                    api.delete(&object_name, &DeleteParams::background()).await?;
+                    api.delete(&object_name, &DeleteParams::background())
+                        .await?;
                     info!(object = %object_name, "deleting composed object");
                 }
             }
@@ -592,7 +857,12 @@ async fn cleanup(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Err
                     "ownerReferences": null,
                     "labels": {labels::CLAIM_NAME: null, labels::CLAIM_NAMESPACE: null, labels::COMPOSITION: null, labels::RESOURCE: null},
                 }});
-                api.patch(&object_name, &PatchParams::default(), &Patch::Merge(&release)).await?;
+                api.patch(
+                    &object_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&release),
+                )
+                .await?;
                 info!(object = %object_name, "orphaned composed object");
             }
         }
@@ -611,12 +881,30 @@ async fn composed_objects(claim: &DatabaseClaim, ctx: &Context) -> Vec<(Kind, St
     let mut wanted: Vec<(String, String, String)> = claim
         .status
         .as_ref()
-        .map(|s| s.resources.iter().map(|r| (r.api_version.clone(), r.kind.clone(), r.resource_name.clone())).collect())
+        .map(|s| {
+            s.resources
+                .iter()
+                .map(|r| {
+                    (
+                        r.api_version.clone(),
+                        r.kind.clone(),
+                        r.resource_name.clone(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
-    if let Some(comp) = previous_composition(claim).and_then(|n| ctx.compositions.get(&kube::runtime::reflector::ObjectRef::new(n))) {
+    if let Some(comp) = previous_composition(claim).and_then(|n| {
+        ctx.compositions
+            .get(&kube::runtime::reflector::ObjectRef::new(n))
+    }) {
         for t in &comp.spec.resources {
             if let Some((api_version, kind)) = base_kind(&t.base) {
-                wanted.push((api_version, kind, naming::composed_name(&ns, &claim.name_any(), &t.name)));
+                wanted.push((
+                    api_version,
+                    kind,
+                    naming::composed_name(&ns, &claim.name_any(), &t.name),
+                ));
             }
         }
     }
@@ -650,6 +938,9 @@ mod tests {
         let a = with_applied_hash(json!({"metadata": {"name": "x"}, "spec": {"k": 1}}));
         let b = with_applied_hash(json!({"metadata": {"name": "x"}, "spec": {"k": 1}}));
         assert_eq!(a, b);
-        assert!(a.pointer("/metadata/annotations/dbclaim.io~1applied-hash").is_some());
+        assert!(
+            a.pointer("/metadata/annotations/dbclaim.io~1applied-hash")
+                .is_some()
+        );
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::PartialObjectMeta;
 use kube::discovery::{Scope as KubeScope, pinned_kind};
 use kube::runtime::reflector::ObjectRef;
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
@@ -34,7 +34,12 @@ pub struct Kinds {
 
 impl Kinds {
     pub fn new(client: Client, wake: mpsc::UnboundedSender<ObjectRef<DatabaseClaim>>) -> Self {
-        Self { client, cache: Mutex::default(), watched: Mutex::default(), wake }
+        Self {
+            client,
+            cache: Mutex::default(),
+            watched: Mutex::default(),
+            wake,
+        }
     }
 
     /// The kind's resource and scope; a kind the server does not serve is an
@@ -65,22 +70,28 @@ impl Kinds {
     /// Starts, once per kind, a metadata-only watch of objects dbclaim
     /// composed, mapping each change to the claim named in its labels.
     fn ensure_watch(&self, key: (String, String), kind: &Kind) {
-        let fresh = self.watched.lock().map(|mut w| w.insert(key)).unwrap_or(false);
+        let fresh = self
+            .watched
+            .lock()
+            .map(|mut w| w.insert(key))
+            .unwrap_or(false);
         if !fresh {
             return;
         }
         // Metadata only: dbclaim needs the labels, not the objects, in memory.
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &kind.resource);
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.client.clone(), &kind.resource);
         let wake = self.wake.clone();
         let config = watcher::Config::default().labels(labels::CLAIM_NAME);
         tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher(api, config).default_backoff().touched_objects());
+            let mut events =
+                std::pin::pin!(watcher(api, config).default_backoff().touched_objects());
             while let Some(event) = events.next().await {
                 let Ok(obj) = event else { continue };
-                if let Some(claim) = labels::claim_of(obj.labels()) {
-                    if wake.send(claim).is_err() {
-                        return;
-                    }
+                if let Some(claim) = labels::claim_of(obj.labels())
+                    && wake.send(claim).is_err()
+                {
+                    return;
                 }
             }
         });

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -36,17 +37,26 @@ pub enum Error {
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
     #[error("cannot serve {what} on {addr}: {source}")]
-    Serve { what: &'static str, addr: std::net::SocketAddr, source: std::io::Error },
+    Serve {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub fn run_blocking(args: RunArgs) -> Result<(), Error> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(args))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
 }
 
 fn operator_namespace(args: &RunArgs) -> String {
     args.operator_namespace
         .clone()
-        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "dbclaim-system".to_string())
@@ -66,13 +76,25 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let probes_addr = args.health_probe_bind_address;
 
     let (compositions, composition_writer) = reflector::store::<Composition>();
-    let composition_events = reflector::reflector(composition_writer, watcher(Api::<Composition>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let composition_events = reflector::reflector(
+        composition_writer,
+        watcher(
+            Api::<Composition>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
     let (policies, policy_writer) = reflector::store::<ClaimPolicy>();
-    let policy_events = reflector::reflector(policy_writer, watcher(Api::<ClaimPolicy>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let policy_events = reflector::reflector(
+        policy_writer,
+        watcher(
+            Api::<ClaimPolicy>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
 
     let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
     let ctx = Arc::new(Context {
@@ -80,17 +102,29 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         compositions: compositions.clone(),
         policies: policies.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
-        recorder: Recorder::new(client.clone(), Reporter { controller: "dbclaim".into(), instance: std::env::var("POD_NAME").ok() }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "dbclaim".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
         operator_namespace: operator_namespace.clone(),
         metrics: metrics.clone(),
     });
 
     let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let claim_controller = Controller::new(claims_api, watcher::Config::default())
-        .owns(secrets_api, watcher::Config::default().labels(labels::CLAIM_NAME))
+        .owns(
+            secrets_api,
+            watcher::Config::default().labels(labels::CLAIM_NAME),
+        )
         .with_config(controller::Config::default().concurrency(args.concurrency));
     let claim_store = claim_controller.store();
 
@@ -98,35 +132,72 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // looking for one; a policy change wakes every claim.
     let by_composition = {
         let store = claim_store.clone();
-        composition_events.filter_map(|c| async move { c.ok() }).flat_map(move |comp| {
-            let name = comp.name_any();
-            stream::iter(
-                store
-                    .state()
-                    .iter()
-                    .filter(|c| uses_or_lacks(c, &name))
-                    .map(|c| ObjectRef::from(&**c))
-                    .collect::<Vec<_>>(),
-            )
-        })
+        composition_events
+            .filter_map(|c| async move { c.ok() })
+            .flat_map(move |comp| {
+                let name = comp.name_any();
+                stream::iter(
+                    store
+                        .state()
+                        .iter()
+                        .filter(|c| uses_or_lacks(c, &name))
+                        .map(|c| ObjectRef::from(&**c))
+                        .collect::<Vec<_>>(),
+                )
+            })
     };
     let by_policy = {
         let store = claim_store.clone();
         policy_events
             .filter_map(|p| async move { p.ok() })
-            .flat_map(move |_| stream::iter(store.state().iter().map(|c| ObjectRef::from(&**c)).collect::<Vec<_>>()))
+            .flat_map(move |_| {
+                stream::iter(
+                    store
+                        .state()
+                        .iter()
+                        .map(|c| ObjectRef::from(&**c))
+                        .collect::<Vec<_>>(),
+                )
+            })
     };
-    let by_composed = stream::unfold(wake_rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    // A namespace's labels decide which policies govern its claims.
+    let by_namespace = {
+        let store = claim_store.clone();
+        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        watcher(namespaces, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .filter_map(|n| async move { n.ok() })
+            .flat_map(move |ns| {
+                let name = ns.name_any();
+                stream::iter(
+                    store
+                        .state()
+                        .iter()
+                        .filter(|c| c.namespace().as_deref() == Some(name.as_str()))
+                        .map(|c| ObjectRef::from(&**c))
+                        .collect::<Vec<_>>(),
+                )
+            })
+    };
+    let by_composed = stream::unfold(
+        wake_rx,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
 
     let claims = claim_controller
         .reconcile_on(by_composition)
         .reconcile_on(by_policy)
+        .reconcile_on(by_namespace)
         .reconcile_on(by_composed)
         .shutdown_on_signal()
         .run(claim::reconcile, claim::error_policy, ctx)
         .for_each(|_| async {});
 
-    let provider_config = crate::provider::Config { operator_namespace, concurrency: args.concurrency };
+    let provider_config = crate::provider::Config {
+        operator_namespace,
+        concurrency: args.concurrency,
+    };
     let postgres = crate::provider::postgres::run(client.clone(), provider_config);
 
     let ready_watch = mark_ready(claim_store.clone(), compositions, policies, readiness);
@@ -144,12 +215,19 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
     let status = claim.status.as_ref();
-    let uses = status.and_then(|s| s.composition.as_ref()).is_some_and(|r| r.name == composition);
+    let uses = status
+        .and_then(|s| s.composition.as_ref())
+        .is_some_and(|r| r.name == composition);
     let synced = status.is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Synced));
     uses || !synced
 }
 
-async fn mark_ready(claims: Store<DatabaseClaim>, compositions: Store<Composition>, policies: Store<ClaimPolicy>, readiness: Readiness) {
+async fn mark_ready(
+    claims: Store<DatabaseClaim>,
+    compositions: Store<Composition>,
+    policies: Store<ClaimPolicy>,
+    readiness: Readiness,
+) {
     let _ = claims.wait_until_ready().await;
     let _ = compositions.wait_until_ready().await;
     let _ = policies.wait_until_ready().await;
@@ -165,7 +243,11 @@ async fn claims_gauge(claims: Store<DatabaseClaim>, metrics: Metrics) {
         let state = claims.state();
         let ready = state
             .iter()
-            .filter(|c| c.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready)))
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready))
+            })
             .count() as i64;
         metrics.set_claims(ready, state.len() as i64 - ready);
     }

@@ -84,7 +84,11 @@ pub struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.patch {
-            Some(i) => write!(f, "resource {:?}, patch {i}: {}", self.resource, self.message),
+            Some(i) => write!(
+                f,
+                "resource {:?}, patch {i}: {}",
+                self.resource, self.message
+            ),
             None => write!(f, "resource {:?}: {}", self.resource, self.message),
         }
     }
@@ -105,6 +109,14 @@ pub struct ConnectionSecret {
     pub secret_type: &'static str,
 }
 
-pub fn connection_secret(_engine: crate::api::Engine, _provider: &str, _details: &BTreeMap<String, Vec<u8>>) -> ConnectionSecret {
-    ConnectionSecret { data: BTreeMap::new(), missing: vec!["host"], secret_type: "" }
+pub fn connection_secret(
+    _engine: crate::api::Engine,
+    _provider: &str,
+    _details: &BTreeMap<String, Vec<u8>>,
+) -> ConnectionSecret {
+    ConnectionSecret {
+        data: BTreeMap::new(),
+        missing: vec!["host"],
+        secret_type: "",
+    }
 }

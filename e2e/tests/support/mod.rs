@@ -7,6 +7,7 @@
 #![allow(dead_code)] // not every test module uses every helper
 
 mod namespace;
+pub mod operator;
 mod services;
 
 use std::ffi::OsStr;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use namespace::TestNamespace;
+pub use operator::{Operator, exclusive};
 pub use services::{Moto, Postgres};
 
 const USE_RUN_TESTS: &str = "run the e2e tests through `e2e/run-tests`, which starts a local \
@@ -114,7 +116,13 @@ where
 /// `kubectl apply --server-side -f -` of a YAML document; panics on failure.
 pub fn kubectl_apply(yaml: &str) -> String {
     let out = kubectl_with_stdin(
-        ["apply", "--server-side", "--field-manager=dbclaim-e2e", "-f", "-"],
+        [
+            "apply",
+            "--server-side",
+            "--field-manager=dbclaim-e2e",
+            "-f",
+            "-",
+        ],
         yaml,
     );
     assert!(
@@ -133,11 +141,18 @@ pub fn apply_crds() {
         let dir = repo_root().join("crds");
         let has_yaml = std::fs::read_dir(&dir)
             .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .any(|e| e.path().extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                rd.filter_map(Result::ok).any(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml")
+                })
             })
             .unwrap_or(false);
-        assert!(has_yaml, "no CRD YAML in {} (generate it with `dbclaim crds`)", dir.display());
+        assert!(
+            has_yaml,
+            "no CRD YAML in {} (generate it with `dbclaim crds`)",
+            dir.display()
+        );
         let dir = dir.to_str().expect("utf-8 path");
         kubectl_ok([
             "apply",
@@ -147,7 +162,13 @@ pub fn apply_crds() {
             "-f",
             dir,
         ]);
-        kubectl_ok(["wait", "--for=condition=Established", "--timeout=60s", "-f", dir]);
+        kubectl_ok([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            dir,
+        ]);
     });
 }
 
@@ -156,7 +177,9 @@ pub fn apply_crds() {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     // pid, time and a counter: distinct for concurrent processes and reruns.
     let mix = (u64::from(std::process::id()) << 20) ^ (t.as_micros() as u64);
     let suffix = format!("{:06x}{n:x}", mix & 0xff_ffff);
@@ -181,7 +204,10 @@ where
         if check().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
