@@ -35,6 +35,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("lost leadership, exiting so that only the new leader reconciles: {0}")]
+    LeaseLost(#[from] crate::leader::Lost),
+    #[error("{0}")]
+    LeaderElection(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Serve {
         what: &'static str,
@@ -73,6 +77,39 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Bind errors surface at once rather than after the controllers start.
     let metrics_addr = args.metrics_bind_address;
     let probes_addr = args.health_probe_bind_address;
+    tokio::pin!(metrics_server, probes_server);
+
+    // Leader election: standbys serve probes and metrics and keep their
+    // caches synced (so /readyz says whether they could lead), but start no
+    // controller until they hold the Lease.
+    let mut leadership = None;
+    if args.leader_elect {
+        let elector = crate::leader::Elector::new(
+            client.clone(),
+            args.leader_election_namespace
+                .as_deref()
+                .unwrap_or(&operator_namespace),
+            &args.leader_election_id,
+            crate::leader::default_identity(),
+            crate::leader::Timings {
+                lease_duration: args.leader_election_lease_duration,
+                renew_deadline: args.leader_election_renew_deadline,
+                retry_period: args.leader_election_retry_period,
+            },
+        )
+        .map_err(Error::LeaderElection)?;
+        info!(identity = %elector.identity(), lease = %args.leader_election_id, "waiting for leadership");
+        tokio::select! {
+            held = elector.acquire() => leadership = Some(held),
+            r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+            r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+            _ = standby_caches(client.clone(), args.namespace.clone(), readiness.clone()) => {}
+            _ = shutdown_signal() => {
+                info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    }
 
     let (compositions, composition_writer) = reflector::store::<Composition>();
     let composition_events = reflector::reflector(
@@ -181,14 +218,72 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let ready_watch = mark_ready(claim_store.clone(), compositions, policies, readiness);
     let gauge = claims_gauge(claim_store, metrics);
 
+    let lost = async {
+        match leadership.as_mut() {
+            Some(held) => held.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+
     tokio::select! {
         _ = claims => info!("claim controller stopped"),
         _ = postgres => info!("postgres provider stopped"),
-        r = metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
-        r = probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+        r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+        r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
         _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
+        // Returning drops every controller future: no reconcile runs past here.
+        lost = lost => return Err(Error::LeaseLost(lost)),
+    }
+    if let Some(held) = leadership {
+        held.release().await;
     }
     Ok(())
+}
+
+/// What a standby does until it leads: lists and watches what the leader
+/// needs, and reports ready once that has synced.
+async fn standby_caches(client: Client, namespace: Option<String>, readiness: Readiness) {
+    let claims: Api<DatabaseClaim> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (claim_store, claim_writer) = reflector::store();
+    let (composition_store, composition_writer) = reflector::store();
+    let (policy_store, policy_writer) = reflector::store();
+    let config = watcher::Config::default;
+    let claims = reflector::reflector(claim_writer, watcher(claims, config()))
+        .default_backoff()
+        .for_each(|_| async {});
+    let compositions = reflector::reflector(
+        composition_writer,
+        watcher(Api::<Composition>::all(client.clone()), config()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let policies = reflector::reflector(
+        policy_writer,
+        watcher(Api::<ClaimPolicy>::all(client), config()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let ready = mark_ready(claim_store, composition_store, policy_store, readiness);
+    futures::join!(claims, compositions, policies, ready);
+}
+
+/// SIGTERM (as Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
