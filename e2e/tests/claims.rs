@@ -480,17 +480,14 @@ async fn composition_edits_reach_existing_databases() {
     ));
     wait_ready(ns, "app").await;
     let db = format!("{ns}_app");
-    let limit = |pg: &Postgres, db: String| {
-        let sql = format!("SELECT datconnlimit FROM pg_database WHERE datname = '{db}'");
-        async move { admin_query(pg, &sql).await }
-    };
-    assert_eq!(limit(&pg, db.clone()).await, vec!["20".to_string()]);
+    let sql = format!("SELECT datconnlimit FROM pg_database WHERE datname = '{db}'");
+    assert_eq!(admin_query(&pg, &sql).await, vec!["20".to_string()]);
 
     kubectl_apply(&named.replace("connectionLimit: 20", "connectionLimit: 7"));
     wait_for(
         READY_TIMEOUT,
         "connection limit 7 on the server",
-        || async { limit(&pg, db.clone()).await == vec!["7".to_string()] },
+        || async { admin_query(&pg, &sql).await == vec!["7".to_string()] },
     )
     .await;
     wait_ready(ns, "app").await;

@@ -2,5 +2,6 @@
 //! which starts a local control plane and sets KUBECONFIG.
 
 mod claims;
+mod policy;
 mod smoke;
 mod support;

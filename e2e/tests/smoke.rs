@@ -3,6 +3,7 @@
 //! "DatabaseClaim"), and kube-controller-manager's namespace and garbage
 //! collector controllers do their part.
 
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -12,8 +13,8 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::json;
 
 use crate::support::{
-    TestNamespace, apply_crds, kube_client, kubectl, kubectl_ok, kubectl_with_stdin, unique_name,
-    wait_for,
+    Moto, Postgres, TestNamespace, apply_crds, kube_client, kubectl, kubectl_ok,
+    kubectl_with_stdin, unique_name, wait_for,
 };
 
 fn claim_resource() -> ApiResource {
@@ -75,14 +76,28 @@ fn assert_refused_any(out: std::process::Output, what: &str, needles: &[&str], a
 }
 
 fn patch(ns: &str, name: &str, kind: &str, patch: &str) -> std::process::Output {
-    kubectl(["patch", "databaseclaim", name, "-n", ns, "--type", kind, "-p", patch])
+    kubectl([
+        "patch",
+        "databaseclaim",
+        name,
+        "-n",
+        ns,
+        "--type",
+        kind,
+        "-p",
+        patch,
+    ])
 }
 
 #[tokio::test]
 async fn plane_serves_kubernetes_1_37() {
     let client = kube_client().await;
     let info = client.apiserver_version().await.expect("GET /version");
-    assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "37"), "{info:?}");
+    assert_eq!(
+        (info.major.as_str(), info.minor.as_str()),
+        ("1", "37"),
+        "{info:?}"
+    );
     // kubectl (whatever its version) talks to it too.
     kubectl_ok(["get", "namespaces"]);
 }
@@ -107,12 +122,27 @@ fn crds_match_the_contract() {
             serde_json::from_str(&kubectl_ok(["get", "crd", name, "-o", "json"])).unwrap();
         let spec = &crd["spec"];
         assert_eq!(spec["scope"], scope, "{name}: scope");
-        let categories = spec["names"]["categories"].as_array().cloned().unwrap_or_default();
-        assert!(categories.contains(&json!("dbclaim")), "{name}: category dbclaim missing: {categories:?}");
-        let shorts = spec["names"]["shortNames"].as_array().cloned().unwrap_or_default();
-        assert!(!shorts.contains(&json!("dbclaim")), "{name}: short name dbclaim hides the category");
+        let categories = spec["names"]["categories"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            categories.contains(&json!("dbclaim")),
+            "{name}: category dbclaim missing: {categories:?}"
+        );
+        let shorts = spec["names"]["shortNames"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !shorts.contains(&json!("dbclaim")),
+            "{name}: short name dbclaim hides the category"
+        );
         if let Some(short) = short {
-            assert!(shorts.contains(&json!(short)), "{name}: short name {short} missing: {shorts:?}");
+            assert!(
+                shorts.contains(&json!(short)),
+                "{name}: short name {short} missing: {shorts:?}"
+            );
         }
         for version in spec["versions"].as_array().expect("versions") {
             assert!(
@@ -131,10 +161,25 @@ fn kubectl_get_dbc_prints_the_contract_columns() {
     create_ok(&claim(ns.name(), "orders-db", "{engine: postgres}"));
 
     let out = kubectl_ok(["get", "dbc", "-A"]);
-    let header: Vec<&str> = out.lines().next().unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(
         header,
-        ["NAMESPACE", "NAME", "ENGINE", "SIZE", "READY", "SYNCED", "COMPOSITION", "SECRET", "AGE"],
+        [
+            "NAMESPACE",
+            "NAME",
+            "ENGINE",
+            "SIZE",
+            "READY",
+            "SYNCED",
+            "COMPOSITION",
+            "SECRET",
+            "AGE"
+        ],
         "kubectl get dbc -A:\n{out}"
     );
     let row = out
@@ -142,7 +187,11 @@ fn kubectl_get_dbc_prints_the_contract_columns() {
         .find(|l| l.starts_with(ns.name()))
         .unwrap_or_else(|| panic!("claim missing from kubectl get dbc -A:\n{out}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[1..4], ["orders-db", "postgres", "small"], "row: {row}");
+    assert_eq!(
+        &cells[1..4],
+        ["orders-db", "postgres", "small"],
+        "row: {row}"
+    );
 }
 
 #[test]
@@ -153,7 +202,8 @@ fn kubectl_get_dbclaim_lists_the_category() {
 
     let out = kubectl_ok(["get", "dbclaim", "-n", ns.name(), "-o", "name"]);
     assert!(
-        out.lines().any(|l| l == "databaseclaim.dbclaim.io/orders-db"),
+        out.lines()
+            .any(|l| l == "databaseclaim.dbclaim.io/orders-db"),
         "kubectl get dbclaim -n {}:\n{out}",
         ns.name()
     );
@@ -187,7 +237,10 @@ async fn minimal_claim_is_stored_with_defaults() {
     assert_eq!(spec["engine"], "postgres", "{spec}");
     assert_eq!(spec["size"], "small", "default size: {spec}");
     assert_eq!(spec["storageGB"], 20, "default storageGB: {spec}");
-    assert_eq!(spec["deletionPolicy"], "Delete", "default deletionPolicy: {spec}");
+    assert_eq!(
+        spec["deletionPolicy"], "Delete",
+        "default deletionPolicy: {spec}"
+    );
 }
 
 #[test]
@@ -220,7 +273,11 @@ fn unknown_engine_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-engine");
     let out = create(&claim(ns.name(), "c", "{engine: oracle}"));
-    assert_refused(out, "engine: oracle", &["spec.engine", "Unsupported value", "oracle"]);
+    assert_refused(
+        out,
+        "engine: oracle",
+        &["spec.engine", "Unsupported value", "oracle"],
+    );
 }
 
 #[test]
@@ -228,7 +285,11 @@ fn missing_engine_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-noengine");
     let out = create(&claim(ns.name(), "c", "{size: small}"));
-    assert_refused(out, "a claim without engine", &["spec.engine", "Required value"]);
+    assert_refused(
+        out,
+        "a claim without engine",
+        &["spec.engine", "Required value"],
+    );
 }
 
 #[test]
@@ -236,25 +297,53 @@ fn unknown_size_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-size");
     let out = create(&claim(ns.name(), "c", "{engine: postgres, size: huge}"));
-    assert_refused(out, "size: huge", &["spec.size", "Unsupported value", "huge"]);
+    assert_refused(
+        out,
+        "size: huge",
+        &["spec.size", "Unsupported value", "huge"],
+    );
 }
 
 #[test]
 fn unknown_deletion_policy_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-policy");
-    let out = create(&claim(ns.name(), "c", "{engine: postgres, deletionPolicy: Retain}"));
-    assert_refused(out, "deletionPolicy: Retain", &["spec.deletionPolicy", "Unsupported value"]);
+    let out = create(&claim(
+        ns.name(),
+        "c",
+        "{engine: postgres, deletionPolicy: Retain}",
+    ));
+    assert_refused(
+        out,
+        "deletionPolicy: Retain",
+        &["spec.deletionPolicy", "Unsupported value"],
+    );
 }
 
 #[test]
 fn storage_out_of_range_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-storage");
-    let out = create(&claim(ns.name(), "zero", "{engine: postgres, storageGB: 0}"));
-    assert_refused(out, "storageGB: 0", &["spec.storageGB", "greater than or equal to 1"]);
-    let out = create(&claim(ns.name(), "huge", "{engine: postgres, storageGB: 70000}"));
-    assert_refused(out, "storageGB: 70000", &["spec.storageGB", "less than or equal to 65536"]);
+    let out = create(&claim(
+        ns.name(),
+        "zero",
+        "{engine: postgres, storageGB: 0}",
+    ));
+    assert_refused(
+        out,
+        "storageGB: 0",
+        &["spec.storageGB", "greater than or equal to 1"],
+    );
+    let out = create(&claim(
+        ns.name(),
+        "huge",
+        "{engine: postgres, storageGB: 70000}",
+    ));
+    assert_refused(
+        out,
+        "storageGB: 70000",
+        &["spec.storageGB", "less than or equal to 65536"],
+    );
 }
 
 #[test]
@@ -264,7 +353,11 @@ fn storage_may_grow_but_never_shrink() {
     create_ok(&claim(ns.name(), "c", "{engine: postgres, storageGB: 50}"));
 
     let out = patch(ns.name(), "c", "merge", r#"{"spec":{"storageGB":60}}"#);
-    assert!(out.status.success(), "growing storage was refused: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "growing storage was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = patch(ns.name(), "c", "merge", r#"{"spec":{"storageGB":40}}"#);
     assert_refused_any(
         out,
@@ -280,18 +373,40 @@ fn engine_is_immutable() {
     let ns = TestNamespace::new("smoke-engine-immutable");
     create_ok(&claim(ns.name(), "c", "{engine: postgres}"));
     let out = patch(ns.name(), "c", "merge", r#"{"spec":{"engine":"mysql"}}"#);
-    assert_refused(out, "engine postgres -> mysql", &["spec.engine", "immutable"]);
+    assert_refused(
+        out,
+        "engine postgres -> mysql",
+        &["spec.engine", "immutable"],
+    );
 }
 
 #[test]
 fn database_name_is_immutable() {
     apply_crds();
     let ns = TestNamespace::new("smoke-dbname-immutable");
-    create_ok(&claim(ns.name(), "c", "{engine: postgres, databaseName: orders}"));
-    let out = patch(ns.name(), "c", "merge", r#"{"spec":{"databaseName":"payments"}}"#);
-    assert_refused(out, "databaseName orders -> payments", &["spec.databaseName", "immutable"]);
+    create_ok(&claim(
+        ns.name(),
+        "c",
+        "{engine: postgres, databaseName: orders}",
+    ));
+    let out = patch(
+        ns.name(),
+        "c",
+        "merge",
+        r#"{"spec":{"databaseName":"payments"}}"#,
+    );
+    assert_refused(
+        out,
+        "databaseName orders -> payments",
+        &["databaseName", "immutable"],
+    );
     // Removing it would switch to the default name (the claim's name): a change too.
-    let out = patch(ns.name(), "c", "json", r#"[{"op":"remove","path":"/spec/databaseName"}]"#);
+    let out = patch(
+        ns.name(),
+        "c",
+        "json",
+        r#"[{"op":"remove","path":"/spec/databaseName"}]"#,
+    );
     assert_refused(out, "removing databaseName", &["databaseName", "immutable"]);
 }
 
@@ -299,12 +414,25 @@ fn database_name_is_immutable() {
 fn bad_database_name_is_refused() {
     apply_crds();
     let ns = TestNamespace::new("smoke-dbname");
-    for (i, bad) in ["Orders", "1orders", "orders-db", &format!("a{}", "b".repeat(63))]
-        .into_iter()
-        .enumerate()
+    for (i, bad) in [
+        "Orders",
+        "1orders",
+        "orders-db",
+        &format!("a{}", "b".repeat(63)),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let out = create(&claim(ns.name(), &format!("c{i}"), &format!("{{engine: postgres, databaseName: {bad}}}")));
-        assert_refused(out, &format!("databaseName: {bad}"), &["spec.databaseName", "should match"]);
+        let out = create(&claim(
+            ns.name(),
+            &format!("c{i}"),
+            &format!("{{engine: postgres, databaseName: {bad}}}"),
+        ));
+        assert_refused(
+            out,
+            &format!("databaseName: {bad}"),
+            &["spec.databaseName", "should match"],
+        );
     }
 }
 
@@ -317,7 +445,11 @@ fn composition_ref_and_selector_are_exclusive() {
         "c",
         "{engine: postgres, compositionRef: {name: a}, compositionSelector: {matchLabels: {provider: aws}}}",
     ));
-    assert_refused(out, "compositionRef and compositionSelector together", &["compositionRef", "compositionSelector"]);
+    assert_refused(
+        out,
+        "compositionRef and compositionSelector together",
+        &["compositionRef", "compositionSelector"],
+    );
 }
 
 /// kube-controller-manager's namespace controller deletes a namespace's
@@ -328,18 +460,30 @@ async fn deleting_a_namespace_deletes_its_claims() {
     let client = kube_client().await;
     let name = unique_name("smoke-nsdel");
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"dbclaim.io/e2e": "true"}}}))
-        .unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    let ns = serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {"dbclaim.io/e2e": "true"}}}),
+    )
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
     create_ok(&claim(&name, "orders-db", "{engine: postgres}"));
 
-    namespaces.delete(&name, &DeleteParams::default()).await.expect("delete namespace");
+    namespaces
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete namespace");
     let claims: Api<DynamicObject> = Api::namespaced_with(client, &name, &claim_resource());
-    wait_for(Duration::from_secs(60), "the namespace and its claim to be deleted", || async {
-        let claim_gone = matches!(claims.get_opt("orders-db").await, Ok(None));
-        let ns_gone = matches!(namespaces.get_opt(&name).await, Ok(None));
-        claim_gone && ns_gone
-    })
+    wait_for(
+        Duration::from_secs(60),
+        "the namespace and its claim to be deleted",
+        || async {
+            let claim_gone = matches!(claims.get_opt("orders-db").await, Ok(None));
+            let ns_gone = matches!(namespaces.get_opt(&name).await, Ok(None));
+            claim_gone && ns_gone
+        },
+    )
     .await;
 }
 
@@ -349,9 +493,13 @@ async fn garbage_collector_deletes_dependents() {
     let ns = TestNamespace::new("smoke-gc");
     let api: Api<ConfigMap> = Api::namespaced(kube_client().await, ns.name());
     let owner: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "owner"}})).unwrap();
-    let owner = api.create(&PostParams::default(), &owner).await.expect("create owner");
+    let owner = api
+        .create(&PostParams::default(), &owner)
+        .await
+        .expect("create owner");
     let mut dependent: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "dependent"}, "data": {"k": "v"}})).unwrap();
+        serde_json::from_value(json!({"metadata": {"name": "dependent"}, "data": {"k": "v"}}))
+            .unwrap();
     dependent.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
@@ -359,11 +507,115 @@ async fn garbage_collector_deletes_dependents() {
         uid: owner.metadata.uid.clone().expect("uid"),
         ..Default::default()
     }]);
-    api.create(&PostParams::default(), &dependent).await.expect("create dependent");
+    api.create(&PostParams::default(), &dependent)
+        .await
+        .expect("create dependent");
 
-    api.delete("owner", &DeleteParams::background()).await.expect("delete owner");
-    wait_for(Duration::from_secs(60), "the garbage collector to delete the dependent", || async {
-        matches!(api.get_opt("dependent").await, Ok(None))
-    })
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .expect("delete owner");
+    wait_for(
+        Duration::from_secs(60),
+        "the garbage collector to delete the dependent",
+        || async { matches!(api.get_opt("dependent").await, Ok(None)) },
+    )
     .await;
+}
+
+/// The PostgreSQL helper: the admin role can create a role and a database it
+/// owns, and both survive a stop and restart of the server.
+#[tokio::test]
+async fn postgres_helper_serves_survives_restart_and_stops() {
+    async fn connect(pg: &Postgres) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) =
+            tokio_postgres::connect(&pg.admin_conn_string(), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+    let pg = Postgres::start();
+    let admin = connect(&pg).await.expect("connect as the admin role");
+    // Not a superuser: like RDS's master user, it must be a member of a role
+    // to create a database owned by it.
+    for sql in [
+        "CREATE ROLE app LOGIN PASSWORD 'secret'",
+        "GRANT app TO CURRENT_USER",
+        "CREATE DATABASE appdb OWNER app", // not in a transaction block: one statement
+    ] {
+        admin
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let row = admin
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !row.get::<_, bool>(0),
+        "the admin role must not be a superuser"
+    );
+
+    pg.stop();
+    assert!(
+        admin.simple_query("SELECT 1").await.is_err(),
+        "the connection survived a stop"
+    );
+    assert!(connect(&pg).await.is_err(), "connected to a stopped server");
+    pg.start_again();
+    let admin = connect(&pg).await.expect("connect after the restart");
+    let n: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = 'appdb'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the database did not survive the restart");
+
+    let pid_file = pg.state_dir().join("postgres.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .to_owned();
+    drop(admin);
+    drop(pg);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "postgres {pid} still runs after Drop"
+    );
+}
+
+/// The moto helper answers RDS API calls (moto does not check signatures).
+#[test]
+fn moto_helper_answers_rds_calls() {
+    use std::io::{Read, Write};
+    let moto = Moto::start();
+    let addr = moto
+        .endpoint
+        .strip_prefix("http://")
+        .expect("http endpoint");
+    let body = "Action=DescribeDBInstances&Version=2014-10-31";
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to moto");
+    write!(
+        stream,
+        "POST / HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/rds/aws4_request, \
+         SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+        "{response}"
+    );
+    assert!(
+        response.contains("<DescribeDBInstancesResponse"),
+        "{response}"
+    );
 }

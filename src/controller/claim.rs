@@ -280,9 +280,8 @@ async fn provision(
         kinds.insert(t.name.clone(), kind);
     }
 
-    // Render (pure), in a block: the request borrows a closure that must
-    // not live across an await.
-    let rendered = {
+    let render = |observed: &BTreeMap<String, Observed>| {
+        // The request borrows a closure that must not live across an await.
         let scope_of = |api_version: &str, kind: &str| {
             kinds
                 .values()
@@ -294,19 +293,20 @@ async fn provision(
             claim,
             composition_name: &comp_name,
             composition: &composition.spec,
-            observed: &observed,
+            observed,
             scope: &scope_of,
         };
-        engine::render(&request)
-    }
-    .map_err(|e| {
-        Stop::new(
-            SyncedReason::CompositionInvalid,
-            format!("composition {comp_name}: {e}"),
-        )
-    })?;
+        engine::render(&request).map_err(|e| {
+            Stop::new(
+                SyncedReason::CompositionInvalid,
+                format!("composition {comp_name}: {e}"),
+            )
+        })
+    };
+    let mut rendered = render(&observed)?;
 
     // Apply what changed.
+    let mut applied = false;
     for r in &rendered.resources {
         let Some(kind) = kinds.get(&r.name) else {
             continue;
@@ -323,13 +323,19 @@ async fn provision(
         if !needs_apply(&desired, current) {
             continue;
         }
-        api.patch(
-            &object_name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await?;
-        if current.is_none() {
+        let created = current.is_none();
+        let result = api
+            .patch(
+                &object_name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&desired),
+            )
+            .await?;
+        applied = true;
+        if let Some(o) = observed.get_mut(&r.name) {
+            o.object = serde_json::to_value(result).ok();
+        }
+        if created {
             info!(resource = %r.name, object = %object_name, "composed object created");
             progress.events.push(normal(
                 "ResourceCreated",
@@ -337,6 +343,11 @@ async fn provision(
                 format!("created {} {object_name}", kind.resource.kind),
             ));
         }
+    }
+    // What the API server answered is the freshest observation: readiness
+    // and connection details need not wait for the next pass.
+    if applied {
+        rendered = render(&observed)?;
     }
     progress.resources = rendered
         .resources

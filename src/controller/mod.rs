@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -196,6 +197,26 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
                 )
             })
     };
+    // A namespace's labels decide which policies govern its claims.
+    let by_namespace = {
+        let store = claim_store.clone();
+        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        watcher(namespaces, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .filter_map(|n| async move { n.ok() })
+            .flat_map(move |ns| {
+                let name = ns.name_any();
+                stream::iter(
+                    store
+                        .state()
+                        .iter()
+                        .filter(|c| c.namespace().as_deref() == Some(name.as_str()))
+                        .map(|c| ObjectRef::from(&**c))
+                        .collect::<Vec<_>>(),
+                )
+            })
+    };
     let by_composed = stream::unfold(
         wake_rx,
         |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
@@ -204,6 +225,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let claims = claim_controller
         .reconcile_on(by_composition)
         .reconcile_on(by_policy)
+        .reconcile_on(by_namespace)
         .reconcile_on(by_composed)
         .shutdown_on_signal()
         .run(claim::reconcile, claim::error_policy, ctx)

@@ -1,13 +1,12 @@
 //! Providers: controllers that reconcile managed resources against external systems.
-//! (Placeholder until the postgres provider branch merges.)
 
+pub mod postgres;
+
+/// What every provider controller needs from `dbclaim run`.
+#[derive(Clone, Debug)]
 pub struct Config {
+    /// Where connection Secrets go when a managed resource names no namespace.
     pub operator_namespace: String,
+    /// How many objects of one kind are reconciled at the same time.
     pub concurrency: u16,
-}
-
-pub mod postgres {
-    pub async fn run(_client: kube::Client, _config: super::Config) {
-        std::future::pending::<()>().await
-    }
 }

@@ -30,11 +30,20 @@ impl TestNamespace {
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         if std::env::var_os("DBCLAIM_E2E_KEEP_NAMESPACES").is_some_and(|v| v == "1") {
-            eprintln!("keeping namespace {} (DBCLAIM_E2E_KEEP_NAMESPACES=1)", self.name);
+            eprintln!(
+                "keeping namespace {} (DBCLAIM_E2E_KEEP_NAMESPACES=1)",
+                self.name
+            );
             return;
         }
         // Best effort: the plane goes away after the run anyway.
-        let out = kubectl(["delete", "namespace", &self.name, "--wait=false", "--ignore-not-found"]);
+        let out = kubectl([
+            "delete",
+            "namespace",
+            &self.name,
+            "--wait=false",
+            "--ignore-not-found",
+        ]);
         if !out.status.success() {
             eprintln!(
                 "warning: could not delete namespace {}: {}",

@@ -58,7 +58,12 @@ impl ScriptService {
 impl Drop for ScriptService {
     fn drop(&mut self) {
         // Not `run`: no panic while a failing test is already unwinding.
-        match Command::new(&self.script).arg("down").arg("--state").arg(&self.state).output() {
+        match Command::new(&self.script)
+            .arg("down")
+            .arg("--state")
+            .arg(&self.state)
+            .output()
+        {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!(
                 "warning: {} down failed: {}",
@@ -96,7 +101,9 @@ impl Postgres {
         let (svc, env) = ScriptService::up("postgres");
         Self {
             host: required(&env, "PGHOST"),
-            port: required(&env, "PGPORT").parse().expect("PGPORT is a port number"),
+            port: required(&env, "PGPORT")
+                .parse()
+                .expect("PGPORT is a port number"),
             admin_user: required(&env, "DBCLAIM_PG_ADMIN_USER"),
             admin_password: required(&env, "DBCLAIM_PG_ADMIN_PASSWORD"),
             socket_dir: required(&env, "DBCLAIM_PG_SOCKET_DIR"),
@@ -145,6 +152,9 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Self {
         let (svc, env) = ScriptService::up("moto");
-        Self { endpoint: required(&env, "DBCLAIM_MOTO_ENDPOINT"), _svc: svc }
+        Self {
+            endpoint: required(&env, "DBCLAIM_MOTO_ENDPOINT"),
+            _svc: svc,
+        }
     }
 }

@@ -1,0 +1,303 @@
+//! Guardrails and tenant isolation against a real API server and PostgreSQL.
+
+use std::time::Duration;
+
+use crate::claims::{
+    admin_query, claim_yaml, condition, databases_like, get_claim, psql, secret_data,
+    setup_shared_postgres, wait_condition, wait_ready,
+};
+use crate::support::{
+    self, Operator, Postgres, TestNamespace, kubectl, kubectl_apply, kubectl_ok, wait_for,
+};
+
+fn label_namespace(ns: &str, label: &str) {
+    kubectl_ok(["label", "namespace", ns, label, "--overwrite"]);
+}
+
+#[tokio::test]
+async fn claim_policy_limits_sizes_and_storage_and_a_running_claim_keeps_its_database() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    let ns = TestNamespace::new("policy");
+    let ns = ns.name();
+    let team = support::unique_name("team");
+    label_namespace(ns, &format!("team={team}"));
+    let policy = support::unique_name("sandbox");
+    let policy_yaml = |max_gb: u32| {
+        format!(
+            "apiVersion: dbclaim.io/v1alpha1\nkind: ClaimPolicy\nmetadata: {{name: {policy}}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: {team}}}}}\n  allowedSizes: [small]\n  maxStorageGB: {max_gb}\n  maxTotalStorageGB: 50\n"
+        )
+    };
+    kubectl_apply(&policy_yaml(30));
+
+    // A medium claim: refused, nothing provisioned.
+    kubectl_apply(&claim_yaml(ns, "big", "  size: medium\n"));
+    let claim = wait_condition(ns, "big", "Synced", "False", Some("PolicyViolation")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains(&policy) && message.contains("small") && message.contains("medium"),
+        "{message}"
+    );
+    assert!(databases_like(&pg, &format!("{ns}_big")).await.is_empty());
+    let events = kubectl_ok([
+        "get",
+        "events",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("PolicyViolation"), "{events}");
+
+    // Two 20 GB claims fit; a third breaks the 50 GB total.
+    kubectl_apply(&claim_yaml(ns, "one", ""));
+    wait_ready(ns, "one").await;
+    kubectl_apply(&claim_yaml(ns, "two", ""));
+    wait_ready(ns, "two").await;
+    kubectl_apply(&claim_yaml(ns, "three", ""));
+    let claim = wait_condition(ns, "three", "Synced", "False", Some("PolicyViolation")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains("maxTotalStorageGB") && message.contains("60 GB"),
+        "{message}"
+    );
+    assert!(databases_like(&pg, &format!("{ns}_three")).await.is_empty());
+
+    // A running claim grown past maxStorageGB keeps its database as it was.
+    let before = secret_data(ns, "one-connection").await.unwrap_or_default();
+    let rv_before = kubectl_ok([
+        "get",
+        "databases.postgres.dbclaim.io",
+        &format!("{ns}-one-database"),
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    kubectl_ok(["delete", "dbc", "three", "-n", ns]);
+    kubectl_ok([
+        "patch",
+        "dbc",
+        "one",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"storageGB":40}}"#,
+    ]);
+    let claim = wait_condition(ns, "one", "Synced", "False", Some("PolicyViolation")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains("maxStorageGB") && message.contains("30"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&claim, "Ready").map(|c| c.0),
+        Some("True".into()),
+        "a running claim stays Ready"
+    );
+    assert_eq!(
+        psql(&before["uri"], "SELECT 1").as_deref(),
+        Ok("1"),
+        "old credentials still work"
+    );
+    let rv_after = kubectl_ok([
+        "get",
+        "databases.postgres.dbclaim.io",
+        &format!("{ns}-one-database"),
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert_eq!(
+        rv_before, rv_after,
+        "the composed Database was left exactly as it was"
+    );
+    assert_eq!(
+        secret_data(ns, "one-connection").await.unwrap_or_default(),
+        before
+    );
+
+    // storageGB cannot shrink (the API server refuses it), so the platform
+    // team relaxes the policy instead; the claim recovers by itself.
+    kubectl_apply(&policy_yaml(100));
+    wait_condition(ns, "one", "Synced", "True", Some("ReconcileSuccess")).await;
+
+    // Changing the namespace's labels re-evaluates its claims.
+    kubectl_apply(&claim_yaml(ns, "mid", "  size: medium\n  storageGB: 5\n"));
+    wait_condition(ns, "mid", "Synced", "False", Some("PolicyViolation")).await;
+    label_namespace(ns, "team=elsewhere");
+    wait_ready(ns, "mid").await;
+
+    for name in ["big", "one", "two", "mid"] {
+        kubectl_ok(["delete", "dbc", name, "-n", ns, "--wait=false"]);
+    }
+    wait_for(Duration::from_secs(60), "claims deleted", || async {
+        kubectl_ok(["get", "dbc", "-n", ns, "-o", "name"])
+            .trim()
+            .is_empty()
+    })
+    .await;
+    kubectl_ok(["delete", "claimpolicy", &policy]);
+}
+
+#[tokio::test]
+async fn same_claim_name_in_two_namespaces_gets_distinct_databases_and_credentials() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    let a = TestNamespace::new("tenant-a");
+    let b = TestNamespace::new("tenant-b");
+    for ns in [a.name(), b.name()] {
+        kubectl_apply(&claim_yaml(ns, "orders", "  databaseName: orders\n"));
+    }
+    wait_ready(a.name(), "orders").await;
+    wait_ready(b.name(), "orders").await;
+    let sa = secret_data(a.name(), "orders-connection")
+        .await
+        .unwrap_or_default();
+    let sb = secret_data(b.name(), "orders-connection")
+        .await
+        .unwrap_or_default();
+    assert_ne!(sa["database"], sb["database"]);
+    assert_ne!(sa["username"], sb["username"]);
+    assert_ne!(sa["password"], sb["password"]);
+    // Team a's credentials do not open team b's database.
+    let cross = sa["uri"].replace(
+        &format!("/{}", sa["database"]),
+        &format!("/{}", sb["database"]),
+    );
+    assert!(
+        psql(&cross, "SELECT 1").is_err(),
+        "team a reached team b's database"
+    );
+    for ns in [a.name(), b.name()] {
+        kubectl_ok(["delete", "dbc", "orders", "-n", ns]);
+    }
+}
+
+#[tokio::test]
+async fn a_secret_the_claim_does_not_own_is_never_overwritten() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    let ns = TestNamespace::new("secret-clash");
+    let ns = ns.name();
+    kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: theirs, namespace: {ns}}}\nstringData: {{password: keep-me}}\n"
+    ));
+    kubectl_apply(&claim_yaml(
+        ns,
+        "app",
+        "  writeConnectionSecretToRef: {name: theirs}\n",
+    ));
+    let claim = wait_condition(ns, "app", "Synced", "False", Some("ReconcileError")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains("theirs") && message.contains("not owned"),
+        "{message}"
+    );
+    let data = secret_data(ns, "theirs").await.unwrap_or_default();
+    assert_eq!(data.get("password").map(String::as_str), Some("keep-me"));
+    assert_eq!(data.len(), 1);
+    kubectl_ok(["delete", "dbc", "app", "-n", ns]);
+}
+
+#[tokio::test]
+async fn a_claim_cannot_take_over_another_claims_composed_object() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    // Claim "c" in namespace "<x>-b" and claim "b-c" in namespace "<x>" both
+    // name their composed object "<x>-b-c-database": the second must not
+    // adopt the first one's.
+    let outer = support::unique_name("forge");
+    let inner = format!("{outer}-b");
+    for ns in [&outer, &inner] {
+        kubectl_apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+        ));
+    }
+    run_collision(&pg, &inner, "c", &outer, "b-c").await;
+    for ns in [&outer, &inner] {
+        kubectl(["delete", "namespace", ns, "--wait=false"]);
+    }
+}
+
+async fn run_collision(pg: &Postgres, ns1: &str, claim1: &str, ns2: &str, claim2: &str) {
+    let composed1 = dbclaim::naming::composed_name(ns1, claim1, "database");
+    let composed2 = dbclaim::naming::composed_name(ns2, claim2, "database");
+    assert_eq!(composed1, composed2, "the test must craft colliding names");
+    kubectl_apply(&claim_yaml(ns1, claim1, ""));
+    wait_ready(ns1, claim1).await;
+    kubectl_apply(&claim_yaml(ns2, claim2, ""));
+    let claim = wait_condition(ns2, claim2, "Synced", "False", Some("ReconcileError")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains(&composed1) && message.contains("does not belong"),
+        "{message}"
+    );
+    // The first claim's object still points at its own claim, and survives
+    // the second claim's deletion.
+    kubectl_ok(["delete", "dbc", claim2, "-n", ns2]);
+    let labels = kubectl_ok([
+        "get",
+        "databases.postgres.dbclaim.io",
+        &composed1,
+        "-o",
+        "jsonpath={.metadata.labels.dbclaim\\.io/claim-namespace}",
+    ]);
+    assert_eq!(labels, ns1);
+    assert!(get_claim(ns1, claim1).await.is_some());
+    wait_ready(ns1, claim1).await;
+    let db = format!("{ns1}_{}", claim1.replace('-', "_"));
+    assert_eq!(databases_like(pg, &db).await, vec![db.clone()]);
+    let _ = admin_query(pg, "SELECT 1").await;
+    kubectl_ok(["delete", "dbc", claim1, "-n", ns1]);
+}
+
+#[tokio::test]
+async fn a_composition_cannot_aim_a_namespaced_object_at_another_namespace() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    let ns = TestNamespace::new("escape");
+    let ns = ns.name();
+    let victim = TestNamespace::new("victim");
+    let comp = support::unique_name("escape");
+    kubectl_apply(&format!(
+        r#"apiVersion: dbclaim.io/v1alpha1
+kind: Composition
+metadata: {{name: {comp}}}
+spec:
+  engines: [postgres]
+  resources:
+  - name: config
+    base:
+      apiVersion: v1
+      kind: ConfigMap
+      metadata: {{namespace: {victim}}}
+      data: {{planted: "yes"}}
+    readinessChecks: [{{type: None}}]
+"#,
+        victim = victim.name()
+    ));
+    kubectl_apply(&claim_yaml(
+        ns,
+        "app",
+        &format!("  compositionRef: {{name: {comp}}}\n"),
+    ));
+    let claim = wait_condition(ns, "app", "Synced", "False", Some("CompositionInvalid")).await;
+    let (_, _, message) = condition(&claim, "Synced").unwrap_or_default();
+    assert!(
+        message.contains(victim.name()) || message.contains("namespace"),
+        "{message}"
+    );
+    let planted = kubectl_ok(["get", "configmaps", "-n", victim.name(), "-o", "name"]);
+    assert!(!planted.contains(&format!("{ns}-app-config")), "{planted}");
+    kubectl_ok(["delete", "dbc", "app", "-n", ns]);
+    kubectl_ok(["delete", "composition", &comp]);
+}

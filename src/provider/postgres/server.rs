@@ -1,0 +1,487 @@
+//! Talking to PostgreSQL: connections, the admin-connection cache, and the
+//! two operations a `Database` needs, [`sync_database`] and [`remove`].
+//! SQL text comes from [`super::sql`], decisions from [`super::plan`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+
+use super::plan::{self, DatabaseState, Desired, Observed, RoleState, Step};
+use super::sql::{self, Verifier};
+use super::tls::MakeRustls;
+use crate::api::postgres::SslMode;
+
+/// Limit for one TCP connect attempt.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Limit for connect + TLS + authentication.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and as whom to connect.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectParams {
+    pub host: String,
+    pub port: u16,
+    pub ssl_mode: SslMode,
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ConnectParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectParams")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl ConnectParams {
+    /// The same server, as another user.
+    pub fn as_user(&self, user: &str, password: &str) -> Self {
+        Self {
+            user: user.to_string(),
+            password: password.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// A hash of everything that makes a connection, password included, so a
+    /// cache can tell a changed config or Secret without keeping a copy.
+    fn fingerprint(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [
+            self.host.as_bytes(),
+            &self.port.to_be_bytes(),
+            self.user.as_bytes(),
+            self.password.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.update([self.ssl_mode as u8]);
+        h.finalize().into()
+    }
+}
+
+/// What went wrong talking to PostgreSQL. Messages are for people and never
+/// hold a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot connect to PostgreSQL at {address}: {detail}")]
+    Unreachable { address: String, detail: String },
+    #[error("PostgreSQL at {address} did not answer within {}s", LOGIN_TIMEOUT.as_secs())]
+    Timeout { address: String },
+    #[error("PostgreSQL at {address} rejected the login of role \"{user}\": {detail}")]
+    Login {
+        address: String,
+        user: String,
+        detail: String,
+        bad_password: bool,
+    },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("failed to {action}: {detail}")]
+    Query {
+        action: String,
+        detail: String,
+        connection_lost: bool,
+    },
+}
+
+impl ServerError {
+    fn query(action: impl Into<String>, e: &tokio_postgres::Error) -> Self {
+        ServerError::Query {
+            action: action.into(),
+            detail: describe(e),
+            connection_lost: e.is_closed(),
+        }
+    }
+
+    /// Whether a cached connection that produced this error should be dropped.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            ServerError::Query {
+                connection_lost, ..
+            } => *connection_lost,
+            _ => true,
+        }
+    }
+}
+
+/// The server's message (with its hint), or the chain of I/O causes.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return match db.hint() {
+            Some(hint) => format!("{} (hint: {hint})", db.message()),
+            None => db.message().to_string(),
+        };
+    }
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Opens a connection to `dbname` and drives it on its own task.
+pub async fn connect(params: &ConnectParams, dbname: &str) -> Result<Client, ServerError> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&params.host)
+        .port(params.port)
+        .user(&params.user)
+        .password(&params.password)
+        .dbname(dbname)
+        .application_name("dbclaim")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .ssl_mode(match params.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require => tokio_postgres::config::SslMode::Require,
+        });
+    let tls = MakeRustls::new().map_err(|e| ServerError::Tls(e.to_string()))?;
+    let address = params.address();
+    let (client, connection) = tokio::time::timeout(LOGIN_TIMEOUT, config.connect(tls))
+        .await
+        .map_err(|_| ServerError::Timeout {
+            address: address.clone(),
+        })?
+        .map_err(|e| match e.code() {
+            Some(c)
+                if *c == SqlState::INVALID_PASSWORD
+                    || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+            {
+                ServerError::Login {
+                    address: address.clone(),
+                    user: params.user.clone(),
+                    detail: describe(&e),
+                    bad_password: *c == SqlState::INVALID_PASSWORD,
+                }
+            }
+            Some(_) => {
+                ServerError::query(format!("connect to database \"{dbname}\" at {address}"), &e)
+            }
+            None => ServerError::Unreachable {
+                address: address.clone(),
+                detail: describe(&e),
+            },
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %describe(&e), "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// One admin connection per ProviderConfig, reused across reconciles and
+/// replaced when the config or its Secret changes or the connection breaks.
+#[derive(Default)]
+pub struct Pool {
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+}
+
+struct Cached {
+    fingerprint: [u8; 32],
+    client: Arc<Client>,
+}
+
+impl Pool {
+    /// The admin connection for the ProviderConfig `key`. Connects for one
+    /// config at a time, so a slow server does not hold up the others.
+    pub async fn admin(
+        &self,
+        key: &str,
+        params: &ConnectParams,
+    ) -> Result<Arc<Client>, ServerError> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(key.to_string()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        let fingerprint = params.fingerprint();
+        if let Some(cached) = slot.as_ref()
+            && cached.fingerprint == fingerprint
+            && !cached.client.is_closed()
+        {
+            return Ok(cached.client.clone());
+        }
+        *slot = None;
+        let client = Arc::new(connect(params, "postgres").await?);
+        tracing::debug!(provider_config = key, address = %params.address(), "connected as admin");
+        *slot = Some(Cached {
+            fingerprint,
+            client: client.clone(),
+        });
+        Ok(client)
+    }
+
+    /// Drops the cached connection of `key` (after an error on it).
+    pub async fn forget(&self, key: &str) {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned();
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+    }
+}
+
+/// The admin role's attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminPrivileges {
+    pub superuser: bool,
+    pub create_role: bool,
+    pub create_db: bool,
+}
+
+impl AdminPrivileges {
+    /// Why this admin cannot manage databases, if it cannot.
+    pub fn missing(&self, user: &str) -> Option<String> {
+        if self.superuser || (self.create_role && self.create_db) {
+            return None;
+        }
+        let mut lacks = Vec::new();
+        if !self.create_role {
+            lacks.push("CREATEROLE");
+        }
+        if !self.create_db {
+            lacks.push("CREATEDB");
+        }
+        Some(format!(
+            "admin role \"{user}\" lacks {}: run ALTER ROLE \"{user}\" {} as a superuser, or use another admin",
+            lacks.join(" and "),
+            lacks.join(" ")
+        ))
+    }
+}
+
+pub async fn admin_privileges(admin: &Client) -> Result<AdminPrivileges, ServerError> {
+    let row = admin
+        .query_one(sql::query::ADMIN, &[])
+        .await
+        .map_err(|e| ServerError::query("read the admin role's attributes", &e))?;
+    Ok(AdminPrivileges {
+        superuser: row.get(0),
+        create_role: row.get(1),
+        create_db: row.get(2),
+    })
+}
+
+/// The role and database named `name` as the server has them.
+pub async fn observe(admin: &Client, name: &str) -> Result<Observed, ServerError> {
+    let admin_is_superuser = admin_privileges(admin).await?.superuser;
+    let role = admin
+        .query_opt(sql::query::ROLE, &[&name])
+        .await
+        .map_err(|e| ServerError::query(format!("look up role \"{name}\""), &e))?
+        .map(|r| RoleState {
+            can_login: r.get(0),
+            admin_has_privileges: r.get(1),
+        });
+    let database = admin
+        .query_opt(sql::query::DATABASE, &[&name])
+        .await
+        .map_err(|e| ServerError::query(format!("look up database \"{name}\""), &e))?
+        .map(|r| DatabaseState {
+            connection_limit: r.get(0),
+            owner: r.get(1),
+            public_access: r.get(2),
+        });
+    Ok(Observed {
+        role,
+        database,
+        admin_is_superuser,
+    })
+}
+
+/// What [`sync_database`] did and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Changes made, in order.
+    pub steps: Vec<Step>,
+    /// The role's password was reset to the Secret's.
+    pub password_reset: bool,
+    /// The Secret's password is known to work (the role was created with it,
+    /// a login with it succeeded, or it was just set).
+    pub password_verified: bool,
+    pub extensions_created: Vec<String>,
+    /// Listed extensions that are installed.
+    pub extensions: Vec<String>,
+    pub connection_limit: i64,
+}
+
+/// Brings role and database `desired.name` to the desired state: creates
+/// what is missing, corrects drift, installs listed extensions, and makes
+/// sure the role logs in with `password`. Idempotent; changes nothing when
+/// all is in place. Unless `password_known_good`, it checks the password by
+/// logging in as the role, and resets it only when that login is refused.
+pub async fn sync_database(
+    admin: &Client,
+    params: &ConnectParams,
+    desired: &Desired,
+    password: &str,
+    password_known_good: bool,
+) -> Result<SyncReport, ServerError> {
+    let name = desired.name.as_str();
+    let observed = observe(admin, name).await?;
+    let steps = plan::plan(desired, &observed);
+    let verifier = steps
+        .iter()
+        .any(Step::needs_password)
+        .then(|| Verifier::scram(password));
+    let mut report = SyncReport {
+        password_verified: password_known_good,
+        ..SyncReport::default()
+    };
+    for step in steps {
+        match admin
+            .batch_execute(&step.sql(name, verifier.as_ref()))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(step = %step.describe(name), "changed");
+                if step == Step::CreateRole {
+                    report.password_verified = true;
+                }
+                report.steps.push(step);
+            }
+            // Another reconcile got there first: the same outcome.
+            Err(e) if step == Step::CreateRole && e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
+            }
+            Err(e)
+                if matches!(step, Step::CreateDatabase { .. })
+                    && e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
+            Err(e) => return Err(ServerError::query(step.describe(name), &e)),
+        }
+    }
+
+    if !report.password_verified {
+        match connect(&params.as_user(name, password), name).await {
+            Ok(_) => report.password_verified = true,
+            Err(ServerError::Login {
+                bad_password: true, ..
+            }) => {
+                let statement = sql::alter_role_password(name, &Verifier::scram(password));
+                admin.batch_execute(&statement).await.map_err(|e| {
+                    ServerError::query(format!("set the password of role \"{name}\""), &e)
+                })?;
+                tracing::info!(role = name, "password reset to the connection Secret's");
+                report.password_reset = true;
+                report.password_verified = true;
+            }
+            // Not a password problem (pg_hba, network): nothing to fix here;
+            // checked again on the next reconcile.
+            Err(e) => {
+                tracing::warn!(role = name, error = %e, "could not check the role's password")
+            }
+        }
+    }
+
+    if !desired.extensions.is_empty() {
+        let db = connect(params, name).await?;
+        let installed = installed_extensions(&db, name).await?;
+        for ext in plan::missing_extensions(&desired.extensions, &installed) {
+            db.batch_execute(&sql::create_extension(&ext))
+                .await
+                .map_err(|e| {
+                    ServerError::query(
+                        format!("create extension \"{ext}\" in database \"{name}\""),
+                        &e,
+                    )
+                })?;
+            tracing::info!(extension = %ext, database = name, "extension created");
+            report.extensions_created.push(ext);
+        }
+        let installed = if report.extensions_created.is_empty() {
+            installed
+        } else {
+            installed_extensions(&db, name).await?
+        };
+        report.extensions = plan::listed_and_installed(&desired.extensions, &installed);
+    }
+
+    report.connection_limit = match observe(admin, name).await?.database {
+        Some(db) => db.connection_limit,
+        None => desired.connection_limit,
+    };
+    Ok(report)
+}
+
+async fn installed_extensions(db: &Client, name: &str) -> Result<Vec<String>, ServerError> {
+    Ok(db
+        .query(sql::query::EXTENSIONS, &[])
+        .await
+        .map_err(|e| ServerError::query(format!("list extensions in database \"{name}\""), &e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// What [`remove`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    pub sessions_terminated: i64,
+    pub database_dropped: bool,
+    pub role_dropped: bool,
+}
+
+/// Drops database and role `name`, ending its sessions first. Idempotent.
+pub async fn remove(admin: &Client, name: &str) -> Result<RemoveReport, ServerError> {
+    let observed = observe(admin, name).await?;
+    let mut report = RemoveReport::default();
+    if observed.database.is_some() {
+        // The admin may end the role's sessions only with the role's privileges.
+        if let Some(role) = &observed.role
+            && !role.admin_has_privileges
+            && !observed.admin_is_superuser
+        {
+            admin
+                .batch_execute(&sql::grant_role_to_admin(name))
+                .await
+                .map_err(|e| {
+                    ServerError::query(format!("grant role \"{name}\" to the admin role"), &e)
+                })?;
+        }
+        let row = admin
+            .query_one(sql::query::TERMINATE, &[&name])
+            .await
+            .map_err(|e| {
+                ServerError::query(format!("end the sessions on database \"{name}\""), &e)
+            })?;
+        report.sessions_terminated = row.get(0);
+        admin
+            .batch_execute(&sql::drop_database(name))
+            .await
+            .map_err(|e| ServerError::query(format!("drop database \"{name}\""), &e))?;
+        report.database_dropped = true;
+    }
+    if observed.role.is_some() {
+        admin
+            .batch_execute(&sql::drop_role(name))
+            .await
+            .map_err(|e| ServerError::query(format!("drop role \"{name}\""), &e))?;
+        report.role_dropped = true;
+    }
+    Ok(report)
+}

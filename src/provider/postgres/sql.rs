@@ -1,0 +1,226 @@
+//! SQL text, built without I/O.
+//!
+//! DDL takes no bind parameters, so names and literals are quoted here:
+//! identifiers in `"` with `"` doubled, literals in `'` with `'` doubled
+//! (and, should one hold a backslash, in the `E'…'` form with backslashes
+//! doubled, so the result is the same whatever `standard_conforming_strings`
+//! says). Passwords reach the server only as SCRAM verifiers, never in clear.
+
+/// `name` as an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `value` as an SQL string literal.
+pub fn literal(value: &str) -> String {
+    let doubled = value.replace('\'', "''");
+    if doubled.contains('\\') {
+        format!("E'{}'", doubled.replace('\\', "\\\\"))
+    } else {
+        format!("'{doubled}'")
+    }
+}
+
+/// A password as it may appear in DDL: a SCRAM-SHA-256 verifier, so the
+/// clear text is neither sent in a statement nor kept in server logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Verifier(String);
+
+impl Verifier {
+    /// Hashes a clear-text password (random salt, 4096 iterations).
+    pub fn scram(password: &str) -> Self {
+        Self(postgres_protocol::password::scram_sha_256(
+            password.as_bytes(),
+        ))
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verifier(<redacted>)")
+    }
+}
+
+pub fn create_role(role: &str, password: &Verifier) -> String {
+    format!(
+        "CREATE ROLE {} LOGIN PASSWORD {}",
+        ident(role),
+        literal(&password.0)
+    )
+}
+
+pub fn alter_role_password(role: &str, password: &Verifier) -> String {
+    format!(
+        "ALTER ROLE {} PASSWORD {}",
+        ident(role),
+        literal(&password.0)
+    )
+}
+
+pub fn alter_role_login(role: &str) -> String {
+    format!("ALTER ROLE {} LOGIN", ident(role))
+}
+
+/// Makes the admin a member of `role`, so that an admin with CREATEROLE but
+/// without SUPERUSER may give it databases, and later drop them.
+pub fn grant_role_to_admin(role: &str) -> String {
+    format!("GRANT {} TO CURRENT_USER", ident(role))
+}
+
+/// Must run outside a transaction block.
+pub fn create_database(database: &str, owner: &str, connection_limit: i64) -> String {
+    format!(
+        "CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}",
+        ident(database),
+        ident(owner),
+        connection_limit
+    )
+}
+
+pub fn alter_database_connection_limit(database: &str, connection_limit: i64) -> String {
+    format!(
+        "ALTER DATABASE {} CONNECTION LIMIT {}",
+        ident(database),
+        connection_limit
+    )
+}
+
+pub fn alter_database_owner(database: &str, owner: &str) -> String {
+    format!(
+        "ALTER DATABASE {} OWNER TO {}",
+        ident(database),
+        ident(owner)
+    )
+}
+
+/// Other tenants' roles may not connect to this database.
+pub fn revoke_connect_from_public(database: &str) -> String {
+    format!(
+        "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+        ident(database)
+    )
+}
+
+/// Runs inside the database the extension is for.
+pub fn create_extension(extension: &str) -> String {
+    format!("CREATE EXTENSION IF NOT EXISTS {}", ident(extension))
+}
+
+/// Ends the database's other sessions first (PostgreSQL 13+).
+pub fn drop_database(database: &str) -> String {
+    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(database))
+}
+
+pub fn drop_role(role: &str) -> String {
+    format!("DROP ROLE IF EXISTS {}", ident(role))
+}
+
+/// Queries with bind parameters (`$1` = a role or database name).
+pub mod query {
+    /// One row if the role exists: can it log in, and do the admin's
+    /// privileges include its own (needed to own and drop its database)?
+    pub const ROLE: &str = "SELECT r.rolcanlogin, pg_has_role(current_user, r.oid, 'USAGE') \
+         FROM pg_catalog.pg_roles r WHERE r.rolname = $1";
+
+    /// One row if the database exists: its connection limit, its owner, and
+    /// whether PUBLIC may connect to it.
+    pub const DATABASE: &str = "SELECT d.datconnlimit::int8, pg_catalog.pg_get_userbyid(d.datdba)::text, \
+         EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) a \
+                 WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')) \
+         FROM pg_catalog.pg_database d WHERE d.datname = $1";
+
+    /// The admin role's own attributes: superuser, createrole, createdb.
+    pub const ADMIN: &str = "SELECT rolsuper, rolcreaterole, rolcreatedb \
+         FROM pg_catalog.pg_roles WHERE rolname = current_user";
+
+    /// Extensions installed in the current database (plpgsql comes with every one).
+    pub const EXTENSIONS: &str =
+        "SELECT extname::text FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1";
+
+    /// Ends every other session on database `$1`.
+    pub const TERMINATE: &str = "SELECT count(pg_catalog.pg_terminate_backend(pid)) \
+         FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn identifiers_double_quotes() {
+        assert_eq!(ident("orders"), r#""orders""#);
+        assert_eq!(ident(r#"a"b"#), r#""a""b""#);
+        assert_eq!(ident(r#"""#), r#""""""#);
+        assert_eq!(
+            ident("Mixed Case; DROP TABLE x; --"),
+            r#""Mixed Case; DROP TABLE x; --""#
+        );
+        assert_eq!(ident("uuid-ossp"), r#""uuid-ossp""#);
+        assert_eq!(ident("ünï"), "\"ünï\"");
+    }
+
+    #[test]
+    fn literals_double_single_quotes() {
+        assert_eq!(literal("abc"), "'abc'");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("'; DROP ROLE x; --"), "'''; DROP ROLE x; --'");
+        assert_eq!(literal(r"a\b'c"), r"E'a\\b''c'");
+        assert_eq!(literal(""), "''");
+    }
+
+    #[test]
+    fn ddl_quotes_every_name() {
+        let v = Verifier("SCRAM-SHA-256$4096:c2FsdA==$a:b".into());
+        assert_eq!(
+            create_role("orders", &v),
+            r#"CREATE ROLE "orders" LOGIN PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$a:b'"#
+        );
+        assert_eq!(
+            alter_role_password(r#"x"y"#, &v),
+            r#"ALTER ROLE "x""y" PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$a:b'"#
+        );
+        assert_eq!(alter_role_login("o"), r#"ALTER ROLE "o" LOGIN"#);
+        assert_eq!(grant_role_to_admin("o"), r#"GRANT "o" TO CURRENT_USER"#);
+        assert_eq!(
+            create_database("o", "o", -1),
+            r#"CREATE DATABASE "o" OWNER "o" CONNECTION LIMIT -1"#
+        );
+        assert_eq!(
+            create_database(r#"d""#, "r", 5),
+            r#"CREATE DATABASE "d""" OWNER "r" CONNECTION LIMIT 5"#
+        );
+        assert_eq!(
+            alter_database_connection_limit("o", 10),
+            r#"ALTER DATABASE "o" CONNECTION LIMIT 10"#
+        );
+        assert_eq!(
+            alter_database_owner("o", "p"),
+            r#"ALTER DATABASE "o" OWNER TO "p""#
+        );
+        assert_eq!(
+            revoke_connect_from_public("o"),
+            r#"REVOKE CONNECT, TEMPORARY ON DATABASE "o" FROM PUBLIC"#
+        );
+        assert_eq!(
+            create_extension("uuid-ossp"),
+            r#"CREATE EXTENSION IF NOT EXISTS "uuid-ossp""#
+        );
+        assert_eq!(
+            drop_database("o"),
+            r#"DROP DATABASE IF EXISTS "o" WITH (FORCE)"#
+        );
+        assert_eq!(drop_role("o"), r#"DROP ROLE IF EXISTS "o""#);
+    }
+
+    #[test]
+    fn verifier_hides_the_password() {
+        let v = Verifier::scram("hunter2");
+        assert!(v.0.starts_with("SCRAM-SHA-256$4096:"));
+        assert!(!v.0.contains("hunter2"));
+        assert_eq!(format!("{v:?}"), "Verifier(<redacted>)");
+        assert!(!create_role("r", &v).contains("hunter2"));
+        // A fresh salt each time.
+        assert_ne!(Verifier::scram("hunter2"), v);
+    }
+}
