@@ -4,5 +4,6 @@
 mod chart;
 mod claims;
 mod policy;
+mod postgres_provider;
 mod smoke;
 mod support;
