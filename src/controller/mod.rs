@@ -19,7 +19,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
 use crate::cli::RunArgs;
@@ -150,6 +150,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         metrics: metrics.clone(),
     });
 
+    let claims_api_for_ready: Api<DatabaseClaim> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -222,13 +226,38 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
     );
 
+    // kube's Store::wait_until_ready keeps a single waker, so of several
+    // concurrent waiters only the last one polled is woken: a reconcile
+    // waiting for the composition cache (claim.rs) could hang forever, and
+    // that claim with it, when an operator starts (or takes over) with
+    // claims already there. One task waits for the composition and policy
+    // caches and opens this gate; reconciles and readiness wait on the gate.
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let open_gate = {
+        let (compositions, policies) = (compositions.clone(), policies.clone());
+        async move {
+            let _ = compositions.wait_until_ready().await;
+            let _ = policies.wait_until_ready().await;
+            let _ = synced_tx.send(true);
+        }
+    };
+    let gated_reconcile = {
+        let synced = synced_rx.clone();
+        move |claim, ctx| {
+            let mut synced = synced.clone();
+            async move {
+                let _ = synced.wait_for(|open| *open).await;
+                claim::reconcile(claim, ctx).await
+            }
+        }
+    };
     let claims = claim_controller
         .reconcile_on(by_composition)
         .reconcile_on(by_policy)
         .reconcile_on(by_namespace)
         .reconcile_on(by_composed)
         .shutdown_on_signal()
-        .run(claim::reconcile, claim::error_policy, ctx)
+        .run(gated_reconcile, claim::error_policy, ctx)
         .for_each(|_| async {});
 
     let provider_config = crate::provider::Config {
@@ -237,7 +266,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     };
     let postgres = crate::provider::postgres::run(client.clone(), provider_config);
 
-    let ready_watch = mark_ready(claim_store.clone(), compositions, policies, readiness);
+    let ready_watch = async {
+        open_gate.await;
+        mark_ready_when_synced(synced_rx, claims_api_for_ready, readiness).await;
+    };
     let gauge = claims_gauge(claim_store, metrics);
 
     let lost = async {
@@ -317,6 +349,7 @@ fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
     uses || !synced
 }
 
+/// Readiness of a standby: its own caches, of which this is the only waiter.
 async fn mark_ready(
     claims: Store<DatabaseClaim>,
     compositions: Store<Composition>,
@@ -326,6 +359,25 @@ async fn mark_ready(
     let _ = claims.wait_until_ready().await;
     let _ = compositions.wait_until_ready().await;
     let _ = policies.wait_until_ready().await;
+    readiness.set_ready();
+    info!("caches synced");
+}
+
+/// Readiness of the replica that runs the controllers: the composition and
+/// policy caches have synced (the gate) and claims can be listed. The claim
+/// cache itself belongs to the controller, whose runner is its only waiter
+/// (see the gate above) and starts no reconcile before it has synced.
+async fn mark_ready_when_synced(
+    mut synced: tokio::sync::watch::Receiver<bool>,
+    claims: Api<DatabaseClaim>,
+    readiness: Readiness,
+) {
+    let _ = synced.wait_for(|open| *open).await;
+    let probe = kube::api::ListParams::default().limit(1);
+    while let Err(e) = claims.list_metadata(&probe).await {
+        warn!(error = %e, "cannot list DatabaseClaims yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     readiness.set_ready();
     info!("caches synced");
 }
