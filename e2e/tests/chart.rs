@@ -593,6 +593,18 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
     assert_eq!(of_kind(&docs, "Composition").len(), 3);
+    for composition in of_kind(&docs, "Composition") {
+        let name = composition["metadata"]["name"].as_str().unwrap_or_default();
+        let shipped =
+            std::fs::read_to_string(support::repo_root().join(format!("compositions/{name}.yaml")))
+                .unwrap_or_else(|e| panic!("compositions/{name}.yaml: {e}"));
+        let shipped = &documents(&shipped)[0];
+        assert_eq!(composition["spec"], shipped["spec"], "{name}");
+        assert_eq!(
+            composition["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
     assert_eq!(of_kind(&docs, "ProviderConfig").len(), 2);
     let manager = of_kind(&docs, "ClusterRole")
         .into_iter()
@@ -656,6 +668,222 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
             .err()
             .unwrap_or_else(|| panic!("helm accepted {values:?}"));
         assert!(err.contains(needle), "{values:?}: {err}");
+    }
+}
+
+// ---- GitOps health -----------------------------------------------------------
+
+/// A JSON value as a Lua table constructor, as Argo CD hands objects to
+/// health scripts.
+fn lua_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!(
+            "{{{}}}",
+            a.iter().map(lua_literal).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!(
+                    "[{}] = {}",
+                    lua_literal(&Value::String(k.clone())),
+                    lua_literal(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs the Argo CD health check of the chart's README on `claim`:
+/// (status, message).
+fn argocd_health(claim: &Value) -> (String, String) {
+    let readme = std::fs::read_to_string(chart_dir().join("README.md"))
+        .unwrap_or_else(|e| panic!("charts/dbclaim/README.md: {e}"));
+    let script = readme
+        .split("```lua\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("no ```lua block in charts/dbclaim/README.md"));
+    let program = format!(
+        "obj = {}\nlocal function health()\n{script}\nend\nlocal hs = health()\nio.write(hs.status, \"\\n\", hs.message or \"\")\n",
+        lua_literal(claim)
+    );
+    let out = Command::new("lua5.1")
+        .args(["-e", &program])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run lua5.1 (Argo CD's Lua; .ci/install-deps installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "the health check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, message) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.to_string(), message.to_string())
+}
+
+fn claim_with(generation: i64, observed: Option<i64>, conditions: Value) -> Value {
+    let mut claim = serde_json::json!({
+        "apiVersion": "dbclaim.io/v1alpha1",
+        "kind": "DatabaseClaim",
+        "metadata": {"name": "orders", "namespace": "team-a", "generation": generation},
+        "spec": {"engine": "postgres"},
+    });
+    if let Some(observed) = observed {
+        claim["status"] =
+            serde_json::json!({"observedGeneration": observed, "conditions": conditions});
+    }
+    claim
+}
+
+fn cond(type_: &str, status: &str, reason: &str, message: &str) -> Value {
+    serde_json::json!({"type": type_, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1})
+}
+
+#[test]
+fn argocd_health_check_reads_claim_status() {
+    let synced = cond("Synced", "True", "ReconcileSuccess", "");
+    let cases = [
+        (
+            "new claim",
+            claim_with(1, None, Value::Null),
+            "Progressing",
+            "",
+        ),
+        (
+            "provisioning",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([
+                    synced,
+                    cond("Ready", "False", "Creating", "waiting for: Database orders")
+                ]),
+            ),
+            "Progressing",
+            "waiting for: Database orders",
+        ),
+        (
+            "ready",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([synced, cond("Ready", "True", "Available", "")]),
+            ),
+            "Healthy",
+            "",
+        ),
+        (
+            "spec changed, not yet observed",
+            claim_with(
+                2,
+                Some(1),
+                serde_json::json!([synced, cond("Ready", "True", "Available", "")]),
+            ),
+            "Progressing",
+            "not observed",
+        ),
+        (
+            "policy violation",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([
+                    cond(
+                        "Synced",
+                        "False",
+                        "PolicyViolation",
+                        "ClaimPolicy team-a allows at most 100 GB"
+                    ),
+                    cond("Ready", "False", "Creating", "not provisioned"),
+                ]),
+            ),
+            "Degraded",
+            "ClaimPolicy team-a allows at most 100 GB",
+        ),
+        (
+            "invalid composition",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([
+                    cond(
+                        "Synced",
+                        "False",
+                        "CompositionInvalid",
+                        "resource \"database\", patch 1"
+                    ),
+                    cond("Ready", "False", "Creating", ""),
+                ]),
+            ),
+            "Degraded",
+            "CompositionInvalid",
+        ),
+        (
+            "was ready, now unavailable",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([
+                    synced,
+                    cond(
+                        "Ready",
+                        "False",
+                        "Unavailable",
+                        "waiting for: RDSInstance x"
+                    )
+                ]),
+            ),
+            "Degraded",
+            "RDSInstance x",
+        ),
+        (
+            "provider error, retried",
+            claim_with(
+                1,
+                Some(1),
+                serde_json::json!([
+                    cond(
+                        "Synced",
+                        "False",
+                        "ProviderError",
+                        "Database x: connection refused"
+                    ),
+                    cond("Ready", "False", "Creating", ""),
+                ]),
+            ),
+            "Progressing",
+            "connection refused",
+        ),
+    ];
+    for (what, claim, status, message) in cases {
+        let (got, got_message) = argocd_health(&claim);
+        assert_eq!(got, status, "{what}: {got_message}");
+        assert!(
+            got_message.contains(message),
+            "{what}: {got_message:?} lacks {message:?}"
+        );
     }
 }
 
@@ -1002,6 +1230,13 @@ async fn claim_flow_under_the_chart_service_account() {
     );
     wait_ready(ns, "orders").await;
     wait_ready(ns, "billing").await;
+
+    // Argo CD's health check of the chart's README reads the real status.
+    let live: Value = serde_json::from_str(&kubectl_ok([
+        "get", "dbc", "orders", "-n", ns, "-o", "json",
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(argocd_health(&live).0, "Healthy", "{live}");
 
     // Alice reads her connection Secret and connects.
     let mut args = vec![
