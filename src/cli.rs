@@ -73,6 +73,21 @@ pub struct RunArgs {
     /// Reconcile only while holding the leader lease.
     #[arg(long)]
     pub leader_elect: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, default_value = "dbclaim-leader")]
+    pub leader_election_id: String,
+    /// Namespace of the leader election Lease; defaults to the operator namespace.
+    #[arg(long)]
+    pub leader_election_namespace: Option<String>,
+    /// How long a standby waits for a silent leader before taking over.
+    #[arg(long, default_value = "15s", value_parser = crate::leader::parse_duration)]
+    pub leader_election_lease_duration: std::time::Duration,
+    /// How long the leader retries renewing before it exits; below the lease duration.
+    #[arg(long, default_value = "10s", value_parser = crate::leader::parse_duration)]
+    pub leader_election_renew_deadline: std::time::Duration,
+    /// How often the leader renews and standbys poll.
+    #[arg(long, default_value = "2s", value_parser = crate::leader::parse_duration)]
+    pub leader_election_retry_period: std::time::Duration,
     /// Most reconciles running at once, per controller.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

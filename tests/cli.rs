@@ -95,6 +95,41 @@ fn chart_crds_match_crds_directory() {
     }
 }
 
+/// The chart ships the repository's compositions verbatim, no stale or
+/// extra CRDs, and deploys the crate's version.
+#[test]
+fn chart_follows_the_repository() {
+    let chart = root().join("charts/dbclaim");
+    let names = |dir: PathBuf| {
+        let mut v: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(chart.join("crds")), names(root().join("crds")));
+    let shipped = names(root().join("compositions"));
+    assert_eq!(names(chart.join("files/compositions")), shipped);
+    for name in shipped {
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            read(root().join("compositions").join(&name))
+                == read(chart.join("files/compositions").join(&name)),
+            "charts/dbclaim/files/compositions/{} differs from compositions/",
+            name.to_string_lossy()
+        );
+    }
+    let chart_yaml =
+        std::fs::read_to_string(chart.join("Chart.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let app_version = format!("appVersion: \"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        chart_yaml.lines().any(|l| l == app_version),
+        "Chart.yaml must say {app_version} (the crate version)"
+    );
+}
+
 fn compositions() -> Vec<PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(root().join("compositions"))
         .unwrap_or_else(|e| panic!("{e}"))

@@ -141,9 +141,8 @@ pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context
 }
 
 async fn apply(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Error> {
-    // Selecting before the first list of compositions would report a
-    // composition missing that merely has not been read yet.
-    ctx.synced.wait().await;
+    // No wait for the composition cache here: `dbclaim run` starts no claim
+    // reconcile before it has synced (the gate in controller/mod.rs).
     let mut progress = Progress::default();
     let outcome = provision(&claim, ctx, &mut progress).await;
     let (synced, requeue) = match outcome {

@@ -19,14 +19,13 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
 use crate::metrics::Metrics;
 use crate::server::{self, Readiness};
-use crate::synced::Synced;
 
 use context::Context;
 use kinds::Kinds;
@@ -37,6 +36,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("lost leadership, exiting so that only the new leader reconciles: {0}")]
+    LeaseLost(#[from] crate::leader::Lost),
+    #[error("{0}")]
+    LeaderElection(String),
     #[error("cannot serve {what} on {addr}: {source}")]
     Serve {
         what: &'static str,
@@ -75,6 +78,39 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // Bind errors surface at once rather than after the controllers start.
     let metrics_addr = args.metrics_bind_address;
     let probes_addr = args.health_probe_bind_address;
+    tokio::pin!(metrics_server, probes_server);
+
+    // Leader election: standbys serve probes and metrics and keep their
+    // caches synced (so /readyz says whether they could lead), but start no
+    // controller until they hold the Lease.
+    let mut leadership = None;
+    if args.leader_elect {
+        let elector = crate::leader::Elector::new(
+            client.clone(),
+            args.leader_election_namespace
+                .as_deref()
+                .unwrap_or(&operator_namespace),
+            &args.leader_election_id,
+            crate::leader::default_identity(),
+            crate::leader::Timings {
+                lease_duration: args.leader_election_lease_duration,
+                renew_deadline: args.leader_election_renew_deadline,
+                retry_period: args.leader_election_retry_period,
+            },
+        )
+        .map_err(Error::LeaderElection)?;
+        info!(identity = %elector.identity(), lease = %args.leader_election_id, "waiting for leadership");
+        tokio::select! {
+            held = elector.acquire() => leadership = Some(held),
+            r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+            r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+            _ = standby_caches(client.clone(), args.namespace.clone(), readiness.clone()) => {}
+            _ = shutdown_signal() => {
+                info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    }
 
     let (compositions, composition_writer) = reflector::store::<Composition>();
     let composition_events = reflector::reflector(
@@ -98,18 +134,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     .touched_objects();
 
     let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
-    // Each store is waited on by one task only (see crate::synced).
-    let synced = {
-        let (compositions, policies) = (compositions.clone(), policies.clone());
-        Synced::when(async move {
-            compositions.wait_until_ready().await.is_ok()
-                && policies.wait_until_ready().await.is_ok()
-        })
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         compositions: compositions.clone(),
-        synced: synced.clone(),
         policies: policies.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
         recorder: Recorder::new(
@@ -123,6 +150,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         metrics: metrics.clone(),
     });
 
+    let claims_api_for_ready: Api<DatabaseClaim> = match &args.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -195,13 +226,38 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
     );
 
+    // kube's Store::wait_until_ready keeps a single waker, so of several
+    // concurrent waiters only the last one polled is woken: a reconcile
+    // waiting for the composition cache (claim.rs) could hang forever, and
+    // that claim with it, when an operator starts (or takes over) with
+    // claims already there. One task waits for the composition and policy
+    // caches and opens this gate; reconciles and readiness wait on the gate.
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let open_gate = {
+        let (compositions, policies) = (compositions.clone(), policies.clone());
+        async move {
+            let _ = compositions.wait_until_ready().await;
+            let _ = policies.wait_until_ready().await;
+            let _ = synced_tx.send(true);
+        }
+    };
+    let gated_reconcile = {
+        let synced = synced_rx.clone();
+        move |claim, ctx| {
+            let mut synced = synced.clone();
+            async move {
+                let _ = synced.wait_for(|open| *open).await;
+                claim::reconcile(claim, ctx).await
+            }
+        }
+    };
     let claims = claim_controller
         .reconcile_on(by_composition)
         .reconcile_on(by_policy)
         .reconcile_on(by_namespace)
         .reconcile_on(by_composed)
         .shutdown_on_signal()
-        .run(claim::reconcile, claim::error_policy, ctx)
+        .run(gated_reconcile, claim::error_policy, ctx)
         .for_each(|_| async {});
 
     let provider_config = crate::provider::Config {
@@ -210,17 +266,78 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     };
     let postgres = crate::provider::postgres::run(client.clone(), provider_config);
 
-    let ready_watch = mark_ready(synced, readiness);
+    let ready_watch = async {
+        open_gate.await;
+        mark_ready_when_synced(synced_rx, claims_api_for_ready, readiness).await;
+    };
     let gauge = claims_gauge(claim_store, metrics);
+
+    let lost = async {
+        match leadership.as_mut() {
+            Some(held) => held.hold().await,
+            None => std::future::pending().await,
+        }
+    };
 
     tokio::select! {
         _ = claims => info!("claim controller stopped"),
         _ = postgres => info!("postgres provider stopped"),
-        r = metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
-        r = probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+        r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+        r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
         _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
+        // Returning drops every controller future: no reconcile runs past here.
+        lost = lost => return Err(Error::LeaseLost(lost)),
+    }
+    if let Some(held) = leadership {
+        held.release().await;
     }
     Ok(())
+}
+
+/// What a standby does until it leads: lists and watches what the leader
+/// needs, and reports ready once that has synced.
+async fn standby_caches(client: Client, namespace: Option<String>, readiness: Readiness) {
+    let claims: Api<DatabaseClaim> = match &namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (claim_store, claim_writer) = reflector::store();
+    let (composition_store, composition_writer) = reflector::store();
+    let (policy_store, policy_writer) = reflector::store();
+    let config = watcher::Config::default;
+    let claims = reflector::reflector(claim_writer, watcher(claims, config()))
+        .default_backoff()
+        .for_each(|_| async {});
+    let compositions = reflector::reflector(
+        composition_writer,
+        watcher(Api::<Composition>::all(client.clone()), config()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let policies = reflector::reflector(
+        policy_writer,
+        watcher(Api::<ClaimPolicy>::all(client), config()),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let ready = mark_ready(claim_store, composition_store, policy_store, readiness);
+    futures::join!(claims, compositions, policies, ready);
+}
+
+/// SIGTERM (as Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
@@ -232,11 +349,35 @@ fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
     uses || !synced
 }
 
-/// Ready once compositions and policies are listed. The claim cache is the
-/// controller's own: it runs no reconcile before that cache is full, and
-/// waiting on it here too would steal the controller's wake-up.
-async fn mark_ready(synced: Synced, readiness: Readiness) {
-    synced.wait().await;
+/// Readiness of a standby: its own caches, of which this is the only waiter.
+async fn mark_ready(
+    claims: Store<DatabaseClaim>,
+    compositions: Store<Composition>,
+    policies: Store<ClaimPolicy>,
+    readiness: Readiness,
+) {
+    let _ = claims.wait_until_ready().await;
+    let _ = compositions.wait_until_ready().await;
+    let _ = policies.wait_until_ready().await;
+    readiness.set_ready();
+    info!("caches synced");
+}
+
+/// Readiness of the replica that runs the controllers: the composition and
+/// policy caches have synced (the gate) and claims can be listed. The claim
+/// cache itself belongs to the controller, whose runner is its only waiter
+/// (see the gate above) and starts no reconcile before it has synced.
+async fn mark_ready_when_synced(
+    mut synced: tokio::sync::watch::Receiver<bool>,
+    claims: Api<DatabaseClaim>,
+    readiness: Readiness,
+) {
+    let _ = synced.wait_for(|open| *open).await;
+    let probe = kube::api::ListParams::default().limit(1);
+    while let Err(e) = claims.list_metadata(&probe).await {
+        warn!(error = %e, "cannot list DatabaseClaims yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     readiness.set_ready();
     info!("caches synced");
 }

@@ -32,6 +32,9 @@ pub struct Operator {
     log: PathBuf,
     pub metrics_port: u16,
     pub probes_port: u16,
+    /// Environment overrides (e.g. KUBECONFIG of a service account), kept
+    /// for restarts.
+    env: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -42,6 +45,12 @@ impl Operator {
     }
 
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// Like `start_with`, with environment variables set for the process
+    /// (they win over the defaults, KUBECONFIG included).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         super::kubectl_apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {OPERATOR_NAMESPACE}\n"
         ));
@@ -52,6 +61,10 @@ impl Operator {
             log,
             metrics_port: free_port(),
             probes_port: free_port(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: tmp,
         };
         op.spawn(extra);
@@ -75,6 +88,7 @@ impl Operator {
                 "RUST_LOG",
                 std::env::var("DBCLAIM_E2E_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -95,6 +109,31 @@ impl Operator {
     pub fn restart(&mut self, extra: &[&str]) {
         self.kill();
         self.spawn(extra);
+    }
+
+    /// SIGTERM, as Kubernetes sends at pod deletion; the process is not reaped.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// The exit status once the process has exited, waiting up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {

@@ -261,7 +261,8 @@ pub fn desired(db: &Database) -> Desired {
 async fn name_taken(db: &Database, ctx: &Context) -> Option<Error> {
     // No wait for the store: the controller runs no reconcile before its
     // store has the first full list (and a second waiter on that store
-    // would steal the controller's wake-up, see crate::synced).
+    // would steal the controller's wake-up: kube's wait_until_ready keeps
+    // a single waker).
     let others = ctx.databases.state();
     let winner = first_claimant(db, others.iter().map(|d| d.as_ref()))?;
     Some(Error::NameTaken {
