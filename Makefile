@@ -31,6 +31,7 @@ test: lint unit e2e
 
 crds:
 	$(CARGO) run -q -- crds --output-dir crds
+	cp crds/*.yaml charts/dbclaim/crds/
 
 demo: build
 	e2e/demo
