@@ -93,7 +93,7 @@ fn values_file(values: &str) -> (tempfile::TempDir, String) {
 }
 
 /// `helm template` of the chart; Err carries helm's message.
-fn template(release: &str, namespace: &str, values: &str) -> Result<String, String> {
+pub fn template(release: &str, namespace: &str, values: &str) -> Result<String, String> {
     let (_dir, file) = values_file(values);
     let chart = chart_dir().display().to_string();
     let out = helm([

@@ -301,3 +301,100 @@ spec:
     kubectl_ok(["delete", "dbc", "app", "-n", ns]);
     kubectl_ok(["delete", "composition", &comp]);
 }
+
+#[tokio::test]
+async fn with_the_admission_policy_on_bad_claims_are_refused_by_kubectl_apply() {
+    support::apply_crds();
+    let ns = TestNamespace::new("admission");
+    let ns = ns.name();
+    let team = support::unique_name("adm");
+    label_namespace(ns, &format!("team={team}"));
+    let other = TestNamespace::new("admission-other");
+    let release = support::unique_name("vap");
+    let rendered = crate::chart::template(
+        &release,
+        "dbclaim-system",
+        "admissionPolicy: {enabled: true}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Only the admission policy and its binding: no operator is needed.
+    let docs: Vec<String> = rendered
+        .split("\n---")
+        .filter(|d| d.contains("kind: ValidatingAdmissionPolicy"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(docs.len(), 2, "the policy and its binding:\n{rendered}");
+    kubectl_apply(&docs.join("\n---\n"));
+    let policy = support::unique_name("adm-limits");
+    kubectl_apply(&format!(
+        "apiVersion: dbclaim.io/v1alpha1\nkind: ClaimPolicy\nmetadata: {{name: {policy}}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: {team}}}}}\n  allowedEngines: [postgres]\n  allowedSizes: [small]\n  maxStorageGB: 30\n"
+    ));
+
+    let try_apply = |ns: &str, name: &str, spec: &str| {
+        let yaml = claim_yaml(ns, name, spec);
+        support::kubectl_with_stdin(["apply", "-f", "-"], &yaml)
+    };
+    // The API server loads new policies asynchronously: wait until it
+    // refuses (a server-side dry run, so an early probe stores nothing).
+    wait_for(
+        Duration::from_secs(30),
+        "the admission policy to take effect",
+        || async {
+            let probe = claim_yaml(ns, "probe", "  size: large\n");
+            !support::kubectl_with_stdin(["apply", "--dry-run=server", "-f", "-"], &probe)
+                .status
+                .success()
+        },
+    )
+    .await;
+    for (name, spec, needle) in [
+        ("medium", "  size: medium\n", "allows sizes [small]"),
+        ("huge", "  storageGB: 40\n", "at most 30 GB per claim"),
+    ] {
+        let out = try_apply(ns, name, spec);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was admitted");
+        assert!(
+            stderr.contains(&policy) && stderr.contains(needle),
+            "{name}: {stderr}"
+        );
+    }
+    let within = try_apply(ns, "my", "");
+    assert!(
+        within.status.success(),
+        "a small 20 GB postgres claim is within the policy: {}",
+        String::from_utf8_lossy(&within.stderr)
+    );
+    let engine = support::kubectl_with_stdin(
+        ["apply", "-f", "-"],
+        &format!(
+            "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata: {{name: m, namespace: {ns}}}\nspec: {{engine: mysql}}\n"
+        ),
+    );
+    assert!(String::from_utf8_lossy(&engine.stderr).contains("allows engines [postgres]"));
+    // Namespaces the policy does not govern are not affected.
+    assert!(
+        try_apply(other.name(), "medium", "  size: medium\n")
+            .status
+            .success()
+    );
+    // An edit that breaks the limit is refused too.
+    let grow = kubectl([
+        "patch",
+        "dbc",
+        "my",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"storageGB":50}}"#,
+    ]);
+    assert!(!grow.status.success());
+
+    for d in &docs {
+        let _ = support::kubectl_with_stdin(["delete", "-f", "-"], d);
+    }
+    kubectl_ok(["delete", "claimpolicy", &policy]);
+    let _ = kubectl(["delete", "dbc", "--all", "-n", ns]);
+    let _ = kubectl(["delete", "dbc", "--all", "-n", other.name()]);
+}
