@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT=$(cd "$E2E_DIR/.." && pwd)
 # shellcheck source=../versions.env
 source "$E2E_DIR/versions.env"
@@ -36,9 +37,8 @@ parse_state_args() {
     esac
   done
   [[ -n $ACTION ]] || { usage >&2; exit 2; }
-  STATE=${STATE:-$default}
-  mkdir -p "$STATE"
-  STATE=$(cd "$STATE" && pwd)
+  # Absolute (it is recorded in files and passed to daemons); created by `up` only.
+  STATE=$(realpath -m "${STATE:-$default}")
 }
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now.

@@ -3,5 +3,6 @@
 
 mod claims;
 mod policy;
+mod postgres_provider;
 mod smoke;
 mod support;

@@ -1,14 +1,60 @@
 //! The composition engine: pure functions from a claim, a composition and
-//! what was last observed to the desired composed objects. No I/O.
+//! what was last observed to the desired composed objects. No I/O, no
+//! panics on any input: every failure is a typed [`EngineError`] whose text
+//! names the resource and the patch, check or detail, for the claim's
+//! `Synced=False, CompositionInvalid` condition.
 //!
-//! INTERFACE STUB — the engine's author replaces the bodies; the public
-//! shapes below are what the CLI and the controller call.
+//! - [`render`]: the desired objects, their readiness, the claim's outputs
+//!   and the connection details.
+//! - [`connection_secret`]: the claim's connection Secret from those details.
+//! - [`validate`]: static checks of a composition for `dbclaim validate`.
+//! - [`builtin_scope`]: kind scopes for rendering offline.
+//!
+//! Semantics are Crossplane's patch-and-transform with `Claim` in place of
+//! `Composite`. Deliberate differences, each commented where it is made:
+//!
+//! - `policy.fromFieldPath: Required` with a missing source is an error
+//!   (Crossplane silently holds back a not-yet-created resource instead).
+//! - `string.fmt` and combine formats refuse wrong arity or types with an
+//!   error instead of printing Go's `%!d(string=x)` markers ([`gofmt`]).
+//! - `Join` joins properly with multi-character separators; `NonEmpty` also
+//!   fails on an empty string, list or map; math overflow is an error.
+//! - A patch whose result is null removes the target instead of writing null.
+//! - ToClaim outputs are computed before the FromClaim patches, so a FromClaim
+//!   patch can read `status.outputs.*` in the same render.
+//! - A connection key with an empty value counts as missing for the claim's
+//!   Secret; a claim without a namespace renders as in `default`.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
 use crate::api::{CompositionSpec, DatabaseClaim};
+
+pub mod connection;
+mod error;
+pub mod fieldpath;
+pub mod gofmt;
+pub mod patch;
+pub mod quantity;
+pub mod readiness;
+mod render;
+mod scope;
+pub mod transform;
+mod validate;
+mod value;
+
+#[cfg(test)]
+mod render_tests;
+
+pub use connection::{ConnectionSecret, REQUIRED_KEYS, connection_secret, secret_type};
+pub use error::{EngineError, ResourceError};
+pub use fieldpath::FieldPath;
+pub use render::{
+    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_COMPOSITION, LABEL_RESOURCE, render,
+};
+pub use scope::builtin_scope;
+pub use validate::{Problem, validate};
 
 /// Whether a kind's objects live in a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,62 +107,4 @@ pub struct Rendered {
     pub outputs: BTreeMap<String, Value>,
     /// Connection details published by the composed resources, by key.
     pub connection: BTreeMap<String, Vec<u8>>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum EngineError {
-    #[error("composition is invalid: {0}")]
-    Invalid(String),
-}
-
-pub fn render(_req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
-    Err(EngineError::Invalid("engine not implemented yet".into()))
-}
-
-/// A problem `dbclaim validate` reports. (Stub until the engine lands.)
-#[derive(Clone, Debug, PartialEq)]
-pub struct Problem {
-    pub resource: String,
-    pub patch: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.patch {
-            Some(i) => write!(
-                f,
-                "resource {:?}, patch {i}: {}",
-                self.resource, self.message
-            ),
-            None => write!(f, "resource {:?}: {}", self.resource, self.message),
-        }
-    }
-}
-
-pub fn validate(_spec: &CompositionSpec) -> Vec<Problem> {
-    Vec::new()
-}
-
-pub fn builtin_scope(_api_version: &str, _kind: &str) -> Scope {
-    Scope::Namespaced
-}
-
-/// The claim's connection Secret content. (Stub until the engine lands.)
-pub struct ConnectionSecret {
-    pub data: BTreeMap<String, Vec<u8>>,
-    pub missing: Vec<&'static str>,
-    pub secret_type: &'static str,
-}
-
-pub fn connection_secret(
-    _engine: crate::api::Engine,
-    _provider: &str,
-    _details: &BTreeMap<String, Vec<u8>>,
-) -> ConnectionSecret {
-    ConnectionSecret {
-        data: BTreeMap::new(),
-        missing: vec!["host"],
-        secret_type: "",
-    }
 }

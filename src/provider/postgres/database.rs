@@ -120,6 +120,16 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
                 Ok(action)
             }
             Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+            // The object this reconcile saw was stale (the finalizer was
+            // already added, or the object already gone): the watch brings
+            // the current one.
+            Err(
+                finalizer::Error::AddFinalizer(kube::Error::Api(s))
+                | finalizer::Error::RemoveFinalizer(kube::Error::Api(s)),
+            ) if matches!(s.code, 404 | 409 | 422) => {
+                tracing::debug!(code = s.code, "finalizer patch on a stale object");
+                Ok(Action::await_change())
+            }
             Err(e) => Err(Error::Finalizer(Box::new(e))),
         }
     }

@@ -14,6 +14,9 @@ pub mod server;
 pub mod sql;
 mod tls;
 
+#[cfg(test)]
+mod pg_tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +50,11 @@ pub struct Context {
     pub client: Client,
     pub config: crate::provider::Config,
     pub pool: server::Pool,
-    pub recorder: Recorder,
+    /// Who publishes events. A Recorder is made per event: this module
+    /// publishes only on transitions, and the Recorder's own series cache
+    /// (keyed without the message) would fold a new message into an old
+    /// event and keep the old text.
+    pub reporter: Reporter,
     pub backoff: Backoff,
     /// Database uid → resourceVersion of its connection Secret whose password
     /// is known to log in, so the login check runs once per process and
@@ -73,7 +80,8 @@ impl Context {
             action: "Reconcile".to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "failed to publish event");
         }
     }
@@ -131,7 +139,7 @@ pub async fn run(client: Client, config: crate::provider::Config) {
         client: client.clone(),
         config,
         pool: server::Pool::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter,
         backoff: Backoff::default(),
         verified: Mutex::default(),
         databases: db_store.clone(),
@@ -169,6 +177,10 @@ pub async fn run(client: Client, config: crate::provider::Config) {
                 Err(controller::Error::ReconcilerFailed(e, obj)) => {
                     tracing::warn!(database = %obj.name, error = %e, "reconcile failed")
                 }
+                // A requeue for an object deleted meanwhile.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(database = %obj.name, "gone before its requeue")
+                }
                 Err(e) => tracing::warn!(error = %e, "database controller"),
             }
         });
@@ -200,6 +212,9 @@ pub async fn run(client: Client, config: crate::provider::Config) {
                 Ok((obj, _)) => tracing::debug!(provider_config = %obj.name, "reconciled"),
                 Err(controller::Error::ReconcilerFailed(e, obj)) => {
                     tracing::warn!(provider_config = %obj.name, error = %e, "reconcile failed")
+                }
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(provider_config = %obj.name, "gone before its requeue")
                 }
                 Err(e) => tracing::warn!(error = %e, "provider config controller"),
             }

@@ -171,7 +171,7 @@ pub fn forbidden_name(name: &str, admin_user: &str) -> Option<String> {
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !valid {
         return Some(format!(
             "databaseName \"{name}\" is not valid: use 1 to 63 of a-z, 0-9, _ and -, starting with a letter or _"

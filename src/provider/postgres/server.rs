@@ -344,36 +344,38 @@ pub async fn sync_database(
     password_known_good: bool,
 ) -> Result<SyncReport, ServerError> {
     let name = desired.name.as_str();
-    let observed = observe(admin, name).await?;
-    let steps = plan::plan(desired, &observed);
-    let verifier = steps
-        .iter()
-        .any(Step::needs_password)
-        .then(|| Verifier::scram(password));
     let mut report = SyncReport {
         password_verified: password_known_good,
         ..SyncReport::default()
     };
-    for step in steps {
-        match admin
-            .batch_execute(&step.sql(name, verifier.as_ref()))
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(step = %step.describe(name), "changed");
-                if step == Step::CreateRole {
-                    report.password_verified = true;
+    // Another reconcile may create the same role or database at the same
+    // time: the loser observes again and plans the rest.
+    let mut attempts = 0;
+    'plan: loop {
+        attempts += 1;
+        let observed = observe(admin, name).await?;
+        let steps = plan::plan(desired, &observed);
+        let verifier = steps
+            .iter()
+            .any(Step::needs_password)
+            .then(|| Verifier::scram(password));
+        for step in steps {
+            match admin
+                .batch_execute(&step.sql(name, verifier.as_ref()))
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(step = %step.describe(name), "changed");
+                    if step == Step::CreateRole {
+                        report.password_verified = true;
+                    }
+                    report.steps.push(step);
                 }
-                report.steps.push(step);
+                Err(e) if attempts < 3 && lost_race(&e) => continue 'plan,
+                Err(e) => return Err(ServerError::query(step.describe(name), &e)),
             }
-            // Another reconcile got there first: the same outcome.
-            Err(e) if step == Step::CreateRole && e.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
-            }
-            Err(e)
-                if matches!(step, Step::CreateDatabase { .. })
-                    && e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
-            Err(e) => return Err(ServerError::query(step.describe(name), &e)),
         }
+        break;
     }
 
     if !report.password_verified {
@@ -426,6 +428,17 @@ pub async fn sync_database(
         None => desired.connection_limit,
     };
     Ok(report)
+}
+
+/// The error of a statement that lost a race with the same statement.
+fn lost_race(e: &tokio_postgres::Error) -> bool {
+    [
+        SqlState::DUPLICATE_OBJECT,
+        SqlState::DUPLICATE_DATABASE,
+        SqlState::UNIQUE_VIOLATION,
+    ]
+    .iter()
+    .any(|c| e.code() == Some(c))
 }
 
 async fn installed_extensions(db: &Client, name: &str) -> Result<Vec<String>, ServerError> {

@@ -51,8 +51,10 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
+        // The name only goes into SNI (nothing is verified against it); a
+        // unix socket path is no name at all.
         let name = ServerName::try_from(domain.to_string())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            .unwrap_or_else(|_| ServerName::from(std::net::Ipv4Addr::LOCALHOST));
         Ok(RustlsConnect {
             config: self.config.clone(),
             name,

@@ -1,0 +1,568 @@
+//! The SQL layer against a real PostgreSQL, started with `e2e/postgres up`
+//! (initdb + pg_ctl on a free loopback port; admin CREATEROLE CREATEDB, no
+//! superuser, like a managed cloud database). Nothing is skipped: without
+//! the helper or the server binaries this fails, saying why.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+
+use super::plan::{Desired, Step};
+use super::server::{self, ConnectParams, Pool, ServerError};
+use super::sql;
+use crate::api::postgres::SslMode;
+
+/// A server for this test, stopped and deleted on drop (also when a test panics).
+struct TestServer {
+    helper: PathBuf,
+    state: tempfile::TempDir,
+    exports: BTreeMap<String, String>,
+}
+
+impl TestServer {
+    fn up() -> Self {
+        let helper = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("e2e/postgres");
+        assert!(
+            helper.is_file(),
+            "PostgreSQL helper {} is missing",
+            helper.display()
+        );
+        let state = tempfile::Builder::new()
+            .prefix("dbclaim-pg-unit-")
+            .tempdir()
+            .expect("temp dir");
+        let out = Command::new(&helper)
+            .args(["up", "--state"])
+            .arg(state.path().join("s"))
+            .output()
+            .expect("cannot run e2e/postgres");
+        assert!(
+            out.status.success(),
+            "e2e/postgres up failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let exports = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self {
+            helper,
+            state,
+            exports,
+        }
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.exports
+            .get(key)
+            .unwrap_or_else(|| panic!("e2e/postgres printed no {key}: {:?}", self.exports))
+            .clone()
+    }
+
+    fn admin(&self) -> ConnectParams {
+        ConnectParams {
+            host: self.get("PGHOST"),
+            port: self.get("PGPORT").parse().expect("PGPORT"),
+            ssl_mode: SslMode::Prefer,
+            user: self.get("DBCLAIM_PG_ADMIN_USER"),
+            password: self.get("DBCLAIM_PG_ADMIN_PASSWORD"),
+        }
+    }
+
+    /// The bootstrap superuser over the unix socket (trust).
+    fn superuser(&self) -> ConnectParams {
+        ConnectParams {
+            host: self.get("DBCLAIM_PG_SOCKET_DIR"),
+            user: "postgres".into(),
+            password: String::new(),
+            ssl_mode: SslMode::Disable,
+            ..self.admin()
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.helper)
+            .args(["down", "--state"])
+            .arg(self.state.path().join("s"))
+            .output();
+    }
+}
+
+fn desired(name: &str, limit: i64, extensions: &[&str]) -> Desired {
+    Desired {
+        name: name.into(),
+        connection_limit: limit,
+        extensions: extensions.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+async fn exists(admin: &Client, what: &str, name: &str) -> bool {
+    let q = match what {
+        "role" => "SELECT 1 FROM pg_roles WHERE rolname = $1",
+        _ => "SELECT 1 FROM pg_database WHERE datname = $1",
+    };
+    admin.query_opt(q, &[&name]).await.expect(q).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_layer_against_real_postgres() {
+    let pg = TestServer::up();
+    let params = pg.admin();
+    let pool = Pool::default();
+    let admin = pool
+        .admin("default", &params)
+        .await
+        .expect("admin connects");
+
+    // The pool hands out the same connection while nothing changes.
+    let again = pool.admin("default", &params).await.expect("cached");
+    assert!(Arc::ptr_eq(&admin, &again));
+
+    let privileges = server::admin_privileges(&admin).await.expect("privileges");
+    assert!(!privileges.superuser && privileges.create_role && privileges.create_db);
+    assert_eq!(privileges.missing(&params.user), None);
+
+    create_idempotently(&admin, &params).await;
+    connection_limit(&admin, &params).await;
+    extensions(&admin, &params).await;
+    password_drift(&admin, &params).await;
+    isolation(&admin, &params).await;
+    drop_with_open_session(&admin, &params).await;
+    orphan_and_adopt(&admin, &params).await;
+    concurrent_creates(&admin, &params).await;
+    odd_names(&admin, &params).await;
+    superuser_admin(&pg).await;
+    connection_errors(&pg, &pool).await;
+    tls(&pg).await;
+}
+
+async fn create_idempotently(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_one", -1, &[]);
+    let first = server::sync_database(admin, params, &d, "pw-one", false)
+        .await
+        .expect("first sync");
+    assert_eq!(
+        first.steps,
+        vec![
+            Step::CreateRole,
+            Step::GrantRoleToAdmin,
+            Step::CreateDatabase {
+                connection_limit: -1
+            },
+            Step::RevokePublicAccess
+        ]
+    );
+    assert!(first.password_verified && !first.password_reset);
+    assert_eq!(first.connection_limit, -1);
+
+    // Second time: nothing to change; the password is checked by logging in.
+    let second = server::sync_database(admin, params, &d, "pw-one", false)
+        .await
+        .expect("second sync");
+    assert_eq!(second.steps, vec![]);
+    assert!(second.password_verified && !second.password_reset);
+
+    // The tenant logs in with the password and owns its database.
+    let tenant = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+        .await
+        .expect("tenant login");
+    tenant
+        .batch_execute("CREATE TABLE t (id int); INSERT INTO t VALUES (42)")
+        .await
+        .expect("tenant writes");
+    let row = tenant
+        .query_one("SELECT id FROM t", &[])
+        .await
+        .expect("read");
+    assert_eq!(row.get::<_, i32>(0), 42);
+}
+
+async fn connection_limit(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_one", 3, &[]);
+    let r = server::sync_database(admin, params, &d, "pw-one", true)
+        .await
+        .expect("limit");
+    assert_eq!(r.steps, vec![Step::SetConnectionLimit { from: -1, to: 3 }]);
+    assert_eq!(r.connection_limit, 3);
+    let limit: i32 = admin
+        .query_one(
+            "SELECT datconnlimit FROM pg_database WHERE datname = 'app_one'",
+            &[],
+        )
+        .await
+        .expect("q")
+        .get(0);
+    assert_eq!(limit, 3);
+    let r = server::sync_database(admin, params, &d, "pw-one", true)
+        .await
+        .expect("again");
+    assert_eq!(r.steps, vec![]);
+    // Back to unlimited.
+    let r = server::sync_database(admin, params, &desired("app_one", -1, &[]), "pw-one", true)
+        .await
+        .expect("unlimited");
+    assert_eq!(r.connection_limit, -1);
+}
+
+async fn extensions(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_one", -1, &["pgcrypto", "citext"]);
+    let r = server::sync_database(admin, params, &d, "pw-one", true)
+        .await
+        .expect("extensions");
+    assert_eq!(r.extensions_created, vec!["pgcrypto", "citext"]);
+    assert_eq!(r.extensions, vec!["citext", "pgcrypto"]);
+    let r = server::sync_database(admin, params, &d, "pw-one", true)
+        .await
+        .expect("again");
+    assert!(r.extensions_created.is_empty() && r.steps.is_empty());
+    assert_eq!(r.extensions, vec!["citext", "pgcrypto"]);
+
+    // The tenant can use them.
+    let tenant = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+        .await
+        .expect("tenant");
+    tenant
+        .query_one(
+            "SELECT encode(digest('x', 'sha256'), 'hex'), 'A'::citext = 'a'",
+            &[],
+        )
+        .await
+        .expect("extension functions");
+
+    // One that does not exist: a clear error naming it.
+    let bad = desired("app_one", -1, &["no_such_extension"]);
+    let err = server::sync_database(admin, params, &bad, "pw-one", true)
+        .await
+        .expect_err("unknown extension");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("create extension \"no_such_extension\" in database \"app_one\""),
+        "{msg}"
+    );
+    assert!(!err.connection_lost(), "{err:?}");
+}
+
+async fn password_drift(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_one", -1, &[]);
+    admin
+        .batch_execute("ALTER ROLE app_one PASSWORD 'changed-by-hand'")
+        .await
+        .expect("drift");
+    // Known good (same Secret version): no check, no change.
+    let r = server::sync_database(admin, params, &d, "pw-one", true)
+        .await
+        .expect("known good");
+    assert!(!r.password_reset);
+    // First sync of a process: the login fails, the password is reset.
+    let r = server::sync_database(admin, params, &d, "pw-one", false)
+        .await
+        .expect("reset");
+    assert!(r.password_reset && r.password_verified);
+    server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+        .await
+        .expect("login after reset");
+    // A new password in the Secret is taken over.
+    let r = server::sync_database(admin, params, &d, "pw-one-b", false)
+        .await
+        .expect("new secret");
+    assert!(r.password_reset);
+    server::connect(&params.as_user("app_one", "pw-one-b"), "app_one")
+        .await
+        .expect("new password");
+    let err = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+        .await
+        .expect_err("old password");
+    assert!(
+        matches!(
+            err,
+            ServerError::Login {
+                bad_password: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let r = server::sync_database(admin, params, &d, "pw-one-b", false)
+        .await
+        .expect("quiet");
+    assert!(!r.password_reset && r.steps.is_empty());
+}
+
+async fn isolation(admin: &Client, params: &ConnectParams) {
+    server::sync_database(admin, params, &desired("app_two", -1, &[]), "pw-two", false)
+        .await
+        .expect("second tenant");
+    let err = server::connect(&params.as_user("app_two", "pw-two"), "app_one")
+        .await
+        .expect_err("other tenant's database");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    server::connect(&params.as_user("app_two", "pw-two"), "app_two")
+        .await
+        .expect("own database");
+}
+
+async fn drop_with_open_session(admin: &Client, params: &ConnectParams) {
+    let tenant = server::connect(&params.as_user("app_one", "pw-one-b"), "app_one")
+        .await
+        .expect("tenant session");
+    tenant.query_one("SELECT 1", &[]).await.expect("alive");
+    let r = server::remove(admin, "app_one").await.expect("remove");
+    assert!(r.database_dropped && r.role_dropped, "{r:?}");
+    assert!(r.sessions_terminated >= 1, "{r:?}");
+    assert!(!exists(admin, "database", "app_one").await);
+    assert!(!exists(admin, "role", "app_one").await);
+    assert!(tenant.query_one("SELECT 1", &[]).await.is_err());
+    // Again: nothing left, no error.
+    let r = server::remove(admin, "app_one")
+        .await
+        .expect("remove again");
+    assert_eq!(r, server::RemoveReport::default());
+}
+
+/// Orphan leaves database and role alone; a later Database with the same
+/// name (same Secret) adopts them without changes and keeps the data.
+async fn orphan_and_adopt(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_two", -1, &[]);
+    let tenant = server::connect(&params.as_user("app_two", "pw-two"), "app_two")
+        .await
+        .expect("tenant");
+    tenant
+        .batch_execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
+        .await
+        .expect("data");
+    drop(tenant);
+    // (An Orphan deletion runs no SQL.) A new process adopts it.
+    let r = server::sync_database(admin, params, &d, "pw-two", false)
+        .await
+        .expect("adopt");
+    assert_eq!(r.steps, vec![]);
+    assert!(!r.password_reset && r.password_verified);
+    let tenant = server::connect(&params.as_user("app_two", "pw-two"), "app_two")
+        .await
+        .expect("tenant");
+    let v: String = tenant
+        .query_one("SELECT v FROM kept", &[])
+        .await
+        .expect("kept")
+        .get(0);
+    assert_eq!(v, "still here");
+    server::remove(admin, "app_two").await.expect("cleanup");
+}
+
+async fn concurrent_creates(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_race", 5, &[]);
+    let second = server::connect(params, "postgres")
+        .await
+        .expect("second admin");
+    let (a, b) = tokio::join!(
+        server::sync_database(admin, params, &d, "pw-race", false),
+        server::sync_database(&second, params, &d, "pw-race", false),
+    );
+    a.expect("first racer");
+    b.expect("second racer");
+    assert!(exists(admin, "database", "app_race").await);
+    server::connect(&params.as_user("app_race", "pw-race"), "app_race")
+        .await
+        .expect("login");
+    server::remove(admin, "app_race").await.expect("cleanup");
+}
+
+async fn odd_names(admin: &Client, params: &ConnectParams) {
+    // Allowed by the schema: hyphens.
+    let d = desired("team-a-orders", -1, &["uuid-ossp"]);
+    let r = server::sync_database(admin, params, &d, "pw'\"@ x", false)
+        .await
+        .expect("hyphenated");
+    assert_eq!(r.extensions, vec!["uuid-ossp"]);
+    server::connect(
+        &params.as_user("team-a-orders", "pw'\"@ x"),
+        "team-a-orders",
+    )
+    .await
+    .expect("login");
+    server::remove(admin, "team-a-orders")
+        .await
+        .expect("cleanup");
+
+    // The quoting holds against the real parser for any name.
+    let weird = "we\"ird 'na;me\\ --";
+    let v = sql::Verifier::scram("x");
+    admin
+        .batch_execute(&sql::create_role(weird, &v))
+        .await
+        .expect("create weird");
+    assert!(exists(admin, "role", weird).await);
+    admin
+        .batch_execute(&sql::drop_role(weird))
+        .await
+        .expect("drop weird");
+    assert!(!exists(admin, "role", weird).await);
+    let row = admin
+        .query_one(&format!("SELECT {}::text", sql::literal(weird)), &[])
+        .await
+        .expect("literal");
+    assert_eq!(row.get::<_, String>(0), weird);
+}
+
+async fn superuser_admin(pg: &TestServer) {
+    let su = pg.superuser();
+    let admin = server::connect(&su, "postgres").await.expect("superuser");
+    let d = desired("app_su", -1, &[]);
+    let r = server::sync_database(&admin, &pg.admin(), &d, "pw-su", false)
+        .await
+        .expect("as superuser");
+    assert!(!r.steps.contains(&Step::GrantRoleToAdmin), "{:?}", r.steps);
+    assert!(r.steps.contains(&Step::CreateRole));
+    server::remove(&admin, "app_su").await.expect("cleanup");
+}
+
+async fn connection_errors(pg: &TestServer, pool: &Pool) {
+    let good = pg.admin();
+    let bad = good.as_user(&good.user, "not-the-password");
+    let err = pool
+        .admin("default", &bad)
+        .await
+        .expect_err("wrong admin password");
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            ServerError::Login {
+                bad_password: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        msg.contains("rejected the login of role \"dbclaim_admin\""),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-the-password"), "{msg}");
+    // The fixed Secret works again through the same pool key.
+    pool.admin("default", &good).await.expect("recovered");
+
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let nowhere = ConnectParams {
+        port,
+        ..good.clone()
+    };
+    let err = server::connect(&nowhere, "postgres")
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ServerError::Unreachable { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
+        "{err}"
+    );
+
+    // sslMode require against a server without TLS: refused, plainly.
+    let require = ConnectParams {
+        ssl_mode: SslMode::Require,
+        ..good.clone()
+    };
+    let err = server::connect(&require, "postgres")
+        .await
+        .expect_err("no TLS on the server");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    // disable works.
+    let disable = ConnectParams {
+        ssl_mode: SslMode::Disable,
+        ..good
+    };
+    server::connect(&disable, "postgres").await.expect("plain");
+}
+
+/// Turns TLS on (self-signed certificate, as the superuser over the socket)
+/// and checks that `require` and `prefer` encrypt.
+async fn tls(pg: &TestServer) {
+    let dir = pg.get("DBCLAIM_PG_SOCKET_DIR");
+    let (crt, key) = (format!("{dir}/server.crt"), format!("{dir}/server.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout", &key, "-out", &crt])
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The server runs as `postgres` when the tests run as root.
+    let owner = Command::new("stat")
+        .args(["-c", "%U", &dir])
+        .output()
+        .expect("stat");
+    let owner = String::from_utf8_lossy(&owner.stdout).trim().to_string();
+    for f in [&crt, &key] {
+        let ok = Command::new("chown")
+            .arg(&owner)
+            .arg(f)
+            .status()
+            .expect("chown");
+        assert!(ok.success());
+    }
+    let ok = Command::new("chmod")
+        .args(["600", &key])
+        .status()
+        .expect("chmod");
+    assert!(ok.success());
+    let su = server::connect(&pg.superuser(), "postgres")
+        .await
+        .expect("superuser");
+    for statement in [
+        format!("ALTER SYSTEM SET ssl_cert_file = {}", sql::literal(&crt)),
+        format!("ALTER SYSTEM SET ssl_key_file = {}", sql::literal(&key)),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+    ] {
+        su.batch_execute(&statement).await.expect("enable ssl");
+    }
+    su.query_one("SELECT pg_reload_conf()", &[])
+        .await
+        .expect("reload");
+    // The reload is asynchronous: wait until new sessions see it.
+    for _ in 0..50 {
+        let on: String = su.query_one("SHOW ssl", &[]).await.expect("show").get(0);
+        let fresh = server::connect(&pg.superuser(), "postgres")
+            .await
+            .expect("su");
+        let on_fresh: String = fresh.query_one("SHOW ssl", &[]).await.expect("show").get(0);
+        if on == "on" && on_fresh == "on" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for mode in [SslMode::Require, SslMode::Prefer] {
+        let params = ConnectParams {
+            ssl_mode: mode,
+            ..pg.admin()
+        };
+        let c = server::connect(&params, "postgres")
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?} over TLS: {e}"));
+        let ssl: bool = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_ssl")
+            .get(0);
+        assert!(ssl, "{mode:?} did not encrypt");
+    }
+}
