@@ -25,12 +25,12 @@ async fn claim_policy_limits_sizes_and_storage_and_a_running_claim_keeps_its_dat
     let team = support::unique_name("team");
     label_namespace(ns, &format!("team={team}"));
     let policy = support::unique_name("sandbox");
-    let policy_yaml = |max_gb: u32| {
+    let policy_yaml = |max_gb: u32, max_total_gb: u32| {
         format!(
-            "apiVersion: dbclaim.io/v1alpha1\nkind: ClaimPolicy\nmetadata: {{name: {policy}}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: {team}}}}}\n  allowedSizes: [small]\n  maxStorageGB: {max_gb}\n  maxTotalStorageGB: 50\n"
+            "apiVersion: dbclaim.io/v1alpha1\nkind: ClaimPolicy\nmetadata: {{name: {policy}}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: {team}}}}}\n  allowedSizes: [small]\n  maxStorageGB: {max_gb}\n  maxTotalStorageGB: {max_total_gb}\n"
         )
     };
-    kubectl_apply(&policy_yaml(30));
+    kubectl_apply(&policy_yaml(30, 50));
 
     // A medium claim: refused, nothing provisioned.
     kubectl_apply(&claim_yaml(ns, "big", "  size: medium\n"));
@@ -119,7 +119,7 @@ async fn claim_policy_limits_sizes_and_storage_and_a_running_claim_keeps_its_dat
 
     // storageGB cannot shrink (the API server refuses it), so the platform
     // team relaxes the policy instead; the claim recovers by itself.
-    kubectl_apply(&policy_yaml(100));
+    kubectl_apply(&policy_yaml(100, 200));
     wait_condition(ns, "one", "Synced", "True", Some("ReconcileSuccess")).await;
 
     // Changing the namespace's labels re-evaluates its claims.

@@ -538,6 +538,54 @@ async fn orphan_keeps_database_role_and_secret() {
     )
     .await
     .unwrap_or_else(|e| panic!("the orphaned database still takes its credentials: {e}"));
+
+    // A Secret someone else made is never taken over.
+    let foreign = unique_name("pgp-foreign");
+    kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {foreign}, namespace: {}}}\nstringData: {{password: mine}}\n",
+        s.ns.name()
+    ));
+    let name2 = unique_name("pgp-orphan-db2");
+    s.apply_database(
+        &name2,
+        &db_name(&name2),
+        "",
+        &format!(
+            "  writeConnectionSecretToRef: {{name: {foreign}, namespace: {}}}\n",
+            s.ns.name()
+        ),
+    );
+    let db = s
+        .wait_db(&name2, "Synced=False for a foreign Secret", |d| {
+            is(d, "Synced", "False")
+        })
+        .await;
+    let synced = condition(&db, "Synced").expect("Synced");
+    assert_eq!(synced.reason, "ReconcileError");
+    assert!(
+        synced
+            .message
+            .contains("exists and was not written by dbclaim"),
+        "{}",
+        synced.message
+    );
+    let untouched = s.secrets.get(&foreign).await.expect("foreign Secret");
+    assert_eq!(
+        secret_data(&untouched),
+        [("password".to_string(), "mine".to_string())].into()
+    );
+    assert!(!s.exists("database", &db_name(&name2)).await);
+    kubectl_ok([
+        "delete",
+        "databases.postgres.dbclaim.io",
+        &name2,
+        "--wait=false",
+    ]);
+    s.wait_gone(&name2).await;
+    assert!(
+        s.secrets.get_opt(&foreign).await.expect("get").is_some(),
+        "deleted a foreign Secret"
+    );
 }
 
 #[tokio::test]

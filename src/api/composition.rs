@@ -35,7 +35,8 @@ pub struct CompositionSpec {
     #[schemars(length(min = 1))]
     pub engines: Vec<Engine>,
     /// The objects composed for each claim.
-    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(o, o.name == r.name))").message("resource names must be unique within a composition"))]
+    /// Keyed by `name`, so the API server itself refuses duplicates.
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub resources: Vec<ComposedTemplate>,
 }
 

@@ -37,8 +37,23 @@ pub fn e2e_script(name: &str) -> PathBuf {
     repo_root().join("e2e").join(name)
 }
 
+/// Panics when e2e/run-tests ran a test binary built from another checkout:
+/// worktrees sharing one CARGO_TARGET_DIR overwrite each other's binaries.
+fn check_built_from_this_checkout() {
+    if let Ok(root) = std::env::var("DBCLAIM_E2E_REPO_ROOT") {
+        assert!(
+            Path::new(&root) == repo_root(),
+            "this e2e test binary was built from {}, but e2e/run-tests runs in {root}: \
+             another checkout sharing the cargo target dir rebuilt it meanwhile; \
+             rerun, or give each checkout its own CARGO_TARGET_DIR",
+            repo_root().display()
+        );
+    }
+}
+
 /// The KUBECONFIG the tests use; panics with instructions when it is unset.
 pub fn kubeconfig() -> String {
+    check_built_from_this_checkout();
     match std::env::var("KUBECONFIG") {
         Ok(v) if !v.trim().is_empty() => v,
         _ => panic!("KUBECONFIG is not set: {USE_RUN_TESTS}"),

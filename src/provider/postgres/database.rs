@@ -45,12 +45,12 @@ pub enum Error {
         other: String,
     },
     #[error(
-        "Secret \"{namespace}/{name}\" belongs to Database \"{other}\": set spec.writeConnectionSecretToRef to another Secret"
+        "Secret \"{namespace}/{name}\" {owner}: set spec.writeConnectionSecretToRef to another Secret, or delete that one"
     )]
     SecretTaken {
         namespace: String,
         name: String,
-        other: String,
+        owner: String,
     },
     #[error("cannot {action} Secret \"{namespace}/{name}\": {source}")]
     Secret {
@@ -328,15 +328,14 @@ async fn ensure_connection_secret(
         source,
     };
     let existing = api.get_opt(&name).await.map_err(|e| err("read", e))?;
-    if let Some(other) = existing
+    if let Some(owner) = existing
         .as_ref()
-        .and_then(|s| s.annotations().get(DATABASE_ANNOTATION))
-        && *other != db.name_any()
+        .and_then(|s| foreign_secret(s, &db.name_any()))
     {
         return Err(Error::SecretTaken {
             namespace,
             name,
-            other: other.clone(),
+            owner,
         });
     }
     let password = existing
@@ -372,6 +371,18 @@ async fn ensure_connection_secret(
         resource_version: written.resource_version(),
         written: true,
     })
+}
+
+/// Why an existing Secret is not this Database's to write, if it is not:
+/// every Secret this controller writes names its Database in an annotation
+/// from the first write on, so one without it was made by someone else and
+/// is never taken over.
+pub fn foreign_secret(existing: &Secret, database: &str) -> Option<String> {
+    match existing.annotations().get(DATABASE_ANNOTATION) {
+        Some(owner) if owner == database => None,
+        Some(owner) => Some(format!("belongs to Database \"{owner}\"")),
+        None => Some("exists and was not written by dbclaim".to_string()),
+    }
 }
 
 /// The connection Secret as this controller applies it.
@@ -662,4 +673,250 @@ pub fn synced_transitioned(old: &DatabaseStatus, new: &DatabaseStatus) -> bool {
             .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
     };
     pick(old) != pick(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::common::SecretRef;
+    use crate::api::postgres::{DatabaseParameters, DatabaseSpec, SslMode};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use pretty_assertions::assert_eq;
+
+    fn database(name: &str, database_name: &str, created: i64) -> Database {
+        let mut db = Database::new(
+            name,
+            DatabaseSpec {
+                provider_config_ref: Default::default(),
+                deletion_policy: DeletionPolicy::Delete,
+                for_provider: DatabaseParameters {
+                    database_name: database_name.into(),
+                    connection_limit: -1,
+                    extensions: vec![],
+                },
+                write_connection_secret_to_ref: None,
+            },
+        );
+        db.metadata.creation_timestamp = Some(Time(
+            Timestamp::from_second(created).unwrap_or(Timestamp::UNIX_EPOCH),
+        ));
+        db
+    }
+
+    fn resolved() -> Resolved {
+        Resolved {
+            name: "default".into(),
+            params: server::ConnectParams {
+                host: "pg.example".into(),
+                port: 5432,
+                ssl_mode: SslMode::Prefer,
+                user: "admin".into(),
+                password: "admin-pw".into(),
+            },
+        }
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn the_first_claimant_keeps_a_database_name() {
+        let a = database("a", "orders", 100);
+        let b = database("b", "orders", 200);
+        let c = database("c", "other", 50);
+        let all = [a.clone(), b.clone(), c.clone()];
+        assert_eq!(first_claimant(&a, all.iter()), None);
+        assert_eq!(first_claimant(&b, all.iter()).as_deref(), Some("a"));
+        assert_eq!(first_claimant(&c, all.iter()), None);
+        // Same second: the name decides, the same way every time.
+        let a2 = database("a2", "orders", 100);
+        assert_eq!(
+            first_claimant(&a2, [a.clone(), a2.clone()].iter()).as_deref(),
+            Some("a")
+        );
+        // Another server is another namespace of names.
+        let mut d = database("d", "orders", 300);
+        d.spec.provider_config_ref.name = "elsewhere".into();
+        assert_eq!(first_claimant(&d, all.iter()), None);
+    }
+
+    #[test]
+    fn connection_secret_target_and_content() {
+        let mut db = database("team-a-orders", "orders", 1);
+        assert_eq!(
+            secret_target(&db, "dbclaim-system"),
+            ("dbclaim-system".into(), "team-a-orders".into())
+        );
+        db.spec.write_connection_secret_to_ref = Some(SecretRef {
+            name: "conn".into(),
+            namespace: None,
+        });
+        assert_eq!(
+            secret_target(&db, "dbclaim-system"),
+            ("dbclaim-system".into(), "conn".into())
+        );
+        db.spec.write_connection_secret_to_ref = Some(SecretRef {
+            name: "conn".into(),
+            namespace: Some("x".into()),
+        });
+        assert_eq!(
+            secret_target(&db, "dbclaim-system"),
+            ("x".into(), "conn".into())
+        );
+
+        let s = connection_secret(&db, "x", "conn", &resolved(), "pw");
+        let data: BTreeMap<String, String> = s
+            .data
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap_or_default()))
+            .collect();
+        let want: BTreeMap<String, String> = [
+            ("database", "orders"),
+            ("endpoint", "pg.example"),
+            ("host", "pg.example"),
+            ("password", "pw"),
+            ("port", "5432"),
+            ("username", "orders"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(data, want);
+        assert_eq!(foreign_secret(&s, "team-a-orders"), None);
+        assert!(foreign_secret(&s, "other").is_some_and(|m| m.contains("team-a-orders")));
+        assert!(foreign_secret(&Secret::default(), "team-a-orders").is_some());
+
+        // Up to date when every key, label and annotation is there, extra keys allowed.
+        let mut existing = s.clone();
+        assert!(secret_up_to_date(&existing, &s));
+        existing
+            .data
+            .get_or_insert_default()
+            .insert("extra".into(), ByteString(b"1".to_vec()));
+        assert!(secret_up_to_date(&existing, &s));
+        existing
+            .data
+            .get_or_insert_default()
+            .insert("host".into(), ByteString(b"moved".to_vec()));
+        assert!(!secret_up_to_date(&existing, &s));
+        let mut unlabelled = s.clone();
+        unlabelled.metadata.labels = None;
+        assert!(!secret_up_to_date(&unlabelled, &s));
+    }
+
+    #[test]
+    fn status_written_only_when_something_changed() {
+        let observed = DatabaseObservation {
+            database_name: Some("orders".into()),
+            role_name: Some("orders".into()),
+            connection_limit: Some(-1),
+            extensions: vec![],
+        };
+        let first = next_status(
+            &DatabaseStatus::default(),
+            Some(1),
+            Some(observed.clone()),
+            &success_conditions("orders"),
+            t(10),
+        );
+        assert_eq!(first.observed_generation, Some(1));
+        assert!(conditions::is_true(&first.conditions, ConditionType::Ready));
+        let again = next_status(
+            &first,
+            Some(1),
+            Some(observed.clone()),
+            &success_conditions("orders"),
+            t(20),
+        );
+        assert_eq!(again, first);
+        assert!(!synced_transitioned(&first, &again));
+        let changed = DatabaseObservation {
+            connection_limit: Some(5),
+            ..observed
+        };
+        assert_ne!(
+            next_status(
+                &first,
+                Some(2),
+                Some(changed),
+                &success_conditions("orders"),
+                t(20)
+            ),
+            first
+        );
+    }
+
+    #[test]
+    fn ready_after_a_failure() {
+        let never = DatabaseStatus::default();
+        let unreachable = Error::Server(ServerError::Unreachable {
+            address: "h:1".into(),
+            detail: "refused".into(),
+        });
+        let step_failed = Error::Server(ServerError::Query {
+            action: "create extension \"x\"".into(),
+            detail: "no such extension".into(),
+            connection_lost: false,
+        });
+        let [ready, synced] = failure_conditions(&never, "orders", &unreachable);
+        assert_eq!((ready.status, ready.reason), (false, "Creating"));
+        assert_eq!((synced.status, synced.reason), (false, "ProviderError"));
+        assert!(
+            synced
+                .message
+                .starts_with("cannot connect to PostgreSQL at h:1")
+        );
+
+        let existed = DatabaseStatus {
+            at_provider: Some(DatabaseObservation {
+                database_name: Some("orders".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let [ready, _] = failure_conditions(&existed, "orders", &unreachable);
+        assert_eq!((ready.status, ready.reason), (false, "Unavailable"));
+        let [ready, synced] = failure_conditions(&existed, "orders", &step_failed);
+        assert_eq!((ready.status, ready.reason), (true, "Available"));
+        assert_eq!(
+            synced.message,
+            "failed to create extension \"x\": no such extension"
+        );
+
+        let invalid = Error::Invalid("bad".into());
+        assert_eq!(
+            failure_conditions(&never, "orders", &invalid)[1].reason,
+            "ReconcileError"
+        );
+
+        // A new message is a transition (one event); the same one is not.
+        let a = next_status(
+            &never,
+            Some(1),
+            None,
+            &failure_conditions(&never, "orders", &unreachable),
+            t(1),
+        );
+        let b = next_status(
+            &a,
+            Some(1),
+            None,
+            &failure_conditions(&a, "orders", &unreachable),
+            t(2),
+        );
+        assert!(synced_transitioned(&never, &a));
+        assert!(!synced_transitioned(&a, &b));
+        assert_eq!(a, b);
+        let c = next_status(
+            &b,
+            Some(1),
+            None,
+            &failure_conditions(&b, "orders", &invalid),
+            t(3),
+        );
+        assert!(synced_transitioned(&b, &c));
+    }
 }
