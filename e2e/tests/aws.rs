@@ -1113,3 +1113,152 @@ async fn invalid_provider_config_is_a_clear_condition_on_the_claim() {
     wait_ready(&ns, "db").await;
     delete_claim(&ns, "db").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_protection_blocks_the_delete_until_the_spec_turns_it_off() {
+    let _lock = support::exclusive().await;
+    let w = World::start("aws-protect", &unique_name("aws-protect")).await;
+    let name = unique_name("e2e-protect");
+    kubectl_apply(&instance_yaml(
+        &name,
+        &w.pc,
+        w.ns(),
+        "    deletionProtection: true\n",
+        "",
+    ));
+    wait_instance_condition(&name, "Ready", "True", None, None).await;
+    assert_eq!(
+        w.describe(&name)
+            .await
+            .and_then(|d| d.deletion_protection()),
+        Some(true)
+    );
+
+    kubectl_ok([
+        "delete",
+        "rdsinstances.aws.dbclaim.io",
+        &name,
+        "--wait=false",
+    ]);
+    let obj =
+        wait_instance_condition(&name, "Synced", "False", None, Some("deletion protection")).await;
+    let message = instance_condition(&obj, "Synced")
+        .map(|c| c.2)
+        .unwrap_or_default();
+    eprintln!("protected: {message}");
+    assert!(message.contains("deletionProtection to false"), "{message}");
+    assert_eq!(
+        instance_condition(&obj, "Ready").map(|c| c.1),
+        Some("Deleting".into())
+    );
+    assert!(
+        w.proxy.requests("DeleteDBInstance", Some(&name)).is_empty(),
+        "a protected instance is not deleted"
+    );
+    assert!(w.describe(&name).await.is_some());
+
+    // The spec turns it off: dbclaim modifies, then deletes.
+    patch_instance(
+        &name,
+        r#"{"spec":{"forProvider":{"deletionProtection":false}}}"#,
+    );
+    wait_gone(&name).await;
+    assert!(w.describe(&name).await.is_none());
+    let modifies = w.proxy.requests("ModifyDBInstance", Some(&name));
+    assert_eq!(
+        modifies
+            .last()
+            .and_then(|m| m.params.get("DeletionProtection"))
+            .map(String::as_str),
+        Some("false")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_instance_is_adopted_only_when_a_person_names_it() {
+    let _lock = support::exclusive().await;
+    let w = World::start("aws-adopt", &unique_name("aws-adopt")).await;
+    // Two instances made outside dbclaim.
+    let legacy = unique_name("legacy-db");
+    let clash = unique_name("e2e-clash");
+    for id in [&legacy, &clash] {
+        w.rds
+            .create_db_instance()
+            .db_instance_identifier(id.as_str())
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .engine_version("16")
+            .allocated_storage(20)
+            .db_name("orders")
+            .master_username("dbadmin")
+            .master_user_password("made-by-hand-1234")
+            .storage_encrypted(true)
+            .backup_retention_period(7)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
+    }
+
+    // Named through the annotation: adopted, tagged, password reset to the Secret's.
+    let adopter = unique_name("e2e-adopter");
+    let yaml = instance_yaml(&adopter, &w.pc, w.ns(), "", "").replace(
+        "metadata: {name: ",
+        &format!("metadata: {{annotations: {{{EXTERNAL_NAME}: {legacy}}}, name: "),
+    );
+    kubectl_apply(&yaml);
+    wait_instance_condition(&adopter, "Ready", "True", Some("Available"), None).await;
+    assert!(
+        w.proxy.requests("CreateDBInstance", None).is_empty(),
+        "adopted, not created"
+    );
+    assert_eq!(w.tags(&legacy).await.get(OWNER_TAG), Some(&adopter));
+    let resets = w.proxy.requests("ModifyDBInstance", Some(&legacy));
+    let reset = resets
+        .iter()
+        .find_map(|m| m.params.get("MasterUserPassword").cloned());
+    let data = secret_data(w.ns(), &adopter).await.unwrap_or_default();
+    assert!(reset.is_some(), "the master password is reset: {resets:#?}");
+    assert_eq!(
+        data.get("password"),
+        reset.as_ref(),
+        "to the one in the Secret"
+    );
+
+    // Same identifier by accident (derived from the name): a conflict, untouched.
+    kubectl_apply(&instance_yaml(&clash, &w.pc, w.ns(), "", ""));
+    let obj = wait_instance_condition(
+        &clash,
+        "Synced",
+        "False",
+        Some("ReconcileError"),
+        Some("already exists"),
+    )
+    .await;
+    let message = instance_condition(&obj, "Synced")
+        .map(|c| c.2)
+        .unwrap_or_default();
+    eprintln!("conflict: {message}");
+    assert!(message.contains("dbclaim did not create it"), "{message}");
+    assert!(
+        w.proxy
+            .requests("ModifyDBInstance", Some(&clash))
+            .is_empty()
+    );
+    assert!(!w.tags(&clash).await.contains_key(OWNER_TAG));
+
+    // Deleting the conflicting object leaves the other instance alone.
+    kubectl_ok([
+        "delete",
+        "rdsinstances.aws.dbclaim.io",
+        &clash,
+        &adopter,
+        "--wait=false",
+    ]);
+    wait_gone(&clash).await;
+    wait_gone(&adopter).await;
+    assert!(w.describe(&clash).await.is_some(), "not ours: not deleted");
+    assert!(
+        w.describe(&legacy).await.is_none(),
+        "adopted: deleted with its object"
+    );
+}

@@ -204,7 +204,7 @@ async fn sync(obj: &RDSInstance, ctx: &Context, old: &RDSInstanceStatus) -> Resu
             problems.join("; ")
         )));
     }
-    let id = ensure_external_name(obj, ctx).await?;
+    let (id, generated) = ensure_external_name(obj, ctx).await?;
     let rds = config::client(
         ctx,
         &obj.spec.provider_config_ref.name,
@@ -213,19 +213,25 @@ async fn sync(obj: &RDSInstance, ctx: &Context, old: &RDSInstanceStatus) -> Resu
     .await?;
     match rds.describe(&id).await.map_err(|f| Error::api(f, &rds))? {
         None => create(obj, ctx, &rds, &id, old).await,
-        Some(o) => correct(obj, ctx, &rds, &id, o, old).await,
+        Some(o) => correct(obj, ctx, &rds, &id, generated.as_deref(), o, old).await,
     }
 }
 
-/// The identifier from the annotation; derived from the name and persisted
-/// first when missing, so it is on the object before any create.
-async fn ensure_external_name(obj: &RDSInstance, ctx: &Context) -> Result<String, Error> {
+/// The identifier from the annotation, and the one dbclaim derived (when
+/// it did: the annotation on `obj` may predate this reconcile's patch); the
+/// identifier is derived from the name and persisted first when missing, so
+/// it is on the object before any create.
+async fn ensure_external_name(
+    obj: &RDSInstance,
+    ctx: &Context,
+) -> Result<(String, Option<String>), Error> {
     if let Some(id) = obj.annotations().get(EXTERNAL_NAME) {
+        let generated = obj.annotations().get(GENERATED_NAME).cloned();
         return match identifier::problem(id) {
             Some(why) => Err(Error::Invalid(format!(
                 "annotation {EXTERNAL_NAME}: {why}; RDS identifiers have 1 to 63 letters, digits and single hyphens, a letter first"
             ))),
-            None => Ok(id.clone()),
+            None => Ok((id.clone(), generated)),
         };
     }
     let id = identifier::derive(&obj.name_any());
@@ -241,7 +247,7 @@ async fn ensure_external_name(obj: &RDSInstance, ctx: &Context) -> Result<String
         .await
         .map_err(Error::Annotate)?;
     tracing::info!(identifier = %id, "external name set");
-    Ok(id)
+    Ok((id.clone(), Some(id)))
 }
 
 /// Who an existing instance belongs to.
@@ -392,6 +398,7 @@ async fn correct(
     ctx: &Context,
     rds: &Rds,
     id: &str,
+    generated: Option<&str>,
     observed: Observed,
     old: &RDSInstanceStatus,
 ) -> Result<Synced, Error> {
@@ -402,7 +409,6 @@ async fn correct(
         Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, rds))?,
         None => BTreeMap::new(),
     };
-    let generated = obj.annotations().get(GENERATED_NAME).map(String::as_str);
     match ownership(
         &name,
         id,
