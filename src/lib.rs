@@ -14,3 +14,4 @@ pub mod policy;
 pub mod provider;
 pub mod selection;
 pub mod server;
+pub mod synced;

@@ -15,7 +15,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::api::claim::ResourceStatus;
 use crate::api::{Composition, DatabaseClaim, DatabaseClaimStatus, DeletionPolicy, NameRef};
@@ -106,6 +106,7 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
         return Ok(Action::await_change());
     }
     let started = Instant::now();
+    debug!("claim reconcile started");
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<DatabaseClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, claim, |event| async {
@@ -142,7 +143,7 @@ pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context
 async fn apply(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Error> {
     // Selecting before the first list of compositions would report a
     // composition missing that merely has not been read yet.
-    let _ = ctx.compositions.wait_until_ready().await;
+    ctx.synced.wait().await;
     let mut progress = Progress::default();
     let outcome = provision(&claim, ctx, &mut progress).await;
     let (synced, requeue) = match outcome {
@@ -170,6 +171,7 @@ async fn apply(claim: Arc<DatabaseClaim>, ctx: &Context) -> Result<Action, Error
     };
     let ready = ready_condition(&claim, &synced, &progress);
     let is_ready = ready.status;
+    debug!(ready = is_ready, synced = synced.status, reason = synced.reason, message = %ready.message, "claim reconciled");
     write_status(&claim, ctx, progress, synced, ready).await?;
     Ok(match requeue {
         Some(after) => Action::requeue(after),
@@ -245,6 +247,7 @@ async fn provision(
     )
     .map_err(|v| Stop::new(SyncedReason::PolicyViolation, v))?;
 
+    debug!(composition = %comp_name, "composition selected");
     // Observe what exists.
     let mut kinds = BTreeMap::new();
     let mut observed = BTreeMap::new();
@@ -303,6 +306,7 @@ async fn provision(
             )
         })
     };
+    debug!("observed composed objects");
     let mut rendered = render(&observed)?;
 
     // Apply what changed.
@@ -383,6 +387,7 @@ async fn provision(
 
     remove_stale(claim, ctx, &progress.resources).await?;
 
+    debug!(applied, "composed objects applied");
     // The connection Secret, in the claim's namespace only.
     let secret_name = claim.spec.connection_secret_name(&name);
     let assembled = engine::connection_secret(claim.spec.engine, &comp_name, &rendered.connection);

@@ -12,6 +12,8 @@ use super::kinds::Kinds;
 pub struct Context {
     pub client: Client,
     pub compositions: Store<Composition>,
+    /// Whether compositions and policies have been listed once.
+    pub synced: crate::synced::Synced,
     pub policies: Store<ClaimPolicy>,
     pub kinds: Kinds,
     pub recorder: Recorder,

@@ -26,6 +26,7 @@ use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
 use crate::metrics::Metrics;
 use crate::server::{self, Readiness};
+use crate::synced::Synced;
 
 use context::Context;
 use kinds::Kinds;
@@ -97,9 +98,18 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     .touched_objects();
 
     let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
+    // Each store is waited on by one task only (see crate::synced).
+    let synced = {
+        let (compositions, policies) = (compositions.clone(), policies.clone());
+        Synced::when(async move {
+            compositions.wait_until_ready().await.is_ok()
+                && policies.wait_until_ready().await.is_ok()
+        })
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         compositions: compositions.clone(),
+        synced: synced.clone(),
         policies: policies.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
         recorder: Recorder::new(
@@ -205,7 +215,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     );
     let postgres = crate::provider::postgres::run(client.clone(), provider_config);
 
-    let ready_watch = mark_ready(claim_store.clone(), compositions, policies, readiness);
+    let ready_watch = mark_ready(synced, readiness);
     let gauge = claims_gauge(claim_store, metrics);
 
     tokio::select! {
@@ -228,15 +238,11 @@ fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
     uses || !synced
 }
 
-async fn mark_ready(
-    claims: Store<DatabaseClaim>,
-    compositions: Store<Composition>,
-    policies: Store<ClaimPolicy>,
-    readiness: Readiness,
-) {
-    let _ = claims.wait_until_ready().await;
-    let _ = compositions.wait_until_ready().await;
-    let _ = policies.wait_until_ready().await;
+/// Ready once compositions and policies are listed. The claim cache is the
+/// controller's own: it runs no reconcile before that cache is full, and
+/// waiting on it here too would steal the controller's wake-up.
+async fn mark_ready(synced: Synced, readiness: Readiness) {
+    synced.wait().await;
     readiness.set_ready();
     info!("caches synced");
 }

@@ -259,8 +259,9 @@ pub fn desired(db: &Database) -> Desired {
 /// Another Database that manages the same database on the same server and
 /// came first (older, then lower name) wins; this one must not touch it.
 async fn name_taken(db: &Database, ctx: &Context) -> Option<Error> {
-    // Before the first full list, the store may miss the older one.
-    let _ = ctx.databases.wait_until_ready().await;
+    // No wait for the store: the controller runs no reconcile before its
+    // store has the first full list (and a second waiter on that store
+    // would steal the controller's wake-up, see crate::synced).
     let others = ctx.databases.state();
     let winner = first_claimant(db, others.iter().map(|d| d.as_ref()))?;
     Some(Error::NameTaken {
