@@ -283,6 +283,7 @@ imagePullSecrets: [{{name: regcred}}]
 nameOverride: dbc
 replicaCount: 3
 leaderElection: {{enabled: true, leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 3s}}
+admissionPolicy: {{enabled: true, failurePolicy: Ignore}}
 watchNamespace: team-a
 concurrency: 4
 logFormat: text

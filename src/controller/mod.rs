@@ -264,6 +264,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         operator_namespace,
         concurrency: args.concurrency,
     };
+    let aws = crate::provider::aws::run_with_metrics(
+        client.clone(),
+        provider_config.clone(),
+        metrics.clone(),
+    );
     let postgres = crate::provider::postgres::run(client.clone(), provider_config);
 
     let ready_watch = async {
@@ -282,6 +287,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     tokio::select! {
         _ = claims => info!("claim controller stopped"),
         _ = postgres => info!("postgres provider stopped"),
+        _ = aws => info!("aws provider stopped"),
         r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
         r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
         _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),

@@ -1,5 +1,6 @@
 //! Providers: controllers that reconcile managed resources against external systems.
 
+pub mod aws;
 pub mod postgres;
 
 /// What every provider controller needs from `dbclaim run`.

@@ -6,6 +6,7 @@
 //! short, and Drop impls can use the same code.
 #![allow(dead_code)] // not every test module uses every helper
 
+pub mod faultproxy;
 mod namespace;
 pub mod operator;
 mod services;
