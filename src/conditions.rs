@@ -8,6 +8,11 @@ use k8s_openapi::jiff::Timestamp;
 pub enum ConditionType {
     Ready,
     Synced,
+    /// kstatus's "abnormal-true" conditions, so Flux and other kstatus
+    /// readers see a provisioning claim as in progress and a claim that
+    /// cannot go on without a person's change as failed.
+    Reconciling,
+    Stalled,
 }
 
 impl ConditionType {
@@ -15,6 +20,8 @@ impl ConditionType {
         match self {
             ConditionType::Ready => "Ready",
             ConditionType::Synced => "Synced",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -121,6 +128,30 @@ pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>,
     }
 }
 
+/// kstatus's `Reconciling` and `Stalled`, derived from `Synced` and `Ready`:
+/// stalled when only a person's change helps (a policy violation, an
+/// invalid composition), reconciling while not ready otherwise.
+pub fn kstatus(synced: &Cond, ready: &Cond) -> [Cond; 2] {
+    let stalled = !synced.status
+        && (synced.reason == SyncedReason::PolicyViolation.as_str()
+            || synced.reason == SyncedReason::CompositionInvalid.as_str());
+    let reconciling = !ready.status && !stalled;
+    let with = |type_, on: bool, why: &Cond| Cond {
+        type_,
+        status: on,
+        reason: if on { why.reason } else { "Idle" },
+        message: if on {
+            why.message.clone()
+        } else {
+            String::new()
+        },
+    };
+    [
+        with(ConditionType::Reconciling, reconciling, ready),
+        with(ConditionType::Stalled, stalled, synced),
+    ]
+}
+
 /// The condition of a type in a list, if any.
 pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == type_.as_str())
@@ -134,6 +165,28 @@ pub fn is_true(conditions: &[Condition], type_: ConditionType) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kstatus_conditions_follow_synced_and_ready() {
+        let ok = Cond::synced(true, SyncedReason::ReconcileSuccess, "");
+        let creating = Cond::ready(false, ReadyReason::Creating, "waiting for x");
+        let ready = Cond::ready(true, ReadyReason::Available, "");
+        let [r, s] = kstatus(&ok, &creating);
+        assert!(r.status && r.reason == "Creating" && r.message == "waiting for x" && !s.status);
+        let [r, s] = kstatus(&ok, &ready);
+        assert!(!r.status && !s.status && r.reason == "Idle");
+        let bad = Cond::synced(false, SyncedReason::PolicyViolation, "too big");
+        let [r, s] = kstatus(&bad, &creating);
+        assert!(!r.status && s.status && s.reason == "PolicyViolation" && s.message == "too big");
+        let invalid = Cond::synced(false, SyncedReason::CompositionInvalid, "bad");
+        assert!(kstatus(&invalid, &ready)[1].status);
+        let missing = Cond::synced(false, SyncedReason::CompositionNotFound, "later");
+        let [r, s] = kstatus(&missing, &creating);
+        assert!(
+            r.status && !s.status,
+            "a missing composition may still arrive"
+        );
+    }
 
     #[test]
     fn same_decision_changes_nothing() {

@@ -206,6 +206,15 @@ async fn claim_becomes_ready_and_its_secret_connects_then_delete_drops_everythin
         condition(&claim, "Synced").map(|c| c.1),
         Some("ReconcileSuccess".into())
     );
+    // kstatus (Flux) reads these: not in progress, not stalled.
+    assert_eq!(
+        condition(&claim, "Reconciling").map(|c| c.0),
+        Some("False".into())
+    );
+    assert_eq!(
+        condition(&claim, "Stalled").map(|c| c.0),
+        Some("False".into())
+    );
 
     let data = secret_data(ns, "orders-db-connection")
         .await

@@ -41,6 +41,15 @@ async fn claim_policy_limits_sizes_and_storage_and_a_running_claim_keeps_its_dat
         "{message}"
     );
     assert!(databases_like(&pg, &format!("{ns}_big")).await.is_empty());
+    // kstatus readers see it as failed until a person changes something.
+    assert_eq!(
+        condition(&claim, "Stalled").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(
+        condition(&claim, "Reconciling").map(|c| c.0),
+        Some("False".into())
+    );
     let events = kubectl_ok([
         "get",
         "events",

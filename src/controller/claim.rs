@@ -725,6 +725,9 @@ async fn write_status(
     let now = Timestamp::now();
     conditions::set(&mut new.conditions, &synced, generation, now);
     conditions::set(&mut new.conditions, &ready, generation, now);
+    for c in conditions::kstatus(&synced, &ready) {
+        conditions::set(&mut new.conditions, &c, generation, now);
+    }
     new.observed_generation = generation;
     if !progress.resources.is_empty() || synced.status {
         new.resources = progress.resources;
