@@ -17,7 +17,7 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -63,9 +63,16 @@ fn operator_namespace(args: &RunArgs) -> String {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let client = Client::try_default().await?;
-    let operator_namespace = operator_namespace(&args);
     let metrics = Metrics::default();
+    // Every request goes through the counting layer:
+    // dbclaim_kube_requests_total{verb,resource}.
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&metrics.kube_layer())
+        .build();
+    let operator_namespace = operator_namespace(&args);
     let readiness = Readiness::default();
     info!(%operator_namespace, "starting dbclaim");
 
