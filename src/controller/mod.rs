@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::ResourceExt;
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -109,31 +109,40 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         compositions: compositions.clone(),
         policies: policies.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "dbclaim".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        reporter: Reporter {
+            controller: "dbclaim".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
         operator_namespace: operator_namespace.clone(),
         metrics: metrics.clone(),
+        finalized: Default::default(),
     });
 
-    let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    let claim_controller = Controller::new(claims_api, watcher::Config::default())
+    let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<PartialObjectMeta<Secret>>) =
+        match &args.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    // The claim cache holds every claim for the operator's lifetime: keep
+    // what reconciles read, not the managed fields (about half of a claim
+    // as the API server sends it) or kubectl's last-applied copy.
+    let (claim_store, claim_writer) = reflector::store::<DatabaseClaim>();
+    let claim_events = reflector::reflector(
+        claim_writer,
+        watcher(claims_api, watcher::Config::default()).modify(slim),
+    )
+    .applied_objects();
+    let claim_controller = Controller::for_stream(claim_events, claim_store.clone())
+        // Connection Secrets only wake their claim: metadata is enough,
+        // their data never needs to cross the wire for that.
         .owns(
             secrets_api,
             watcher::Config::default().labels(labels::CLAIM_NAME),
         )
         .with_config(controller::Config::default().concurrency(args.concurrency));
-    let claim_store = claim_controller.store();
 
     // A composition change wakes the claims using it and those still
     // looking for one; a policy change wakes every claim.
@@ -218,6 +227,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
     }
     Ok(())
+}
+
+/// What the claim cache does not need to keep.
+fn slim(claim: &mut DatabaseClaim) {
+    claim.managed_fields_mut().clear();
+    claim
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
