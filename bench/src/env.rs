@@ -19,6 +19,22 @@ pub struct Cluster {
     state: PathBuf,
     pub kubeconfig: PathBuf,
     pub client: Client,
+    down: bool,
+}
+
+/// A run interrupted (Ctrl-C, an error that skipped `down`) still stops
+/// the daemons it started.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = std::process::Command::new(self.repo.join("e2e/cluster"))
+                .args(["down", "--state"])
+                .arg(&self.state)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 /// Runs a script of the repo; its stdout, or an error with its stderr tail.
@@ -75,6 +91,7 @@ impl Cluster {
             state: state.to_path_buf(),
             kubeconfig,
             client,
+            down: false,
         };
         cluster
             .kubectl(&["apply", "--server-side", "-f", "crds/"])
@@ -154,7 +171,8 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&out.stdout).to_string())
     }
 
-    pub async fn down(self, log: &Path) -> Result<()> {
+    pub async fn down(mut self, log: &Path) -> Result<()> {
+        self.down = true;
         let state = self.state.display().to_string();
         script(&self.repo, &["e2e/cluster", "down", "--state", &state], log).await?;
         Ok(())
@@ -164,6 +182,7 @@ impl Cluster {
 pub struct Postgres {
     repo: PathBuf,
     state: PathBuf,
+    down: bool,
     pub host: String,
     pub port: String,
     pub user: String,
@@ -183,6 +202,7 @@ impl Postgres {
         Ok(Self {
             repo: repo.to_path_buf(),
             state: state.to_path_buf(),
+            down: false,
             host: take("PGHOST")?,
             port: take("PGPORT")?,
             user: take("DBCLAIM_PG_ADMIN_USER")?,
@@ -224,7 +244,8 @@ spec:
         Ok(())
     }
 
-    pub async fn down(self, log: &Path) -> Result<()> {
+    pub async fn down(mut self, log: &Path) -> Result<()> {
+        self.down = true;
         let state = self.state.display().to_string();
         script(
             &self.repo,
@@ -233,6 +254,19 @@ spec:
         )
         .await?;
         Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = std::process::Command::new(self.repo.join("e2e/postgres"))
+                .args(["down", "--state"])
+                .arg(&self.state)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

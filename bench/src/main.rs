@@ -176,6 +176,16 @@ async fn run(mut args: RunArgs) -> Result<()> {
     args.state = std::path::absolute(&args.state)?;
     std::fs::create_dir_all(&args.state)?;
     std::fs::create_dir_all(&args.out)?;
+    // A copy: a rebuild during the run must not swap the binary under test
+    // (the restart scenario starts it again).
+    let copy = args.state.join("dbclaim-under-test");
+    std::fs::copy(args.operator_bin(), &copy).map_err(|e| {
+        err(format!(
+            "cannot copy the operator {}: {e} (build it with cargo build --release)",
+            args.operator_bin().display()
+        ))
+    })?;
+    args.operator = Some(copy);
 
     let dirty = !git(
         &args.repo,
@@ -298,7 +308,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli {
-        Cli::Run(args) => rt.block_on(run(args)),
+        // On Ctrl-C or SIGTERM the run is dropped: the operator (kill on
+        // drop), the control plane and PostgreSQL (Drop) are stopped.
+        Cli::Run(args) => rt.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = run(args) => r,
+                _ = tokio::signal::ctrl_c() => Err(err("interrupted")),
+                _ = term.recv() => Err(err("terminated")),
+            }
+        }),
         Cli::Report(args) => report_cmd(args),
     };
     match result {
