@@ -116,6 +116,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         operator_namespace: operator_namespace.clone(),
         metrics: metrics.clone(),
         finalized: Default::default(),
+        status_writes: Default::default(),
     });
 
     let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<PartialObjectMeta<Secret>>) =
