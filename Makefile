@@ -4,12 +4,13 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help build deps test unit e2e lint crds demo
+.PHONY: help build deps test unit e2e lint crds demo bench
 
 help:
 	@echo "make demo   - local control plane + PostgreSQL + operator + a claim, then connect"
 	@echo "make test   - lint, unit and CLI tests, then end-to-end tests on a real API server"
 	@echo "make crds   - regenerate crds/ from the code"
+	@echo "make bench  - scale benchmarks (long: BENCH_SIZES, BENCH_RUNS, ...), results in bench/results/"
 
 deps:
 	bash .ci/install-deps
@@ -35,3 +36,20 @@ crds:
 
 demo: build
 	e2e/demo
+
+# Benchmarks at scale (bench/, issue 8): a fresh local control plane per run,
+# the operator's release build as a separate process. Not part of `make test`.
+# The defaults take about two hours; for a quick look:
+#   make bench BENCH_SIZES=100 BENCH_PG_SIZES=none BENCH_RUNS=1 BENCH_IDLE=30
+BENCH_SIZES ?= 100,1000,5000
+BENCH_PG_SIZES ?= 100,1000
+BENCH_RUNS ?= 3
+BENCH_IDLE ?= 300
+BENCH_ARGS ?=
+BENCH_TARGET = $${CARGO_TARGET_DIR:-target}
+
+bench: deps
+	$(CARGO) build --release -p dbclaim -p dbclaim-bench --bins
+	"$(BENCH_TARGET)/release/dbclaim-bench" run --sizes $(BENCH_SIZES) --postgres-sizes $(BENCH_PG_SIZES) \
+		--runs $(BENCH_RUNS) --idle-secs $(BENCH_IDLE) --operator "$(BENCH_TARGET)/release/dbclaim" \
+		--readme README.md $(BENCH_ARGS)

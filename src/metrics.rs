@@ -28,6 +28,12 @@ struct ReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KubeRequestLabels {
+    verb: String,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabels {
     provider: String,
     operation: String,
@@ -42,6 +48,7 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram>,
     claims: Family<ReadyLabels, Gauge>,
     provider_requests: Family<ProviderLabels, Counter>,
+    kube_requests: Family<KubeRequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -56,6 +63,7 @@ impl Default for Metrics {
             });
         let claims = Family::<ReadyLabels, Gauge>::default();
         let provider_requests = Family::<ProviderLabels, Counter>::default();
+        let kube_requests = Family::<KubeRequestLabels, Counter>::default();
         registry.register(
             "reconcile",
             "Reconciles by controller and result",
@@ -72,12 +80,18 @@ impl Default for Metrics {
             "Requests to providers by operation and result",
             provider_requests.clone(),
         );
+        registry.register(
+            "kube_requests",
+            "Requests the operator sent to the Kubernetes API, by verb and resource",
+            kube_requests.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconcile_total,
             reconcile_duration,
             claims,
             provider_requests,
+            kube_requests,
         }
     }
 }
@@ -122,6 +136,33 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one request to the Kubernetes API.
+    pub fn kube_request(&self, method: &http::Method, uri: &http::Uri) {
+        let (verb, resource) = classify(method, uri);
+        self.kube_requests
+            .get_or_create(&KubeRequestLabels {
+                verb: verb.into(),
+                resource,
+            })
+            .inc();
+    }
+
+    /// A client middleware feeding `dbclaim_kube_requests_total`: every
+    /// request of the operator's client passes through it.
+    pub fn kube_layer(
+        &self,
+    ) -> tower::util::MapRequestLayer<
+        impl FnMut(http::Request<kube::client::Body>) -> http::Request<kube::client::Body>
+        + Clone
+        + use<>,
+    > {
+        let metrics = self.clone();
+        tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+            metrics.kube_request(req.method(), req.uri());
+            req
+        })
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -130,6 +171,48 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The Kubernetes verb and resource (`configmaps`, `databaseclaims/status`,
+/// `discovery`) of a request to the API server.
+fn classify(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    // Skip the group/version prefix: /api/v1/... or /apis/group/version/...
+    let rest: &[&str] = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => &[],
+    };
+    // namespaces/NS/RESOURCE[/NAME[/SUB]] or RESOURCE[/NAME[/SUB]]
+    let rest = match rest {
+        ["namespaces", _ns, r, tail @ ..] => {
+            let mut v = vec![*r];
+            v.extend_from_slice(tail);
+            v
+        }
+        other => other.to_vec(),
+    };
+    let (resource, named) = match rest.as_slice() {
+        [] => ("discovery".to_string(), true),
+        [r] => (r.to_string(), false),
+        [r, _name] => (r.to_string(), true),
+        [r, _name, sub, ..] => (format!("{r}/{sub}"), true),
+    };
+    let watch = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    let verb = match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if named => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE if named => "delete",
+        http::Method::DELETE => "deletecollection",
+        _ => "other",
+    };
+    (verb, resource)
 }
 
 #[cfg(test)]
@@ -151,5 +234,69 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+    }
+
+    #[test]
+    fn kube_requests_are_classified_by_verb_and_resource() {
+        let cases = [
+            (
+                "GET",
+                "/api/v1/namespaces/a/configmaps/x",
+                "get",
+                "configmaps",
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/a/secrets?labelSelector=l",
+                "list",
+                "secrets",
+            ),
+            (
+                "GET",
+                "/apis/dbclaim.io/v1alpha1/databaseclaims?watch=true&resourceVersion=1",
+                "watch",
+                "databaseclaims",
+            ),
+            (
+                "PATCH",
+                "/apis/dbclaim.io/v1alpha1/namespaces/a/databaseclaims/c/status?fieldManager=dbclaim",
+                "patch",
+                "databaseclaims/status",
+            ),
+            (
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/a/events",
+                "create",
+                "events",
+            ),
+            (
+                "DELETE",
+                "/apis/postgres.dbclaim.io/v1alpha1/databases/d",
+                "delete",
+                "databases",
+            ),
+            ("GET", "/api/v1/namespaces/a", "get", "namespaces"),
+            ("GET", "/apis/dbclaim.io/v1alpha1", "get", "discovery"),
+        ];
+        for (method, uri, verb, resource) in cases {
+            let method: http::Method = method.parse().unwrap_or_default();
+            let uri: http::Uri = uri.parse().unwrap_or_default();
+            assert_eq!(
+                classify(&method, &uri),
+                (verb, resource.to_string()),
+                "{uri}"
+            );
+        }
+        let m = Metrics::default();
+        m.kube_request(
+            &http::Method::POST,
+            &"/api/v1/namespaces/a/secrets".parse().unwrap_or_default(),
+        );
+        assert!(
+            m.encode()
+                .contains("dbclaim_kube_requests_total{verb=\"create\",resource=\"secrets\"} 1"),
+            "{}",
+            m.encode()
+        );
     }
 }

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
@@ -67,9 +67,16 @@ fn operator_namespace(args: &RunArgs) -> String {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), Error> {
-    let client = Client::try_default().await?;
-    let operator_namespace = operator_namespace(&args);
     let metrics = Metrics::default();
+    // Every request goes through the counting layer:
+    // dbclaim_kube_requests_total{verb,resource}.
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&metrics.kube_layer())
+        .build();
+    let operator_namespace = operator_namespace(&args);
     let readiness = Readiness::default();
     info!(%operator_namespace, "starting dbclaim");
 
@@ -139,35 +146,45 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         compositions: compositions.clone(),
         policies: policies.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "dbclaim".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        reporter: Reporter {
+            controller: "dbclaim".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
         operator_namespace: operator_namespace.clone(),
         metrics: metrics.clone(),
+        finalized: Default::default(),
+        status_writes: Default::default(),
     });
 
     let claims_api_for_ready: Api<DatabaseClaim> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<Secret>) = match &args.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
-    let claim_controller = Controller::new(claims_api, watcher::Config::default())
+    let (claims_api, secrets_api): (Api<DatabaseClaim>, Api<PartialObjectMeta<Secret>>) =
+        match &args.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    // The claim cache holds every claim for the operator's lifetime: keep
+    // what reconciles read, not the managed fields (about half of a claim
+    // as the API server sends it) or kubectl's last-applied copy.
+    let (claim_store, claim_writer) = reflector::store::<DatabaseClaim>();
+    let claim_events = reflector::reflector(
+        claim_writer,
+        watcher(claims_api, watcher::Config::default()).modify(slim),
+    )
+    .applied_objects();
+    let claim_controller = Controller::for_stream(claim_events, claim_store.clone())
+        // Connection Secrets only wake their claim: metadata is enough,
+        // their data never needs to cross the wire for that.
         .owns(
             secrets_api,
             watcher::Config::default().labels(labels::CLAIM_NAME),
         )
         .with_config(controller::Config::default().concurrency(args.concurrency));
-    let claim_store = claim_controller.store();
 
     // A composition change wakes the claims using it and those still
     // looking for one; a policy change wakes every claim.
@@ -302,7 +319,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
 /// What a standby does until it leads: lists and watches what the leader
 /// needs, and reports ready once that has synced.
-async fn standby_caches(client: Client, namespace: Option<String>, readiness: Readiness) {
+async fn standby_caches(client: kube::Client, namespace: Option<String>, readiness: Readiness) {
     let claims: Api<DatabaseClaim> = match &namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -344,6 +361,14 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+/// What the claim cache does not need to keep.
+fn slim(claim: &mut DatabaseClaim) {
+    claim.managed_fields_mut().clear();
+    claim
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {

@@ -1,0 +1,293 @@
+//! The environment of a run: a fresh control plane (e2e/cluster), optionally
+//! a PostgreSQL (e2e/postgres), the CRDs and the bench compositions.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::process::Command;
+
+use crate::{Result, err};
+
+/// The namespace the benchmark's claims live in.
+pub const NAMESPACE: &str = "bench";
+
+pub struct Cluster {
+    repo: PathBuf,
+    state: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub client: Client,
+    down: bool,
+}
+
+/// A run interrupted (Ctrl-C, an error that skipped `down`) still stops
+/// the daemons it started.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = std::process::Command::new(self.repo.join("e2e/cluster"))
+                .args(["down", "--state"])
+                .arg(&self.state)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Runs a script of the repo; its stdout, or an error with its stderr tail.
+async fn script(repo: &Path, args: &[&str], log: &Path) -> Result<String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let out = Command::new(repo.join(args[0]))
+        .args(&args[1..])
+        .current_dir(repo)
+        .stdin(Stdio::null())
+        .stderr(log_file)
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{} failed ({}); see {}",
+            args.join(" "),
+            out.status,
+            log.display()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// `export K=V` lines of a script's output.
+fn exports(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(['\'', '"']).to_string()))
+        .collect()
+}
+
+impl Cluster {
+    /// A fresh plane in `state` (a leftover one there is stopped first).
+    pub async fn up(repo: &Path, state: &Path, log: &Path) -> Result<Self> {
+        let state_s = state.display().to_string();
+        script(repo, &["e2e/cluster", "down", "--state", &state_s], log).await?;
+        let out = script(repo, &["e2e/cluster", "up", "--state", &state_s], log).await?;
+        let kubeconfig = exports(&out)
+            .remove("KUBECONFIG")
+            .map(PathBuf::from)
+            .ok_or_else(|| err("e2e/cluster up printed no KUBECONFIG"))?;
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&kubeconfig)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?;
+        let client = Client::try_from(config)?;
+        let cluster = Self {
+            repo: repo.to_path_buf(),
+            state: state.to_path_buf(),
+            kubeconfig,
+            client,
+            down: false,
+        };
+        cluster
+            .kubectl(&["apply", "--server-side", "-f", "crds/"])
+            .await?;
+        cluster
+            .kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "-f",
+                "crds/",
+            ])
+            .await?;
+        for ns in ["dbclaim-system", NAMESPACE] {
+            cluster.kubectl(&["create", "namespace", ns]).await?;
+        }
+        cluster
+            .kubectl(&[
+                "apply",
+                "--server-side",
+                "-f",
+                "bench/compositions/inline.yaml",
+            ])
+            .await?;
+        Ok(cluster)
+    }
+
+    /// CPU seconds used so far by the plane's processes and by this benchmark.
+    pub fn cpu(&self) -> crate::model::PlaneCpu {
+        let of = |name: &str| -> f64 {
+            std::fs::read_to_string(self.state.join(format!("{name}.pid")))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .and_then(|pid| crate::operator::ProcStats::read(pid).ok())
+                .map(|s| s.cpu_secs)
+                .unwrap_or(f64::NAN)
+        };
+        crate::model::PlaneCpu {
+            apiserver: of("kube-apiserver"),
+            etcd: of("etcd"),
+            controller_manager: of("kube-controller-manager"),
+            bench: crate::operator::ProcStats::read(std::process::id())
+                .map(|s| s.cpu_secs)
+                .unwrap_or(f64::NAN),
+        }
+    }
+
+    pub async fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.kubectl_stdin(args, None).await
+    }
+
+    pub async fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        use tokio::io::AsyncWriteExt;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(&self.repo)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
+    pub async fn down(mut self, log: &Path) -> Result<()> {
+        self.down = true;
+        let state = self.state.display().to_string();
+        script(&self.repo, &["e2e/cluster", "down", "--state", &state], log).await?;
+        Ok(())
+    }
+}
+
+pub struct Postgres {
+    repo: PathBuf,
+    state: PathBuf,
+    down: bool,
+    pub host: String,
+    pub port: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl Postgres {
+    pub async fn up(repo: &Path, state: &Path, log: &Path) -> Result<Self> {
+        let state_s = state.display().to_string();
+        script(repo, &["e2e/postgres", "down", "--state", &state_s], log).await?;
+        let out = script(repo, &["e2e/postgres", "up", "--state", &state_s], log).await?;
+        let mut e = exports(&out);
+        let mut take = |k: &str| {
+            e.remove(k)
+                .ok_or_else(|| err(format!("e2e/postgres up printed no {k}")))
+        };
+        Ok(Self {
+            repo: repo.to_path_buf(),
+            state: state.to_path_buf(),
+            down: false,
+            host: take("PGHOST")?,
+            port: take("PGPORT")?,
+            user: take("DBCLAIM_PG_ADMIN_USER")?,
+            password: take("DBCLAIM_PG_ADMIN_PASSWORD")?,
+        })
+    }
+
+    /// The admin Secret, the `default` ProviderConfig and the shipped
+    /// shared-postgres composition, as e2e/demo sets them up.
+    pub async fn install(&self, cluster: &Cluster) -> Result<()> {
+        let manifest = format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: shared-postgres-admin, namespace: dbclaim-system}}
+stringData: {{username: "{}", password: "{}"}}
+---
+apiVersion: postgres.dbclaim.io/v1alpha1
+kind: ProviderConfig
+metadata: {{name: default}}
+spec:
+  host: "{}"
+  port: {}
+  sslMode: disable
+  credentialsSecretRef: {{namespace: dbclaim-system, name: shared-postgres-admin}}
+"#,
+            self.user, self.password, self.host, self.port
+        );
+        cluster
+            .kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(&manifest))
+            .await?;
+        cluster
+            .kubectl(&[
+                "apply",
+                "--server-side",
+                "-f",
+                "compositions/shared-postgres.yaml",
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn down(mut self, log: &Path) -> Result<()> {
+        self.down = true;
+        let state = self.state.display().to_string();
+        script(
+            &self.repo,
+            &["e2e/postgres", "down", "--state", &state],
+            log,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if !self.down {
+            let _ = std::process::Command::new(self.repo.join("e2e/postgres"))
+                .args(["down", "--state"])
+                .arg(&self.state)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Load averages from /proc/loadavg.
+pub fn load_average() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_are_parsed() {
+        let e = exports("noise\nexport KUBECONFIG=/a/b\nexport PGPORT='5433'\n");
+        assert_eq!(e["KUBECONFIG"], "/a/b");
+        assert_eq!(e["PGPORT"], "5433");
+    }
+}

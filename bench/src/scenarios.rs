@@ -1,0 +1,654 @@
+//! The scenarios: burst, propagation, idle, memory, restart, delete.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use dbclaim::api::DatabaseClaim;
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::env::{Cluster, NAMESPACE, Postgres, load_average};
+use crate::model::{
+    self, Burst, Delete, Floor, Idle, InlineRun, Memory, Pcts, PostgresRun, Propagation, Restart,
+};
+use crate::operator::Operator;
+use crate::track::{self, ClaimState, Names, Watch};
+use crate::{Result, RunArgs, err};
+
+/// After a scenario: trailing writes (events after the last status write) land.
+const SETTLE: Duration = Duration::from_secs(3);
+const CLAIM_LABEL: &str = "dbclaim.io/claim-name";
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("bench: {}", msg.as_ref());
+}
+
+fn claims_api(cluster: &Cluster) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        cluster.client.clone(),
+        NAMESPACE,
+        &ApiResource::erase::<DatabaseClaim>(&()),
+    )
+}
+
+fn claim(name: &str, composition: &str) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "dbclaim.io/v1alpha1",
+        "kind": "DatabaseClaim",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"engine": "postgres", "compositionRef": {"name": composition}},
+    }))?)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn claim_names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Creates the claims `prefix0..prefix{n-1}` at once (`concurrency` calls in
+/// flight); the time each create call was sent.
+async fn create_claims(
+    cluster: &Cluster,
+    names: &[String],
+    composition: &str,
+    concurrency: usize,
+) -> Result<HashMap<String, Instant>> {
+    let api = claims_api(cluster);
+    stream::iter(names.iter().cloned())
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                let obj = claim(&name, composition)?;
+                let sent = Instant::now();
+                api.create(&PostParams::default(), &obj).await?;
+                Ok::<_, crate::Error>((name, sent))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// N claims applied at once: time to Ready per claim and for all, the
+/// operator's requests per claim, its peak RSS.
+async fn burst(
+    cluster: &Cluster,
+    op: &Operator,
+    claims: &Watch<ClaimState>,
+    n: usize,
+    composition: &str,
+    args: &RunArgs,
+) -> Result<Burst> {
+    let names = claim_names("c-", n);
+    let before = op.scrape().await?;
+    let cpu0 = op.stats()?.cpu_secs;
+    let plane0 = cluster.cpu();
+    let start = Instant::now();
+    let sent = create_claims(cluster, &names, composition, args.create_concurrency).await?;
+    let create_secs = secs(start.elapsed());
+    log(format!("  {n} claims created in {create_secs:.1}s"));
+    claims
+        .wait(&format!("{n} claims to be Ready"), args.timeout(), |s| {
+            names.iter().all(|c| s.ready.contains_key(c))
+        })
+        .await?;
+    let (latencies, mut ready_at) = claims.with(|s| {
+        names
+            .iter()
+            .map(|c| {
+                let ready = s.ready[c];
+                (
+                    secs(ready.saturating_duration_since(sent[c])),
+                    secs(ready.saturating_duration_since(start)),
+                )
+            })
+            .unzip::<_, _, Vec<f64>, Vec<f64>>()
+    });
+    ready_at.sort_by(f64::total_cmp);
+    let all_ready_secs = ready_at.last().copied().unwrap_or(f64::NAN);
+    let plane_cpu = cluster.cpu().since(&plane0);
+    let cpu_secs = op.stats()?.cpu_secs - cpu0;
+    tokio::time::sleep(SETTLE).await;
+    let after = op.scrape().await?;
+    let stats = op.stats()?;
+    let requests = after.since(&before);
+    let b = Burst {
+        claims: n,
+        create_secs,
+        all_ready_secs,
+        latency: Pcts::of(latencies),
+        mutating_per_claim: model::mutating(&requests) / n as f64,
+        mutating_per_claim_without_events: model::mutating_without_events(&requests) / n as f64,
+        requests,
+        peak_rss_mib: stats.peak_rss_mib,
+        cpu_secs,
+        plane_cpu,
+        ready_at: ready_at
+            .iter()
+            .map(|t| (t * 1000.0).round() / 1000.0)
+            .collect(),
+    };
+    log(format!(
+        "  all Ready after {:.2}s; per claim p50 {:.2}s p99 {:.2}s; {:.2} mutating requests/claim ({:.2} without events); peak RSS {:.1} MiB; CPU s: operator {:.1}, apiserver {:.1}, etcd {:.1}, bench {:.1}",
+        b.all_ready_secs,
+        b.latency.p50,
+        b.latency.p99,
+        b.mutating_per_claim,
+        b.mutating_per_claim_without_events,
+        b.peak_rss_mib,
+        b.cpu_secs,
+        b.plane_cpu.apiserver,
+        b.plane_cpu.etcd,
+        b.plane_cpu.bench,
+    ));
+    Ok(b)
+}
+
+/// Claims whose composed ConfigMap turns ready only when patched: the time
+/// from each patch to the claim's Ready=True. Flips are paced, not bursted.
+async fn propagation(
+    cluster: &Cluster,
+    op: &Operator,
+    claims: &Watch<ClaimState>,
+    args: &RunArgs,
+) -> Result<Propagation> {
+    let names = claim_names("f-", args.flips);
+    create_claims(cluster, &names, "bench-flip", args.create_concurrency).await?;
+    claims
+        .wait("flip claims to be provisioned", args.timeout(), |s| {
+            names.iter().all(|c| s.provisioned.contains(c))
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if claims.with(|s| names.iter().any(|c| s.ready.contains_key(c))) {
+        return Err(err("a flip claim was Ready before its flip"));
+    }
+    let before = op.scrape().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let mut tick = tokio::time::interval(Duration::from_millis(args.flip_interval_ms));
+    let mut sent = HashMap::new();
+    for name in &names {
+        tick.tick().await;
+        let cm = dbclaim::naming::composed_name(NAMESPACE, name, "db");
+        let t = Instant::now();
+        cms.patch(
+            &cm,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"ready": "true"}})),
+        )
+        .await?;
+        sent.insert(name.clone(), t);
+    }
+    claims
+        .wait("flipped claims to be Ready", args.timeout(), |s| {
+            names.iter().all(|c| s.ready.contains_key(c))
+        })
+        .await?;
+    let latencies = claims.with(|s| {
+        names
+            .iter()
+            .map(|c| secs(s.ready[c].saturating_duration_since(sent[c])))
+            .collect::<Vec<_>>()
+    });
+    tokio::time::sleep(SETTLE).await;
+    let requests = op.scrape().await?.since(&before);
+    let p = Propagation {
+        latency: Pcts::of(latencies),
+        mutating_per_flip: model::mutating(&requests) / names.len() as f64,
+    };
+    log(format!(
+        "  propagation p50 {:.3}s p99 {:.3}s max {:.3}s over {} flips",
+        p.latency.p50, p.latency.p99, p.latency.max, p.latency.samples
+    ));
+    Ok(p)
+}
+
+async fn idle(
+    cluster: &Cluster,
+    op: &Operator,
+    claims: usize,
+    args: &RunArgs,
+) -> Result<(Idle, f64)> {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let before = op.scrape().await?;
+    let s0 = op.stats()?;
+    let plane0 = cluster.cpu();
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let after = op.scrape().await?;
+    let s1 = op.stats()?;
+    let requests = after.since(&before);
+    let i = Idle {
+        secs: secs(start.elapsed()),
+        claims,
+        mutating: model::mutating(&requests),
+        requests,
+        cpu_secs: s1.cpu_secs - s0.cpu_secs,
+        reconciles: after.claim_reconciles - before.claim_reconciles,
+        plane_cpu: cluster.cpu().since(&plane0),
+    };
+    log(format!(
+        "  idle {:.0}s: {} mutating requests, {:.2} CPU s, {} reconciles, RSS {:.1} MiB",
+        i.secs, i.mutating, i.cpu_secs, i.reconciles, s1.rss_mib
+    ));
+    Ok((i, s1.rss_mib))
+}
+
+async fn restart(op: &mut Operator, claims: usize, args: &RunArgs) -> Result<Restart> {
+    op.kill().await?;
+    let start = Instant::now();
+    op.spawn().await?;
+    let mut reconciled = None;
+    let mut last = -1.0;
+    let mut last_change = Duration::ZERO;
+    let deadline = start + args.timeout();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if Instant::now() > deadline {
+            return Err(err("restart: claims were not all reconciled in time"));
+        }
+        let Ok(s) = op.scrape().await else { continue };
+        if s.claim_reconciles != last {
+            last = s.claim_reconciles;
+            last_change = start.elapsed();
+        }
+        if reconciled.is_none() && s.claim_reconciles >= claims as f64 {
+            reconciled = Some(start.elapsed());
+        }
+        if reconciled.is_some() && start.elapsed() > last_change + Duration::from_secs(3) {
+            break;
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    let s = op.scrape().await?;
+    let stats = op.stats()?;
+    let r = Restart {
+        claims,
+        reconciled_secs: reconciled.map(secs).unwrap_or(f64::NAN),
+        settled_secs: secs(last_change),
+        reconciles: s.claim_reconciles,
+        mutating: model::mutating(&s.requests),
+        requests: s.requests,
+        peak_rss_mib: stats.peak_rss_mib,
+        cpu_secs: stats.cpu_secs,
+    };
+    log(format!(
+        "  restart: {} claims reconciled after {:.2}s (settled {:.2}s, {} reconciles), {} mutating requests, peak RSS {:.1} MiB",
+        claims, r.reconciled_secs, r.settled_secs, r.reconciles, r.mutating, r.peak_rss_mib
+    ));
+    Ok(r)
+}
+
+/// Deletes every claim at once; times until composed objects, claims and
+/// connection Secrets are gone.
+async fn delete<K>(
+    cluster: &Cluster,
+    op: &Operator,
+    claims: &Watch<ClaimState>,
+    composed: Api<PartialObjectMeta<K>>,
+    args: &RunArgs,
+) -> Result<Delete>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let composed = track::names(composed, watcher::Config::default().labels(CLAIM_LABEL));
+    let secrets: Watch<Names> = track::names(
+        Api::<PartialObjectMeta<Secret>>::namespaced(cluster.client.clone(), NAMESPACE),
+        watcher::Config::default().labels(CLAIM_LABEL),
+    );
+    for w in [&composed, &secrets] {
+        w.wait("a watch to sync", Duration::from_secs(60), |s| s.synced)
+            .await?;
+    }
+    let names: Vec<String> = claims.with(|s| s.present.iter().cloned().collect());
+    let n = names.len();
+    let before = op.scrape().await?;
+    let cpu0 = op.stats()?.cpu_secs;
+    let plane0 = cluster.cpu();
+    let api = claims_api(cluster);
+    let start = Instant::now();
+    stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(args.create_concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let (mut composed_gone, mut claims_gone, mut secrets_gone) = (None, None, None);
+    let deadline = start + args.timeout();
+    while composed_gone.is_none() || claims_gone.is_none() || secrets_gone.is_none() {
+        if Instant::now() > deadline {
+            return Err(err("delete: objects left after the timeout"));
+        }
+        let now = start.elapsed();
+        if composed_gone.is_none() && composed.with(|s| s.names.is_empty()) {
+            composed_gone = Some(now);
+        }
+        if claims_gone.is_none() && claims.with(|s| s.present.is_empty()) {
+            claims_gone = Some(now);
+        }
+        if secrets_gone.is_none() && secrets.with(|s| s.names.is_empty()) {
+            secrets_gone = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let plane_cpu = cluster.cpu().since(&plane0);
+    let cpu_secs = op.stats()?.cpu_secs - cpu0;
+    tokio::time::sleep(SETTLE).await;
+    let requests = op.scrape().await?.since(&before);
+    let d = Delete {
+        cpu_secs,
+        plane_cpu,
+        claims: n,
+        composed_gone_secs: composed_gone.map(secs).unwrap_or(f64::NAN),
+        claims_gone_secs: claims_gone.map(secs).unwrap_or(f64::NAN),
+        secrets_gone_secs: secrets_gone.map(secs).unwrap_or(f64::NAN),
+        mutating_per_claim: model::mutating(&requests) / n.max(1) as f64,
+        mutating_per_claim_without_events: model::mutating_without_events(&requests)
+            / n.max(1) as f64,
+        requests,
+    };
+    log(format!(
+        "  delete {n}: composed objects gone after {:.2}s, claims {:.2}s, secrets {:.2}s; {:.2} mutating requests/claim",
+        d.composed_gone_secs, d.claims_gone_secs, d.secrets_gone_secs, d.mutating_per_claim
+    ));
+    Ok(d)
+}
+
+/// The API server's floor for dbclaim's requests: with no operator running,
+/// the benchmark sends, for each of n new claims, what dbclaim sends (the
+/// finalizer patch; GET and apply of the composed ConfigMap and of the
+/// Secret; the status apply; with `events`, the four events; the GETs of
+/// the confirming pass), `concurrency` claims at a time like the operator's
+/// default. The seconds until the last claim's sequence is done.
+async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Result<f64> {
+    let prefix = if events { "fe-" } else { "fn-" };
+    let names = claim_names(prefix, n);
+    let client = cluster.client.clone();
+    let claims = claims_api(cluster);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let event_api: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), NAMESPACE);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let start = Instant::now();
+    let create = {
+        let claims = claims.clone();
+        let names = names.clone();
+        async move {
+            stream::iter(names)
+                .map(|name| {
+                    let claims = claims.clone();
+                    let tx = tx.clone();
+                    async move {
+                        let created = claims
+                            .create(&PostParams::default(), &claim(&name, "bench-inline")?)
+                            .await?;
+                        let uid = created.metadata.uid.unwrap_or_default();
+                        let _ = tx.send((name, uid));
+                        Ok::<_, crate::Error>(())
+                    }
+                })
+                .buffer_unordered(args.create_concurrency)
+                .try_collect::<Vec<()>>()
+                .await
+        }
+    };
+    let ssa = PatchParams::apply("dbclaim-floor").force();
+    let work = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
+        .map(|(name, uid)| {
+            let (claims, cms, secrets, event_api, ssa) =
+                (claims.clone(), cms.clone(), secrets.clone(), event_api.clone(), ssa.clone());
+            async move {
+                let cm = dbclaim::naming::composed_name(NAMESPACE, &name, "db");
+                let secret = format!("{name}-connection");
+                let owner = json!([{"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                    "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
+                let labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE});
+                claims
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": ["dbclaim.io/finalizer"]}})),
+                    )
+                    .await?;
+                cms.get_opt(&cm).await?;
+                cms.patch(&cm, &ssa, &Patch::Apply(json!({
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": cm, "namespace": NAMESPACE, "labels": labels, "ownerReferences": owner,
+                        "annotations": {"dbclaim.io/applied-hash": "0123456789"}},
+                    "data": {"host": "db.bench.example", "port": "5432", "username": "app",
+                        "password": "bench-not-a-secret", "database": name},
+                })))
+                .await?;
+                secrets.get_opt(&secret).await?;
+                secrets.patch(&secret, &ssa, &Patch::Apply(json!({
+                    "apiVersion": "v1", "kind": "Secret", "type": "servicebinding.io/postgresql",
+                    "metadata": {"name": secret, "namespace": NAMESPACE, "labels": labels, "ownerReferences": owner},
+                    "stringData": {"type": "postgresql", "provider": "bench-inline", "host": "db.bench.example",
+                        "port": "5432", "username": "app", "password": "bench-not-a-secret", "database": name,
+                        "uri": "postgresql://app:bench-not-a-secret@db.bench.example:5432/db"},
+                })))
+                .await?;
+                let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                claims
+                    .patch_status(&name, &ssa, &Patch::Apply(json!({
+                        "apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                        "status": {
+                            "observedGeneration": 1,
+                            "conditions": [
+                                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
+                                 "lastTransitionTime": now, "observedGeneration": 1},
+                                {"type": "Ready", "status": "True", "reason": "Available", "message": "",
+                                 "lastTransitionTime": now, "observedGeneration": 1},
+                            ],
+                            "composition": {"name": "bench-inline"},
+                            "resources": [{"name": "db", "apiVersion": "v1", "kind": "ConfigMap",
+                                "resourceName": cm, "ready": true}],
+                            "connectionSecretRef": {"name": secret},
+                            "binding": {"name": secret},
+                        },
+                    })))
+                    .await?;
+                if events {
+                    for (i, reason) in ["CompositionSelected", "ResourceCreated", "ConnectionSecretWritten", "Ready"]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+                            "metadata": {"name": format!("{name}.{i}"), "namespace": NAMESPACE},
+                            "eventTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                            "reportingController": "dbclaim", "reportingInstance": "dbclaim",
+                            "action": "Reconcile", "reason": reason, "type": "Normal",
+                            "note": format!("{reason} for {name}"),
+                            "regarding": {"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                                "name": name, "namespace": NAMESPACE, "uid": uid},
+                        }))?;
+                        event_api.create(&PostParams::default(), &ev).await?;
+                    }
+                }
+                cms.get_opt(&cm).await?;
+                secrets.get_opt(&secret).await?;
+                Ok::<_, crate::Error>(())
+            }
+        })
+        .buffer_unordered(8)
+        .take(n)
+        .try_collect::<Vec<()>>();
+    let (created, worked) = tokio::join!(create, work);
+    created?;
+    worked?;
+    let took = secs(start.elapsed());
+    log(format!(
+        "  API-server floor, {n} claims {} events: {took:.2}s",
+        if events { "with" } else { "without" }
+    ));
+    Ok(took)
+}
+
+/// Baseline RSS: the operator with synced caches and no claims.
+async fn baseline(op: &Operator) -> Result<f64> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(op.stats()?.rss_mib)
+}
+
+/// The in-cluster composition at size n: every scenario in a fresh plane.
+pub async fn inline_run(args: &RunArgs, run: usize, n: usize) -> Result<InlineRun> {
+    let dir = args.state.join(format!("inline-{n}-{run}"));
+    std::fs::create_dir_all(&dir)?;
+    let log_file = dir.join("scripts.log");
+    log(format!(
+        "in-cluster composition, N={n}, run {run}: starting a control plane"
+    ));
+    let cluster = Cluster::up(&args.repo, &dir.join("cluster"), &log_file).await?;
+    let result = inline_scenarios(args, &cluster, &dir, run, n).await;
+    if let Err(e) = cluster.down(&log_file).await {
+        log(format!("  cluster down: {e}"));
+    }
+    result
+}
+
+async fn inline_scenarios(
+    args: &RunArgs,
+    cluster: &Cluster,
+    dir: &Path,
+    run: usize,
+    n: usize,
+) -> Result<InlineRun> {
+    let load_start = load_average();
+    let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+    let mut op = Operator::start(
+        args.operator_bin(),
+        &args.operator_args,
+        &cluster.kubeconfig,
+        &dir.join("operator.log"),
+    )
+    .await?;
+    let result = async {
+        op.wait_ready(Duration::from_secs(60)).await?;
+        let baseline_rss = baseline(&op).await?;
+        log("  burst");
+        let burst = burst(cluster, &op, &claims, n, "bench-inline", args).await?;
+        log("  propagation");
+        let propagation = propagation(cluster, &op, &claims, args).await?;
+        let total = n + args.flips;
+        log("  idle");
+        let (idle, steady) = idle(cluster, &op, total, args).await?;
+        let memory = Memory {
+            baseline_rss_mib: baseline_rss,
+            peak_rss_mib: op.stats()?.peak_rss_mib,
+            steady_rss_mib: steady,
+            mib_per_1000: (steady - baseline_rss) / total as f64 * 1000.0,
+        };
+        log("  restart");
+        let restart = restart(&mut op, total, args).await?;
+        log("  delete");
+        let delete = delete(
+            cluster,
+            &op,
+            &claims,
+            Api::<PartialObjectMeta<ConfigMap>>::namespaced(cluster.client.clone(), NAMESPACE),
+            args,
+        )
+        .await?;
+        op.stop().await?;
+        log("  API-server floor");
+        let floor = Floor {
+            with_events_secs: floor(cluster, n, true, args).await?,
+            without_events_secs: floor(cluster, n, false, args).await?,
+        };
+        Ok(InlineRun {
+            run,
+            n,
+            load_start,
+            burst,
+            propagation,
+            idle,
+            memory,
+            restart,
+            delete,
+            floor,
+        })
+    }
+    .await;
+    op.stop().await?;
+    result
+}
+
+/// The shipped shared-postgres composition at size n: burst and delete.
+pub async fn postgres_run(args: &RunArgs, run: usize, n: usize) -> Result<PostgresRun> {
+    let dir = args.state.join(format!("postgres-{n}-{run}"));
+    std::fs::create_dir_all(&dir)?;
+    let log_file = dir.join("scripts.log");
+    log(format!(
+        "shared-postgres composition, N={n}, run {run}: starting a control plane and PostgreSQL"
+    ));
+    let cluster = Cluster::up(&args.repo, &dir.join("cluster"), &log_file).await?;
+    let pg = match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
+        Ok(pg) => pg,
+        Err(e) => {
+            let _ = cluster.down(&log_file).await;
+            return Err(e);
+        }
+    };
+    let result = async {
+        pg.install(&cluster).await?;
+        let load_start = load_average();
+        let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+        let mut op = Operator::start(
+            args.operator_bin(),
+            &args.operator_args,
+            &cluster.kubeconfig,
+            &dir.join("operator.log"),
+        )
+        .await?;
+        let result = async {
+            op.wait_ready(Duration::from_secs(60)).await?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            log("  burst");
+            let burst = burst(&cluster, &op, &claims, n, "shared-postgres", args).await?;
+            log("  delete");
+            let databases: Api<PartialObjectMeta<dbclaim::api::postgres::Database>> =
+                Api::all(cluster.client.clone());
+            let delete = delete(&cluster, &op, &claims, databases, args).await?;
+            Ok(PostgresRun {
+                run,
+                n,
+                load_start,
+                burst,
+                delete,
+            })
+        }
+        .await;
+        op.stop().await?;
+        result
+    }
+    .await;
+    if let Err(e) = pg.down(&log_file).await {
+        log(format!("  postgres down: {e}"));
+    }
+    if let Err(e) = cluster.down(&log_file).await {
+        log(format!("  cluster down: {e}"));
+    }
+    result
+}
