@@ -48,6 +48,17 @@ spec:
     ]);
 }
 
+/// The shipped shared-postgres composition under another name, not the default.
+fn shared_postgres_named(name: &str) -> String {
+    std::fs::read_to_string(support::repo_root().join("compositions/shared-postgres.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("name: shared-postgres", &format!("name: {name}"))
+        .replace(
+            "dbclaim.io/default: \"true\"",
+            "dbclaim.io/default: \"false\"",
+        )
+}
+
 pub fn claim_yaml(ns: &str, name: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  engine: postgres\n{extra_spec}"
@@ -392,15 +403,7 @@ async fn missing_composition_then_created_recovers_without_touching_the_claim() 
     let generation = claim.metadata.generation;
     let spec = claim.spec.clone();
 
-    let shipped =
-        std::fs::read_to_string(support::repo_root().join("compositions/shared-postgres.yaml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let renamed = shipped
-        .replace("name: shared-postgres", &format!("name: {comp}"))
-        .replace(
-            "dbclaim.io/default: \"true\"",
-            "dbclaim.io/default: \"false\"",
-        );
+    let renamed = shared_postgres_named(&comp);
     kubectl_apply(&renamed);
     let claim = wait_ready(ns, "wants").await;
     assert_eq!(
@@ -427,15 +430,7 @@ async fn invalid_composition_is_reported_and_fixing_it_recovers() {
     let ns = ns.name();
     let comp = support::unique_name("broken");
 
-    let shipped =
-        std::fs::read_to_string(support::repo_root().join("compositions/shared-postgres.yaml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let named = shipped
-        .replace("name: shared-postgres", &format!("name: {comp}"))
-        .replace(
-            "dbclaim.io/default: \"true\"",
-            "dbclaim.io/default: \"false\"",
-        );
+    let named = shared_postgres_named(&comp);
     // Patch 1 now reads a parameter the claim lacks, and requires it.
     let broken = named.replace(
         "    - fromFieldPath: spec.parameters.connectionLimit\n",
@@ -472,15 +467,7 @@ async fn composition_edits_reach_existing_databases() {
     let ns = ns.name();
     let comp = support::unique_name("editable");
 
-    let shipped =
-        std::fs::read_to_string(support::repo_root().join("compositions/shared-postgres.yaml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let named = shipped
-        .replace("name: shared-postgres", &format!("name: {comp}"))
-        .replace(
-            "dbclaim.io/default: \"true\"",
-            "dbclaim.io/default: \"false\"",
-        );
+    let named = shared_postgres_named(&comp);
     kubectl_apply(&named);
     kubectl_apply(&claim_yaml(
         ns,
