@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Create/delete calls in flight during a burst.
     #[arg(long, default_value_t = 64)]
     pub create_concurrency: usize,
+    /// Run the API-server floor only up to this N (it adds 2N claims, and
+    /// etcd's quota in e2e/cluster is 512 MiB).
+    #[arg(long, default_value_t = 5000)]
+    pub floor_max: usize,
     /// Longest wait for any one step.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,

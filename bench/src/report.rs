@@ -388,6 +388,9 @@ pub fn markdown(r: &Results) -> String {
              | N | dbclaim: all Ready (s) | floor (s) | floor without the four events (s) | dbclaim / floor |\n|---|---|---|---|---|\n",
         );
         for (n, runs) in &inline {
+            if runs.iter().all(|x| x.floor.with_events_secs <= 0.0) {
+                continue;
+            }
             let st = |f: fn(&InlineRun) -> f64, d| stat(runs, f).show(d);
             let _ = writeln!(
                 s,

@@ -572,10 +572,14 @@ async fn inline_scenarios(
         )
         .await?;
         op.stop().await?;
-        log("  API-server floor");
-        let floor = Floor {
-            with_events_secs: floor(cluster, n, true, args).await?,
-            without_events_secs: floor(cluster, n, false, args).await?,
+        let floor = if n <= args.floor_max {
+            log("  API-server floor");
+            Floor {
+                with_events_secs: floor(cluster, n, true, args).await?,
+                without_events_secs: floor(cluster, n, false, args).await?,
+            }
+        } else {
+            Floor::default()
         };
         Ok(InlineRun {
             run,
