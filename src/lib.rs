@@ -8,6 +8,7 @@ pub mod cli;
 pub mod conditions;
 pub mod controller;
 pub mod engine;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod naming;

@@ -382,10 +382,10 @@ pub fn markdown(r: &Results) -> String {
     {
         s.push_str(
             "\n**The API server's floor**: with the operator stopped, the benchmark itself sends the API server what dbclaim \
-             sends for N new claims (finalizer patch, GET + apply of the ConfigMap and of the Secret, status apply, the four \
-             events, the GETs of the confirming pass), 8 claims at a time like the operator. When dbclaim's time is close to \
+             sends for N new claims (finalizer patch, GET + apply of the ConfigMap and of the Secret, status apply, the \
+             pass's one event, the GETs of the confirming pass), 8 claims at a time like the operator. When dbclaim's time is close to \
              the floor, the API server, not the operator, sets the pace.\n\n\
-             | N | dbclaim: all Ready (s) | floor (s) | floor without the four events (s) | dbclaim / floor |\n|---|---|---|---|---|\n",
+             | N | dbclaim: all Ready (s) | floor (s) | floor without the event (s) | dbclaim / floor |\n|---|---|---|---|---|\n",
         );
         for (n, runs) in &inline {
             if runs.iter().all(|x| x.floor.with_events_secs <= 0.0) {

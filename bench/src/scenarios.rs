@@ -378,7 +378,7 @@ where
 /// The API server's floor for dbclaim's requests: with no operator running,
 /// the benchmark sends, for each of n new claims, what dbclaim sends (the
 /// finalizer patch; GET and apply of the composed ConfigMap and of the
-/// Secret; the status apply; with `events`, the four events; the GETs of
+/// Secret; the status apply; with `events`, the pass's event; the GETs of
 /// the confirming pass), `concurrency` claims at a time like the operator's
 /// default. The seconds until the last claim's sequence is done.
 async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Result<f64> {
@@ -471,21 +471,17 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                     })))
                     .await?;
                 if events {
-                    for (i, reason) in ["CompositionSelected", "ResourceCreated", "ConnectionSecretWritten", "Ready"]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
-                            "metadata": {"name": format!("{name}.{i}"), "namespace": NAMESPACE},
-                            "eventTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-                            "reportingController": "dbclaim", "reportingInstance": "dbclaim",
-                            "action": "Reconcile", "reason": reason, "type": "Normal",
-                            "note": format!("{reason} for {name}"),
-                            "regarding": {"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
-                                "name": name, "namespace": NAMESPACE, "uid": uid},
-                        }))?;
-                        event_api.create(&PostParams::default(), &ev).await?;
-                    }
+                    // One pass, one event (src/events.rs folds its steps).
+                    let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+                        "metadata": {"name": format!("{name}.0"), "namespace": NAMESPACE},
+                        "eventTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                        "reportingController": "dbclaim", "reportingInstance": "dbclaim",
+                        "action": "Reconcile", "reason": "Ready", "type": "Normal",
+                        "note": format!("composition selected; ConfigMap created; Secret written; {name} is ready"),
+                        "regarding": {"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                            "name": name, "namespace": NAMESPACE, "uid": uid},
+                    }))?;
+                    event_api.create(&PostParams::default(), &ev).await?;
                 }
                 cms.get_opt(&cm).await?;
                 secrets.get_opt(&secret).await?;

@@ -290,23 +290,31 @@ async fn claim_becomes_ready_and_its_secret_connects_then_delete_drops_everythin
         "READY and SYNCED: {table}"
     );
 
-    // Events a person wants to see.
+    // Events a person wants to see: every step, those of one pass in one
+    // event (reason: where the pass left the claim).
     let events = kubectl_ok([
         "get",
         "events",
         "-n",
         ns,
+        "--field-selector",
+        "involvedObject.kind=DatabaseClaim",
         "-o",
-        "jsonpath={.items[*].reason}",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
     ]);
-    for reason in [
-        "CompositionSelected",
-        "ResourceCreated",
-        "ConnectionSecretWritten",
-        "Ready",
+    assert!(events.contains("Ready: "), "no Ready event: {events}");
+    for step in [
+        "composition shared-postgres selected",
+        "created Database ",
+        "connection secret orders-db-connection written",
+        "the database is ready",
     ] {
-        assert!(events.contains(reason), "no {reason} event: {events}");
+        assert!(events.contains(step), "no event says {step:?}: {events}");
     }
+    assert!(
+        events.lines().count() <= 3,
+        "one event per pass, not per step: {events}"
+    );
     assert!(!events.contains(&data["password"]), "password in events");
 
     // Delete: database and role dropped, Secret gone.

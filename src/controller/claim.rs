@@ -22,6 +22,7 @@ use crate::api::claim::ResourceStatus;
 use crate::api::{Composition, DatabaseClaim, DatabaseClaimStatus, DeletionPolicy, NameRef};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
 use crate::engine::{self, Observed, Scope};
+use crate::events;
 use crate::naming;
 
 use super::context::Context;
@@ -789,7 +790,7 @@ async fn write_status(
     }
     let reference = claim.object_ref(&());
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-    for event in events {
+    for event in events::fold_pass(events) {
         if let Err(e) = recorder.publish(&event, &reference).await {
             warn!(error = %e, "could not publish event");
         }
@@ -821,7 +822,7 @@ fn transition_events(old: &DatabaseClaimStatus, synced: &Cond, ready: &Cond) -> 
         out.push(Event {
             type_: EventType::Warning,
             reason: synced.reason.to_string(),
-            note: Some(truncate(&synced.message, 1000)),
+            note: Some(events::truncate(&synced.message, 1000)),
             action: "Reconcile".into(),
             secondary: None,
         });
@@ -838,7 +839,7 @@ fn transition_events(old: &DatabaseClaimStatus, synced: &Cond, ready: &Cond) -> 
         out.push(Event {
             type_: EventType::Warning,
             reason: "NotReady".into(),
-            note: Some(truncate(&ready.message, 1000)),
+            note: Some(events::truncate(&ready.message, 1000)),
             action: "Reconcile".into(),
             secondary: None,
         });
@@ -854,10 +855,6 @@ fn normal(reason: &str, action: &str, note: String) -> Event {
         action: action.into(),
         secondary: None,
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
 }
 
 /// Deletion: with `Delete`, composed objects go first and the finalizer

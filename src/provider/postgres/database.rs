@@ -466,15 +466,8 @@ pub fn secret_up_to_date(existing: &Secret, desired: &Secret) -> bool {
 async fn announce(db: &Database, ctx: &Context, s: &Synced) {
     let name = &db.spec.for_provider.database_name;
     let (ns, secret) = (&s.secret.namespace, &s.secret.name);
-    if s.secret.written {
-        ctx.event(
-            db,
-            EventType::Normal,
-            "ConnectionSecretWritten",
-            format!("wrote connection Secret {ns}/{secret}"),
-        )
-        .await;
-    }
+    let normal = |reason: &str, note: String| super::event(EventType::Normal, reason, note);
+    let mut events = Vec::new();
     for step in &s.report.steps {
         let reason = match step {
             Step::CreateRole => "CreatedRole",
@@ -482,20 +475,24 @@ async fn announce(db: &Database, ctx: &Context, s: &Synced) {
             Step::GrantRoleToAdmin => continue,
             _ => "UpdatedDatabase",
         };
-        ctx.event(db, EventType::Normal, reason, step.describe(name))
-            .await;
+        events.push(normal(reason, step.describe(name)));
     }
     if s.report.password_reset {
         let note =
             format!("reset the password of role \"{name}\" to the one in Secret {ns}/{secret}");
-        ctx.event(db, EventType::Normal, "PasswordReset", note)
-            .await;
+        events.push(normal("PasswordReset", note));
     }
     for ext in &s.report.extensions_created {
         let note = format!("created extension \"{ext}\" in database \"{name}\"");
-        ctx.event(db, EventType::Normal, "CreatedExtension", note)
-            .await;
+        events.push(normal("CreatedExtension", note));
     }
+    // Last, as the folded event's reason: what the Database is for. (The
+    // Secret is written before the role, for crash safety.)
+    if s.secret.written {
+        let note = format!("wrote connection Secret {ns}/{secret}");
+        events.push(normal("ConnectionSecretWritten", note));
+    }
+    ctx.publish(db, events).await;
 }
 
 /// Deletion: `Delete` drops database and role and deletes the connection

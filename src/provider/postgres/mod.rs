@@ -73,17 +73,28 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
+        self.publish(obj, vec![event(type_, reason, note)]).await;
+    }
+
+    /// Publishes the events of one pass, folded (`crate::events::fold_pass`).
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, events: Vec<Event>) {
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "failed to publish event");
+        for ev in crate::events::fold_pass(events) {
+            if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+                tracing::warn!(error = %e, reason = ev.reason, "failed to publish event");
+            }
         }
+    }
+}
+
+/// An event of this provider's reconcilers.
+pub fn event(type_: EventType, reason: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".to_string(),
+        secondary: None,
     }
 }
 
