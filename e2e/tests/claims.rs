@@ -711,6 +711,13 @@ async fn quiet_at_rest_and_gitops_reapply_shows_no_diff() {
         metrics.contains("dbclaim_claims{ready=\"true\"} 20"),
         "{metrics}"
     );
+    for series in [
+        "dbclaim_reconcile_total{controller=\"database\",result=\"success\"}",
+        "dbclaim_provider_requests_total{provider=\"postgres\",operation=\"SyncDatabase\",result=\"success\"}",
+        "dbclaim_provider_requests_total{provider=\"postgres\",operation=\"CheckAdmin\",result=\"success\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series}: {metrics}");
+    }
 
     for i in 0..20 {
         kubectl_ok([

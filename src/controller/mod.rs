@@ -286,7 +286,11 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         provider_config.clone(),
         metrics.clone(),
     );
-    let postgres = crate::provider::postgres::run(client.clone(), provider_config);
+    let postgres = crate::provider::postgres::run_with_metrics(
+        client.clone(),
+        provider_config,
+        metrics.clone(),
+    );
 
     let ready_watch = async {
         open_gate.await;

@@ -235,8 +235,14 @@ pub async fn reconcile(pc: Arc<ProviderConfig>, ctx: Arc<Context>) -> Result<Act
 /// Resolves `pc`, connects (through the shared cache) and checks the admin's privileges.
 async fn check(pc: &ProviderConfig, ctx: &Context) -> Result<Resolved, Error> {
     let resolved = resolve_config(ctx, pc).await?;
-    let admin = ctx.pool.admin(&resolved.name, &resolved.params).await?;
-    let privileges = match server::admin_privileges(&admin).await {
+    let admin = ctx.pool.admin(&resolved.name, &resolved.params).await;
+    let checked = match admin {
+        Ok(admin) => server::admin_privileges(&admin).await,
+        Err(e) => Err(e),
+    };
+    ctx.metrics
+        .provider_request("postgres", "CheckAdmin", checked.is_ok());
+    let privileges = match checked {
         Ok(p) => p,
         Err(e) => {
             if e.connection_lost() {

@@ -105,6 +105,7 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
     let name = db.name_any();
     let span = tracing::info_span!("reconcile", kind = "Database", name = %name, database = %db.spec.for_provider.database_name);
     async move {
+        let started = std::time::Instant::now();
         let key = backoff_key(&db);
         let api: Api<Database> = Api::all(ctx.client.clone());
         let result = finalizer(&api, FINALIZER, db, |event| async {
@@ -114,7 +115,7 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
             }
         })
         .await;
-        match result {
+        let result = match result {
             Ok(action) => {
                 ctx.backoff.reset(&key);
                 Ok(action)
@@ -131,7 +132,10 @@ pub async fn reconcile(db: Arc<Database>, ctx: Arc<Context>) -> Result<Action, E
                 Ok(Action::await_change())
             }
             Err(e) => Err(Error::Finalizer(Box::new(e))),
-        }
+        };
+        ctx.metrics
+            .reconciled("database", result.is_ok(), started.elapsed());
+        result
     }
     .instrument(span)
     .await
@@ -206,7 +210,7 @@ async fn sync(db: &Database, ctx: &Context) -> Result<Synced, Error> {
         secret.resource_version.is_some() && verified.get(&uid) == secret.resource_version.as_ref()
     };
     let (params, password) = (&resolved.params, &secret.password);
-    let report = with_admin(ctx, &resolved, |admin| async move {
+    let report = with_admin(ctx, &resolved, "SyncDatabase", |admin| async move {
         server::sync_database(&admin, params, &desired, password, known_good).await
     })
     .await?;
@@ -222,8 +226,14 @@ async fn sync(db: &Database, ctx: &Context) -> Result<Synced, Error> {
 }
 
 /// Runs `op` on the cached admin connection of `resolved`, within
-/// [`SERVER_TIMEOUT`], dropping the connection if it broke.
-async fn with_admin<T, F, Fut>(ctx: &Context, resolved: &Resolved, op: F) -> Result<T, Error>
+/// [`SERVER_TIMEOUT`], dropping the connection if it broke; counted as
+/// `operation` in `dbclaim_provider_requests_total`.
+async fn with_admin<T, F, Fut>(
+    ctx: &Context,
+    resolved: &Resolved,
+    operation: &str,
+    op: F,
+) -> Result<T, Error>
 where
     F: FnOnce(Arc<tokio_postgres::Client>) -> Fut,
     Fut: Future<Output = Result<T, ServerError>>,
@@ -232,7 +242,10 @@ where
         let admin = ctx.pool.admin(&resolved.name, &resolved.params).await?;
         op(admin).await
     };
-    match tokio::time::timeout(SERVER_TIMEOUT, run).await {
+    let result = tokio::time::timeout(SERVER_TIMEOUT, run).await;
+    let ok = matches!(result, Ok(Ok(_)));
+    ctx.metrics.provider_request("postgres", operation, ok);
+    match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             if e.connection_lost() {
@@ -546,7 +559,7 @@ async fn remove(db: &Database, ctx: &Context) -> Result<(), Error> {
         let resolved = config::resolve(ctx, &db.spec.provider_config_ref.name).await?;
         if plan::forbidden_name(&name, &resolved.params.user).is_none() {
             let n = name.clone();
-            let report = with_admin(ctx, &resolved, |admin| async move {
+            let report = with_admin(ctx, &resolved, "DropDatabase", |admin| async move {
                 server::remove(&admin, &n).await
             })
             .await?;

@@ -31,6 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::postgres::{Database, ProviderConfig};
+use crate::metrics::Metrics;
 
 /// Field manager of every write.
 pub const MANAGER: &str = "dbclaim";
@@ -62,6 +63,7 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, String>>,
     /// Every Database, to find two that claim the same database on a server.
     pub databases: Store<Database>,
+    pub metrics: Metrics,
 }
 
 impl Context {
@@ -128,8 +130,16 @@ pub fn backoff_delay(failures: u32) -> Duration {
     BACKOFF_MIN.saturating_mul(1 << exp).min(BACKOFF_MAX)
 }
 
-/// Runs both controllers until the future is dropped.
+/// Runs both controllers until the future is dropped; requests are not
+/// counted in any exported metric (see [`run_with_metrics`]).
 pub async fn run(client: Client, config: crate::provider::Config) {
+    run_with_metrics(client, config, Metrics::default()).await
+}
+
+/// Runs both controllers until the future is dropped, counting SQL sessions
+/// in `dbclaim_provider_requests_total{provider="postgres"}` and reconciles
+/// in `dbclaim_reconcile_total{controller="database"}` of `metrics`.
+pub async fn run_with_metrics(client: Client, config: crate::provider::Config, metrics: Metrics) {
     let concurrency = controller::Config::default().concurrency(config.concurrency.max(1));
     let databases: Api<Database> = Api::all(client.clone());
     let configs: Api<ProviderConfig> = Api::all(client.clone());
@@ -154,6 +164,7 @@ pub async fn run(client: Client, config: crate::provider::Config) {
         backoff: Backoff::default(),
         verified: Mutex::default(),
         databases: db_store.clone(),
+        metrics,
     });
 
     // A ProviderConfig changed (spec, or its status after its Secret
