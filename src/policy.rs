@@ -47,14 +47,14 @@ pub fn evaluate(
 /// the namespace's claims (the claim itself among them or not); only those
 /// already provisioned count towards the total, the claim under review at
 /// its new size.
-pub fn check(
+pub fn check<'a>(
     applicable: &Applicable,
     claim: &DatabaseClaim,
     composition: &Composition,
-    namespace_claims: &[DatabaseClaim],
+    namespace_claims: impl IntoIterator<Item = &'a DatabaseClaim>,
 ) -> Result<(), String> {
     let others: i64 = namespace_claims
-        .iter()
+        .into_iter()
         .filter(|c| c.uid() != claim.uid() || c.name_any() != claim.name_any())
         .filter(|c| c.metadata.deletion_timestamp.is_none())
         .filter(|c| c.status.as_ref().is_some_and(|s| !s.resources.is_empty()))

@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -226,11 +227,8 @@ async fn provision(
         .iter()
         .map(|c| (**c).clone())
         .collect();
-    let policy = crate::policy::evaluate(
-        claim,
-        &ctx.policies.state(),
-        &namespace_labels(ctx, &ns).await?,
-    );
+    let policies = ctx.policies.state();
+    let policy = crate::policy::evaluate(claim, &policies, &namespace_labels(ctx, &ns).await?);
     let composition =
         crate::selection::select(claim, &compositions, policy.default_composition.as_deref())
             .map_err(|e| {
@@ -246,13 +244,17 @@ async fn provision(
     let comp_name = composition.name_any();
     // CompositionSelected is published with the status that records it.
     progress.composition = Some(comp_name.clone());
-    crate::policy::check(
-        &policy,
-        claim,
-        composition,
-        &claims_in_namespace(ctx, &ns).await?,
-    )
-    .map_err(|v| Stop::new(SyncedReason::PolicyViolation, v))?;
+    if !policies.is_empty() {
+        // The claim cache, not a LIST per reconcile: a burst of N claims in
+        // one namespace would otherwise read N² claims.
+        let claims = ctx.claims.state();
+        let in_namespace = claims
+            .iter()
+            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+            .map(|c| c.as_ref());
+        crate::policy::check(&policy, claim, composition, in_namespace)
+            .map_err(|v| Stop::new(SyncedReason::PolicyViolation, v))?;
+    }
 
     debug!(composition = %comp_name, "composition selected");
     // Observe what exists.
@@ -654,6 +656,10 @@ fn owned_by(secret: &Secret, claim: &DatabaseClaim) -> bool {
         .any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "DatabaseClaim")
 }
 
+/// The labels policies select namespaces by, from the namespace cache. A
+/// namespace the cache has not seen yet (created just before the claim,
+/// its event still in flight) is read from the API server: guardrails must
+/// not miss a claim because two watches raced.
 async fn namespace_labels(
     ctx: &Context,
     ns: &str,
@@ -661,20 +667,15 @@ async fn namespace_labels(
     if ctx.policies.state().is_empty() {
         return Ok(BTreeMap::new());
     }
+    if let Some(n) = ctx.namespaces.get(&ObjectRef::new(ns)) {
+        return Ok(n.labels().clone());
+    }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
     Ok(api
-        .get_opt(ns)
+        .get_metadata_opt(ns)
         .await?
         .map(|n| n.labels().clone())
         .unwrap_or_default())
-}
-
-async fn claims_in_namespace(ctx: &Context, ns: &str) -> Result<Vec<DatabaseClaim>, kube::Error> {
-    if ctx.policies.state().is_empty() {
-        return Ok(Vec::new());
-    }
-    let api: Api<DatabaseClaim> = Api::namespaced(ctx.client.clone(), ns);
-    Ok(api.list(&Default::default()).await?.items)
 }
 
 fn ready_condition(claim: &DatabaseClaim, synced: &Cond, progress: &Progress) -> Cond {
@@ -953,10 +954,9 @@ async fn composed_objects(claim: &DatabaseClaim, ctx: &Context) -> Vec<(Kind, St
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(comp) = previous_composition(claim).and_then(|n| {
-        ctx.compositions
-            .get(&kube::runtime::reflector::ObjectRef::new(n))
-    }) {
+    if let Some(comp) =
+        previous_composition(claim).and_then(|n| ctx.compositions.get(&ObjectRef::new(n)))
+    {
         for t in &comp.spec.resources {
             if let Some((api_version, kind)) = base_kind(&t.base) {
                 wanted.push((

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use crate::api::{ClaimPolicy, Composition};
+use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
 use crate::metrics::Metrics;
 
 use super::kinds::Kinds;
@@ -17,6 +19,10 @@ pub struct Context {
     pub client: Client,
     pub compositions: Store<Composition>,
     pub policies: Store<ClaimPolicy>,
+    /// The controller's claim cache, for policy totals.
+    pub claims: Store<DatabaseClaim>,
+    /// Namespace metadata, for the labels policies select by.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub kinds: Kinds,
     /// Events are published through a Recorder made per reconcile pass:
     /// the claim controller publishes only on transitions, and a shared

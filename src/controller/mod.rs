@@ -140,22 +140,6 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     .default_backoff()
     .touched_objects();
 
-    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        compositions: compositions.clone(),
-        policies: policies.clone(),
-        kinds: Kinds::new(client.clone(), wake_tx),
-        reporter: Reporter {
-            controller: "dbclaim".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-        operator_namespace: operator_namespace.clone(),
-        metrics: metrics.clone(),
-        finalized: Default::default(),
-        status_writes: Default::default(),
-    });
-
     let claims_api_for_ready: Api<DatabaseClaim> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -177,6 +161,35 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         watcher(claims_api, watcher::Config::default()).modify(slim),
     )
     .applied_objects();
+    let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let namespace_events = reflector::reflector(
+        namespace_writer,
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        compositions: compositions.clone(),
+        policies: policies.clone(),
+        claims: claim_store.clone(),
+        namespaces: namespaces.clone(),
+        kinds: Kinds::new(client.clone(), wake_tx),
+        reporter: Reporter {
+            controller: "dbclaim".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+        operator_namespace: operator_namespace.clone(),
+        metrics: metrics.clone(),
+        finalized: Default::default(),
+        status_writes: Default::default(),
+    });
+
     let claim_controller = Controller::for_stream(claim_events, claim_store.clone())
         // Connection Secrets only wake their claim: metadata is enough,
         // their data never needs to cross the wire for that.
@@ -221,10 +234,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // A namespace's labels decide which policies govern its claims.
     let by_namespace = {
         let store = claim_store.clone();
-        let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        watcher(namespaces, watcher::Config::default())
-            .default_backoff()
-            .touched_objects()
+        namespace_events
             .filter_map(|n| async move { n.ok() })
             .flat_map(move |ns| {
                 let name = ns.name_any();
@@ -247,14 +257,15 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     // concurrent waiters only the last one polled is woken: a reconcile
     // waiting for the composition cache (claim.rs) could hang forever, and
     // that claim with it, when an operator starts (or takes over) with
-    // claims already there. One task waits for the composition and policy
-    // caches and opens this gate; reconciles and readiness wait on the gate.
+    // claims already there. One task waits for the composition, policy and
+    // namespace caches and opens this gate; reconciles and readiness wait on the gate.
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let open_gate = {
         let (compositions, policies) = (compositions.clone(), policies.clone());
         async move {
             let _ = compositions.wait_until_ready().await;
             let _ = policies.wait_until_ready().await;
+            let _ = namespaces.wait_until_ready().await;
             let _ = synced_tx.send(true);
         }
     };
