@@ -280,15 +280,24 @@ fn report_cmd(args: ReportArgs) -> Result<()> {
                 m.postgres.extend(r.postgres);
                 m.failures.extend(r.failures);
                 m.date = r.date;
-                m.commit = r.commit;
+                // Runs of several commits: the table names them all.
+                if !m.commit.split(" and ").any(|c| c == r.commit) {
+                    m.commit = format!("{} and {}", m.commit, r.commit);
+                }
                 m.label = r.label;
                 m.machine = r.machine;
-                m.config.runs = m.config.runs.max(r.config.runs);
                 m
             }
         });
     }
-    let merged = merged.ok_or_else(|| err("no result files"))?;
+    let mut merged = merged.ok_or_else(|| err("no result files"))?;
+    // The runs that finished, not those a file set out to do.
+    merged.config.runs = merged
+        .inline
+        .iter()
+        .map(|x| merged.inline.iter().filter(|y| y.n == x.n).count())
+        .max()
+        .unwrap_or(0);
     let stem = match args.out {
         Some(o) => o,
         None => args

@@ -22,6 +22,9 @@ use crate::{Result, RunArgs, err};
 
 /// After a scenario: trailing writes (events after the last status write) land.
 const SETTLE: Duration = Duration::from_secs(3);
+/// How long the delete scenario waits for the garbage collector to remove
+/// the connection Secrets once the claims are gone.
+pub const SECRETS_GRACE: Duration = Duration::from_secs(30);
 const CLAIM_LABEL: &str = "dbclaim.io/claim-name";
 
 fn log(msg: impl AsRef<str>) {
@@ -336,11 +339,18 @@ where
         .await?;
     let (mut composed_gone, mut claims_gone, mut secrets_gone) = (None, None, None);
     let deadline = start + args.timeout();
-    while composed_gone.is_none() || claims_gone.is_none() || secrets_gone.is_none() {
+    loop {
+        let now = start.elapsed();
+        let secrets_waited = claims_gone.is_some_and(|c: Duration| now > c + SECRETS_GRACE);
+        if composed_gone.is_some()
+            && claims_gone.is_some()
+            && (secrets_gone.is_some() || secrets_waited)
+        {
+            break;
+        }
         if Instant::now() > deadline {
             return Err(err("delete: objects left after the timeout"));
         }
-        let now = start.elapsed();
         if composed_gone.is_none() && composed.with(|s| s.names.is_empty()) {
             composed_gone = Some(now);
         }
@@ -362,15 +372,26 @@ where
         claims: n,
         composed_gone_secs: composed_gone.map(secs).unwrap_or(f64::NAN),
         claims_gone_secs: claims_gone.map(secs).unwrap_or(f64::NAN),
-        secrets_gone_secs: secrets_gone.map(secs).unwrap_or(f64::NAN),
+        secrets_gone_secs: secrets_gone.map(secs),
+        secrets_left: secrets.with(|s| s.names.len()),
         mutating_per_claim: model::mutating(&requests) / n.max(1) as f64,
         mutating_per_claim_without_events: model::mutating_without_events(&requests)
             / n.max(1) as f64,
         requests,
     };
     log(format!(
-        "  delete {n}: composed objects gone after {:.2}s, claims {:.2}s, secrets {:.2}s; {:.2} mutating requests/claim",
-        d.composed_gone_secs, d.claims_gone_secs, d.secrets_gone_secs, d.mutating_per_claim
+        "  delete {n}: composed objects gone after {:.2}s, claims {:.2}s, secrets {}; {:.2} mutating requests/claim",
+        d.composed_gone_secs,
+        d.claims_gone_secs,
+        match d.secrets_gone_secs {
+            Some(s) => format!("{s:.2}s"),
+            None => format!(
+                "{} left after the claims + {}s",
+                d.secrets_left,
+                SECRETS_GRACE.as_secs()
+            ),
+        },
+        d.mutating_per_claim
     ));
     Ok(d)
 }
