@@ -373,8 +373,8 @@ pub fn markdown(r: &Results) -> String {
     }
     if !cpu_rows.is_empty() {
         s.push_str(
-            "\n**CPU seconds during the burst** (from /proc; the machine has 2 cores, and other work used them too, \
-             which the load average shows): the operator against kube-apiserver and etcd.\n\n\
+            "\n**CPU seconds during the burst** (from /proc; the machine has 2 cores, so \
+             \"cores busy\" near 2 means the machine is saturated): the operator against kube-apiserver and etcd.\n\n\
              | composition | N | wall (s) | operator | kube-apiserver | etcd | controller-manager | bench driver | cores busy (these) |\n\
              |---|---|---|---|---|---|---|---|---|\n",
         );
