@@ -1,6 +1,7 @@
 //! Providers: controllers that reconcile managed resources against external systems.
 
 pub mod aws;
+pub mod password;
 pub mod postgres;
 
 /// What every provider controller needs from `dbclaim run`.

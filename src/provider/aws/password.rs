@@ -1,11 +1,8 @@
-//! Master passwords: generated once from a CSPRNG, checked against the
-//! engine's rules (RDS refuses what moto accepts).
+//! Master passwords: generated once (the providers' shared CSPRNG
+//! generator), checked against the engine's rules (RDS refuses what moto
+//! accepts).
 
-use rand::RngExt;
-use rand::distr::Alphanumeric;
-
-/// Length of generated passwords: within every supported engine's limits.
-pub const LENGTH: usize = 32;
+pub use crate::provider::password::{LENGTH, generate};
 
 /// Characters RDS refuses in a master password, whatever the engine.
 pub const FORBIDDEN: [char; 4] = ['/', '"', '@', ' '];
@@ -18,22 +15,6 @@ pub fn length_range(engine: &str) -> std::ops::RangeInclusive<usize> {
         _ => 8..=128,
     }
 }
-
-/// 32 characters of `[A-Za-z0-9]` (about 190 bits) from the thread-local
-/// CSPRNG (ChaCha, seeded from the OS). Valid for every engine, and needs no
-/// escaping in a URI, a shell or a connection string.
-pub fn generate() -> String {
-    let mut rng = rand::rng();
-    assert_crypto(&rng);
-    (&mut rng)
-        .sample_iter(Alphanumeric)
-        .take(LENGTH)
-        .map(char::from)
-        .collect()
-}
-
-/// Compile-time proof that the generator is a CSPRNG.
-fn assert_crypto<R: rand::CryptoRng>(_: &R) {}
 
 /// Why RDS would refuse `password` for `engine`, or None. Never includes the
 /// password itself.

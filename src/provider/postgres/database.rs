@@ -18,10 +18,11 @@ use tracing::Instrument;
 use super::config::{self, ResolveError, Resolved};
 use super::plan::{self, Desired, Step};
 use super::server::{self, ServerError, SyncReport};
-use super::{Context, DATABASE_ANNOTATION, DATABASE_LABEL, FINALIZER, MANAGER, password};
+use super::{Context, DATABASE_ANNOTATION, DATABASE_LABEL, FINALIZER, MANAGER};
 use crate::api::common::DeletionPolicy;
 use crate::api::postgres::{Database, DatabaseObservation, DatabaseStatus};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
+use crate::provider::password;
 
 /// How often a healthy Database is compared with the server again.
 const RESYNC: Duration = Duration::from_secs(300);

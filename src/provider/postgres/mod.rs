@@ -8,7 +8,6 @@
 
 pub mod config;
 pub mod database;
-pub mod password;
 pub mod plan;
 pub mod server;
 pub mod sql;

@@ -1,8 +1,9 @@
-//! Generated passwords.
+//! Generated passwords, for every provider: one CSPRNG generator.
 
 use rand::RngExt;
 use rand::distr::Alphanumeric;
 
+/// Length of generated passwords: within every supported engine's limits.
 pub const LENGTH: usize = 32;
 
 /// 32 characters from `[A-Za-z0-9]` (about 190 bits), drawn from the
