@@ -20,7 +20,7 @@ use tracing::Instrument;
 use super::reconcile::Context;
 use super::{Events, status};
 use crate::api::common::ConfigStatus;
-use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
+use crate::conditions::{Cond, ReadyReason, SyncedReason};
 
 /// How often a healthy ProviderConfig is checked again.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -74,30 +74,6 @@ pub fn conditions<E: std::fmt::Display>(checked: &Result<String, E>) -> [Cond; 2
     }
 }
 
-/// `old` with the conditions set: equal to `old` when nothing changed.
-pub fn next_status(
-    old: &ConfigStatus,
-    generation: Option<i64>,
-    conds: &[Cond],
-    now: Timestamp,
-) -> ConfigStatus {
-    let mut new = old.clone();
-    for c in conds {
-        conditions::set(&mut new.conditions, c, generation, now);
-    }
-    new.observed_generation = generation;
-    new
-}
-
-/// Whether the Synced condition changed (status, reason or message).
-pub fn transitioned(old: &ConfigStatus, new: &ConfigStatus) -> bool {
-    let pick = |s: &ConfigStatus| {
-        conditions::find(&s.conditions, ConditionType::Synced)
-            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-    };
-    pick(old) != pick(new)
-}
-
 async fn reconcile<C: ConfigKind, X: Resolve<C>>(
     pc: Arc<C>,
     ctx: Arc<Context<X>>,
@@ -107,18 +83,21 @@ async fn reconcile<C: ConfigKind, X: Resolve<C>>(
     async move {
         let checked = ctx.external.check(&pc).await;
         let old = pc.config_status().cloned().unwrap_or_default();
-        let new = next_status(
-            &old,
-            pc.meta().generation,
+        let mut new = old.clone();
+        let generation = pc.meta().generation;
+        status::set_all(
+            &mut new.conditions,
             &conditions(&checked),
+            generation,
             Timestamp::now(),
         );
+        new.observed_generation = generation;
         let manager = ctx.manager;
         if new != old {
             status::write(&ctx.client, pc.as_ref(), manager, &new)
                 .await
                 .map_err(Error::Status)?;
-            if transitioned(&old, &new) {
+            if status::synced_changed(&old.conditions, &new.conditions) {
                 let mut events = Events::default();
                 match &checked {
                     Ok(message) => events.normal(X::VALID, message.clone()),

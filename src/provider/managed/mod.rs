@@ -153,7 +153,7 @@ impl Events {
         self.push(EventType::Warning, reason, note.into());
     }
 
-    fn push(&mut self, type_: EventType, reason: &str, note: String) {
+    pub fn push(&mut self, type_: EventType, reason: &str, note: String) {
         self.0.push(Event {
             type_,
             reason: reason.to_string(),

@@ -136,15 +136,15 @@ async fn ensure<M: Managed, S: SecretStore>(
 }
 
 /// One pass without its status write: observe, make the Secret hold the
-/// password, create or update, bring the Secret up to date. `events` gets
-/// the provider's events and `ConnectionSecretWritten`.
+/// password, create or update, bring the Secret up to date. Returns what
+/// the provider decided and the Secret ("namespace/name") if it was written.
 pub async fn sync<M, X, S>(
     obj: &M,
     ext: &X,
     secrets: &S,
     operator_namespace: &str,
     events: &mut Events,
-) -> Result<Synced<M::Observation>, Error<X::Error>>
+) -> Result<(Synced<M::Observation>, Option<String>), Error<X::Error>>
 where
     M: Managed,
     X: External<M>,
@@ -184,7 +184,7 @@ where
         &observed.connection,
         pending,
     );
-    let (current, mut written) = ensure::<M, S>(secrets, existing, before)
+    let (current, written) = ensure::<M, S>(secrets, existing, before)
         .await
         .map_err(|f| secret_error(&target, f))?;
     let creds = Credentials {
@@ -212,15 +212,8 @@ where
     let (_, again) = ensure::<M, S>(secrets, current, after)
         .await
         .map_err(|f| secret_error(&target, f))?;
-    written |= again;
-    if written {
-        let (ns, name) = &target;
-        events.normal(
-            "ConnectionSecretWritten",
-            format!("wrote connection Secret {ns}/{name}"),
-        );
-    }
-    Ok(synced)
+    let (ns, name) = &target;
+    Ok((synced, (written || again).then(|| format!("{ns}/{name}"))))
 }
 
 /// Shared by a provider's two controllers.
@@ -401,7 +394,7 @@ async fn apply<M: Managed, X: External<M>>(
     let old = status::current(obj);
     let generation = obj.meta().generation;
     let result = match outcome {
-        Ok(s) => {
+        Ok((s, written)) => {
             let new = status::next(
                 &old,
                 generation,
@@ -411,18 +404,12 @@ async fn apply<M: Managed, X: External<M>>(
             );
             let write = write_status(obj, ctx, &old, &new).await;
             if let Some((type_, reason, note)) = status::ready_event(&old, &new) {
-                // Before the Secret's event, which ends the folded note.
-                let at = events
-                    .0
-                    .iter()
-                    .position(|e| e.reason == "ConnectionSecretWritten")
-                    .unwrap_or(events.0.len());
-                let mut ev = Events::default();
-                match type_ {
-                    kube::runtime::events::EventType::Normal => ev.normal(&reason, note),
-                    kube::runtime::events::EventType::Warning => ev.warning(&reason, note),
-                }
-                events.0.splice(at..at, ev.0);
+                events.push(type_, &reason, note);
+            }
+            // Last, as the folded event's reason: what the object is for.
+            if let Some(secret) = written {
+                let note = format!("wrote connection Secret {secret}");
+                events.normal("ConnectionSecretWritten", note);
             }
             if let Some((reason, note)) = status::synced_event(&old, &new) {
                 events.warning(&reason, note);

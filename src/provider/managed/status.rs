@@ -2,6 +2,7 @@
 //! nothing changed, so nothing is written), the conditions after a failure
 //! or during deletion, the transitions that deserve an event, and the write.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
@@ -22,9 +23,7 @@ pub fn next<O: Clone>(
     now: Timestamp,
 ) -> ManagedStatus<O> {
     let mut new = old.clone();
-    for c in conds {
-        conditions::set(&mut new.conditions, c, generation, now);
-    }
+    set_all(&mut new.conditions, conds, generation, now);
     if let Some(a) = at_provider {
         new.at_provider = Some(a);
     }
@@ -32,18 +31,31 @@ pub fn next<O: Clone>(
     new
 }
 
+/// Merges `conds` into `conditions` (see `conditions::set`).
+pub fn set_all(
+    conditions: &mut Vec<Condition>,
+    conds: &[Cond],
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    for c in conds {
+        conditions::set(conditions, c, generation, now);
+    }
+}
+
 /// The (status, reason, message) of a condition, if set.
-fn pick(
-    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    type_: ConditionType,
-) -> Option<(String, String, String)> {
+fn pick(conds: &[Condition], type_: ConditionType) -> Option<(String, String, String)> {
     conditions::find(conds, type_).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// Whether the Synced condition changed (status, reason or message): the
 /// moment for a warning event, which is not repeated on every retry.
 pub fn synced_transitioned<O>(old: &ManagedStatus<O>, new: &ManagedStatus<O>) -> bool {
-    pick(&old.conditions, ConditionType::Synced) != pick(&new.conditions, ConditionType::Synced)
+    synced_changed(&old.conditions, &new.conditions)
+}
+
+pub fn synced_changed(old: &[Condition], new: &[Condition]) -> bool {
+    pick(old, ConditionType::Synced) != pick(new, ConditionType::Synced)
 }
 
 /// The event when Ready changes status or reason (not on every requeue):

@@ -236,8 +236,9 @@ async fn create_finds_the_password_in_the_secret_first() {
     let fake = Fake::new(store, false);
     let obj = rds("a");
     let mut events = Events::default();
-    let synced = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
+    let (synced, written) = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
     assert!(synced.password_sent);
+    assert_eq!(written.as_deref(), Some("dbclaim-system/a"));
     assert_eq!(
         *fake.seen.lock().unwrap(),
         ["create holds=true pending=false"]
@@ -254,7 +255,7 @@ async fn create_finds_the_password_in_the_secret_first() {
     assert_eq!(s.labels()["dbclaim.io/claim-name"], "orders");
     assert_eq!(store.writes(), 2, "before the call, then with the host");
     let reasons: Vec<&str> = events.0.iter().map(|e| e.reason.as_str()).collect();
-    assert_eq!(reasons, ["Created", "ConnectionSecretWritten"]);
+    assert_eq!(reasons, ["Created"]);
 }
 
 #[tokio::test]
@@ -274,7 +275,8 @@ async fn a_pass_at_rest_writes_nothing() {
     let password = data(&store.get("d").unwrap())["password"].clone();
     let mut events = Events::default();
     let fake = Fake::new(store, true);
-    sync(&obj, &fake, store, NS, &mut events).await.unwrap();
+    let (_, written) = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
+    assert_eq!(written, None);
     assert_eq!(store.writes(), writes);
     assert!(events.0.is_empty());
     assert_eq!(data(&store.get("d").unwrap())["password"], password, "kept");
@@ -310,7 +312,7 @@ async fn a_due_reset_is_marked_pending_until_the_password_is_sent() {
     let password = data(&store.get("a").unwrap())["password"].clone();
 
     let fake = Fake::new(store, true);
-    let synced = sync(&obj, &fake, store, NS, &mut Events::default())
+    let (synced, _) = sync(&obj, &fake, store, NS, &mut Events::default())
         .await
         .unwrap();
     assert!(synced.password_sent);
