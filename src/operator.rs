@@ -103,11 +103,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let claims = watches::run(
         client.clone(),
-        watches::Settings {
-            namespace: args.namespace.clone(),
-            concurrency: args.concurrency,
-            operator_namespace: operator_namespace.clone(),
-        },
+        &args,
+        operator_namespace.clone(),
         metrics.clone(),
         readiness,
     );

@@ -10,7 +10,7 @@ use kube::runtime::events::Event;
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::error::{ApplyError, PassError};
+use super::error::{ApplyError, failed};
 use super::observe::{Observed, dynamic_api};
 use super::select::Selected;
 use super::{normal, render};
@@ -43,7 +43,7 @@ pub async fn apply(
     desired: Rendered,
     ctx: &Context,
     events: &mut Vec<Event>,
-) -> Result<Applied, PassError> {
+) -> Result<Applied, ApplyError> {
     let ns = claim.namespace().unwrap_or_default();
     let mut applied = false;
     for r in &desired.resources {
@@ -64,10 +64,10 @@ pub async fn apply(
         let result = dynamic_api(ctx, kind, &ns)
             .patch(&object_name, &params, &Patch::Apply(&object))
             .await
-            .map_err(|error| ApplyError::Apply {
-                object: format!("{} {object_name}", kind.resource.kind),
-                error,
-            })?;
+            .map_err(failed(
+                "apply",
+                format!("{} {object_name}", kind.resource.kind),
+            ))?;
         applied = true;
         if let Some(o) = observed.objects.get_mut(&r.name) {
             o.object = serde_json::to_value(result).ok();
@@ -171,18 +171,18 @@ async fn prune(
         let Ok(kind) = ctx.kinds.resolve(&old.api_version, &old.kind).await else {
             continue;
         };
-        let error = |error| ApplyError::Prune {
-            object: format!("{} {}", old.kind, old.resource_name),
-            error,
-        };
+        let object = format!("{} {}", old.kind, old.resource_name);
         let api = dynamic_api(ctx, &kind, &ns);
-        if let Some(obj) = api.get_opt(&old.resource_name).await.map_err(error)?
+        if let Some(obj) = api
+            .get_opt(&old.resource_name)
+            .await
+            .map_err(failed("read", &object))?
             && labels::belongs_to(obj.labels(), &ns, &claim.name_any())
             && obj.metadata.deletion_timestamp.is_none()
         {
             api.delete(&old.resource_name, &DeleteParams::background())
                 .await
-                .map_err(error)?;
+                .map_err(failed("prune", object))?;
             info!(object = %old.resource_name, "removed composed object the composition no longer declares");
         }
     }

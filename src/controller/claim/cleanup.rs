@@ -9,6 +9,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::apply::Applied;
+use super::error::failed;
 use super::observe::{base_kind, dynamic_api};
 use super::{Error, Pass, status};
 use crate::api::{DatabaseClaim, DeletionPolicy};
@@ -51,15 +52,12 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
     let mut remaining = 0;
     for (kind, object_name) in composed_objects(claim, ctx).await {
         let api = dynamic_api(ctx, &kind, &ns);
-        let error = |verb: &'static str| {
-            let object = format!("{} {object_name}", kind.resource.kind);
-            move |error| Error::Cleanup {
-                verb,
-                object,
-                error,
-            }
-        };
-        let Some(obj) = api.get_opt(&object_name).await.map_err(error("read"))? else {
+        let object = format!("{} {object_name}", kind.resource.kind);
+        let Some(obj) = api
+            .get_opt(&object_name)
+            .await
+            .map_err(failed("read", &object))?
+        else {
             continue;
         };
         if !labels::belongs_to(obj.labels(), &ns, &name) {
@@ -71,7 +69,7 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
                     let answer = api
                         .delete(&object_name, &DeleteParams::background())
                         .await
-                        .map_err(error("delete"))?;
+                        .map_err(failed("delete", &object))?;
                     info!(object = %object_name, "deleting composed object");
                     // An object without finalizers is gone with the answer:
                     // the finalizer can go in this same pass instead of a
@@ -93,7 +91,7 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
                     &Patch::Merge(&release),
                 )
                 .await
-                .map_err(error("release"))?;
+                .map_err(failed("release", &object))?;
                 info!(object = %object_name, "orphaned composed object");
             }
         }

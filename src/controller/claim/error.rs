@@ -26,13 +26,32 @@ pub mod requeue {
     pub const READY: Duration = Duration::from_secs(600);
 }
 
+/// A request to the API server that failed, naming what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {verb} {object}: {error}")]
+pub struct ApiError {
+    pub verb: &'static str,
+    pub object: String,
+    pub error: kube::Error,
+}
+
+/// For `map_err`: `.get_opt(name).await.map_err(failed("read", "Secret s"))?`.
+pub fn failed(
+    verb: &'static str,
+    object: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> ApiError {
+    let object = object.into();
+    move |error| ApiError {
+        verb,
+        object,
+        error,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
-    #[error("cannot read Namespace {namespace}: {error}")]
-    Namespace {
-        namespace: String,
-        error: kube::Error,
-    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error(transparent)]
     Selection(#[from] selection::SelectError),
     #[error("{0}")]
@@ -41,6 +60,8 @@ pub enum SelectError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error("composition {composition}, resource {resource:?}: base needs apiVersion and kind")]
     NoKind {
         composition: String,
@@ -61,8 +82,6 @@ pub enum ObserveError {
         "{kind} {name} already exists and does not belong to this claim: dbclaim will not take it over; remove it or rename the claim"
     )]
     Foreign { kind: String, name: String },
-    #[error("cannot observe {object}: {error}")]
-    Api { object: String, error: kube::Error },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,26 +94,23 @@ pub struct RenderError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("cannot apply {object}: {error}")]
-    Apply { object: String, error: kube::Error },
-    #[error("cannot prune {object}: {error}")]
-    Prune { object: String, error: kube::Error },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The re-render over the API server's answers.
+    #[error(transparent)]
+    Render(#[from] RenderError),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
     #[error(
-        "Secret {name} already exists and is not owned by this claim: dbclaim will not overwrite it; delete it or set spec.writeConnectionSecretToRef to another name"
+        "Secret {0} already exists and is not owned by this claim: dbclaim will not overwrite it; delete it or set spec.writeConnectionSecretToRef to another name"
     )]
-    Foreign { name: String },
+    Foreign(String),
     #[error("{0}")]
     Encode(serde_json::Error),
-    #[error("cannot {verb} Secret {name}: {error}")]
-    Api {
-        verb: &'static str,
-        name: String,
-        error: kube::Error,
-    },
 }
 
 /// Why a pass stopped, by stage.
@@ -119,17 +135,18 @@ impl PassError {
     pub fn synced_reason(&self) -> Option<SyncedReason> {
         use selection::SelectError as Sel;
         Some(match self {
-            PassError::Select(SelectError::Namespace { .. })
-            | PassError::Observe(ObserveError::Api { .. })
-            | PassError::Apply(_)
-            | PassError::Secret(SecretError::Api { .. }) => return None,
+            PassError::Select(SelectError::Api(_))
+            | PassError::Observe(ObserveError::Api(_))
+            | PassError::Apply(ApplyError::Api(_))
+            | PassError::Secret(SecretError::Api(_)) => return None,
             PassError::Select(SelectError::Selection(
                 Sel::EngineNotServed { .. } | Sel::BadSelector(_),
             )) => SyncedReason::CompositionInvalid,
             PassError::Select(SelectError::Selection(_)) => SyncedReason::CompositionNotFound,
             PassError::Select(SelectError::Policy(_)) => SyncedReason::PolicyViolation,
             PassError::Observe(ObserveError::NoKind { .. } | ObserveError::NotServed { .. })
-            | PassError::Render(_) => SyncedReason::CompositionInvalid,
+            | PassError::Render(_)
+            | PassError::Apply(ApplyError::Render(_)) => SyncedReason::CompositionInvalid,
             PassError::Observe(ObserveError::Foreign { .. }) | PassError::Secret(_) => {
                 SyncedReason::ReconcileError
             }

@@ -40,14 +40,9 @@ pub enum Error {
     /// An API failure during a pass: retried, the status left as it was.
     #[error(transparent)]
     Pass(PassError),
-    #[error("cannot write the status of DatabaseClaim {claim}: {error}")]
-    Status { claim: String, error: kube::Error },
-    #[error("cannot {verb} {object} while deleting the claim: {error}")]
-    Cleanup {
-        verb: &'static str,
-        object: String,
-        error: kube::Error,
-    },
+    /// The status write, or a request of the deletion.
+    #[error(transparent)]
+    Api(#[from] error::ApiError),
     #[error("waiting for {0} composed object(s) to be deleted")]
     WaitingForDeletion(usize),
     #[error("{0}")]

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use super::error::ObserveError;
+use super::error::{ObserveError, failed};
 use super::select::Selected;
 use crate::api::DatabaseClaim;
 use crate::controller::context::Context;
@@ -42,14 +42,10 @@ pub async fn observe(
         })?;
         let kind = resolve(ctx, &composition, &t.name, &api_version, &kind_name).await?;
         let object_name = naming::composed_name(&ns, &name, &t.name);
-        let api_error = |error| ObserveError::Api {
-            object: format!("{kind_name} {object_name}"),
-            error,
-        };
         let current = dynamic_api(ctx, &kind, &ns)
             .get_opt(&object_name)
             .await
-            .map_err(api_error)?;
+            .map_err(failed("observe", format!("{kind_name} {object_name}")))?;
         if let Some(obj) = &current
             && !labels::belongs_to(obj.labels(), &ns, &name)
         {
@@ -94,10 +90,7 @@ async fn resolve(
         Ok(k) => Ok(k),
         Err(kube::Error::Api(e)) if e.code == 404 => Err(not_served(String::new())),
         Err(kube::Error::Discovery(e)) => Err(not_served(format!(" ({e})"))),
-        Err(error) => Err(ObserveError::Api {
-            object: format!("kind {kind} ({api_version})"),
-            error,
-        }),
+        Err(e) => Err(failed("discover", format!("kind {kind} ({api_version})"))(e).into()),
     }
 }
 
@@ -142,10 +135,7 @@ async fn managed_connection(
     let secret = secrets
         .get_opt(&name)
         .await
-        .map_err(|error| ObserveError::Api {
-            object: format!("Secret {ns}/{name}"),
-            error,
-        })?;
+        .map_err(failed("read", format!("Secret {ns}/{name}")))?;
     Ok(secret
         .and_then(|s| s.data)
         .map(|d| d.into_iter().map(|(k, v)| (k, v.0)).collect())

@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::apply::Applied;
-use super::error::SecretError;
+use super::error::{SecretError, failed};
 use super::normal;
 use super::select::Selected;
 use crate::api::DatabaseClaim;
@@ -41,11 +41,10 @@ pub async fn publish(
         engine::connection_secret(claim.spec.engine, &selected.name(), &applied.connection);
     let api: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-    let existing = api.get_opt(&name).await.map_err(|error| SecretError::Api {
-        verb: "read",
-        name: name.clone(),
-        error,
-    })?;
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(failed("read", format!("Secret {name}")))?;
     if !assembled.missing.is_empty() {
         let missing = assembled.missing.join(", ");
         return Ok(Published {
@@ -83,9 +82,7 @@ async fn write(
     let labels = labels::for_claim(&ns, &claim.name_any());
     if let Some(s) = existing {
         if !owned_by(s, claim) {
-            return Err(SecretError::Foreign {
-                name: name.to_string(),
-            });
+            return Err(SecretError::Foreign(name.to_string()));
         }
         let same_data = s.data.as_ref() == Some(&data);
         let same_type = s.type_.as_deref() == Some(assembled.secret_type);
@@ -112,11 +109,7 @@ async fn write(
     let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
     api.patch(name, &params, &Patch::Apply(&value))
         .await
-        .map_err(|error| SecretError::Api {
-            verb: "write",
-            name: name.to_string(),
-            error,
-        })?;
+        .map_err(failed("write", format!("Secret {name}")))?;
     Ok(true)
 }
 

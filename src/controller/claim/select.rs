@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
-use super::error::SelectError;
+use super::error::{SelectError, failed};
 use crate::api::{Composition, DatabaseClaim};
 use crate::controller::context::Context;
 use crate::policy::{self, Applicable};
@@ -77,9 +77,6 @@ async fn namespace_labels(
     let found = api
         .get_metadata_opt(ns)
         .await
-        .map_err(|error| SelectError::Namespace {
-            namespace: ns.to_string(),
-            error,
-        })?;
+        .map_err(failed("read", format!("Namespace {ns}")))?;
     Ok(found.map(|n| n.labels().clone()).unwrap_or_default())
 }

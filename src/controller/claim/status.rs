@@ -11,7 +11,7 @@ use sha2::Digest;
 use tracing::{debug, warn};
 
 use super::apply::Applied;
-use super::error::{PassError, requeue};
+use super::error::{PassError, failed, requeue};
 use super::normal;
 use super::secret::Published;
 use super::{Error, Pass};
@@ -161,14 +161,10 @@ pub async fn write(
         let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
         api.patch_status(&claim.name_any(), &params, &Patch::Apply(&patch))
             .await
-            .map_err(|error| Error::Status {
-                claim: format!(
-                    "{}/{}",
-                    claim.namespace().unwrap_or_default(),
-                    claim.name_any()
-                ),
-                error,
-            })?;
+            .map_err(failed(
+                "write the status of",
+                format!("DatabaseClaim {}", claim.name_any()),
+            ))?;
         ctx.status_writes.insert(&uid, (old_key, new_key));
     } else if old_key == new_key {
         // The cache shows what was written: nothing in flight.

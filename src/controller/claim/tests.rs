@@ -6,7 +6,7 @@ use kube::runtime::events::EventType;
 use serde_json::json;
 
 use super::apply::Applied;
-use super::error::{PassError, RenderError, SecretError, SelectError, requeue};
+use super::error::{PassError, RenderError, SecretError, SelectError, failed, requeue};
 use super::secret::Published;
 use super::status::{events_for, ready_condition, status_key};
 use super::{Pass, normal};
@@ -234,17 +234,15 @@ fn failures_map_to_a_reason_and_a_requeue() {
         Some(SyncedReason::CompositionInvalid)
     );
     assert_eq!(render.requeue(), requeue::NEEDS_CHANGE);
-    let foreign = PassError::from(SecretError::Foreign { name: "s".into() });
+    let foreign = PassError::from(SecretError::Foreign("s".into()));
     assert_eq!(foreign.synced_reason(), Some(SyncedReason::ReconcileError));
     assert_eq!(foreign.requeue(), requeue::NOT_DONE);
     let policy = PassError::from(SelectError::Policy("too big".into()));
     assert_eq!(policy.synced_reason(), Some(SyncedReason::PolicyViolation));
     assert_eq!(policy.to_string(), "too big");
-    let api = PassError::from(SecretError::Api {
-        verb: "write",
-        name: "s".into(),
-        error: kube::Error::LinesCodecMaxLineLengthExceeded,
-    });
+    let api = PassError::from(SecretError::from(failed("write", "Secret s")(
+        kube::Error::LinesCodecMaxLineLengthExceeded,
+    )));
     assert_eq!(api.synced_reason(), None);
     assert_eq!(api.requeue(), requeue::API_FAILURE);
     assert!(api.to_string().starts_with("cannot write Secret s: "));

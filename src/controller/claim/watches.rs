@@ -22,20 +22,13 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::labels;
 use crate::metrics::Metrics;
 use crate::server::Readiness;
-
-/// What the claim controller runs with.
-pub struct Settings {
-    /// Watch claims in this namespace only; all when `None`.
-    pub namespace: Option<String>,
-    pub concurrency: u16,
-    pub operator_namespace: String,
-}
 
 /// A cache of `K` and the stream of objects its watch touched.
 pub fn reflect<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>>)
@@ -67,11 +60,12 @@ where
 /// The claim controller until it stops, with its readiness and gauge.
 pub fn run(
     client: Client,
-    settings: Settings,
+    args: &RunArgs,
+    operator_namespace: String,
     metrics: Metrics,
     readiness: Readiness,
-) -> impl Future<Output = ()> {
-    let namespace = settings.namespace.as_deref();
+) -> impl Future<Output = ()> + use<> {
+    let namespace = args.namespace.as_deref();
     let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
     let (policies, policy_events) = reflect(Api::<ClaimPolicy>::all(client.clone()));
     let (namespaces, namespace_events) =
@@ -98,7 +92,7 @@ pub fn run(
             controller: "dbclaim".into(),
             instance: std::env::var("POD_NAME").ok(),
         },
-        operator_namespace: settings.operator_namespace,
+        operator_namespace,
         metrics: metrics.clone(),
         finalized: Default::default(),
         status_writes: Default::default(),
@@ -152,7 +146,7 @@ pub fn run(
             claims_api::<PartialObjectMeta<Secret>>(&client, namespace),
             watcher::Config::default().labels(labels::CLAIM_NAME),
         )
-        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .with_config(controller::Config::default().concurrency(args.concurrency))
         .reconcile_on(by_composition)
         .reconcile_on(by_policy)
         .reconcile_on(by_namespace)
