@@ -44,6 +44,8 @@ pub enum SyncedReason {
     CompositionInvalid,
     PolicyViolation,
     ProviderError,
+    /// A `compositionRef` move that would delete composed objects.
+    ReplacementBlocked,
 }
 
 impl ReadyReason {
@@ -66,6 +68,7 @@ impl SyncedReason {
             SyncedReason::CompositionInvalid => "CompositionInvalid",
             SyncedReason::PolicyViolation => "PolicyViolation",
             SyncedReason::ProviderError => "ProviderError",
+            SyncedReason::ReplacementBlocked => "ReplacementBlocked",
         }
     }
 }

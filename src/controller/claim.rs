@@ -231,16 +231,7 @@ async fn provision(
     let policy = crate::policy::evaluate(claim, &policies, &namespace_labels(ctx, &ns).await?);
     let composition =
         crate::selection::select(claim, &compositions, policy.default_composition.as_deref())
-            .map_err(|e| {
-                let reason = match e {
-                    crate::selection::SelectError::EngineNotServed { .. }
-                    | crate::selection::SelectError::BadSelector(_) => {
-                        SyncedReason::CompositionInvalid
-                    }
-                    _ => SyncedReason::CompositionNotFound,
-                };
-                Stop::new(reason, e.to_string())
-            })?;
+            .map_err(|e| Stop::new(e.synced_reason(), e.to_string()))?;
     let comp_name = composition.name_any();
     // CompositionSelected is published with the status that records it.
     progress.composition = Some(comp_name.clone());
