@@ -11,6 +11,18 @@ pub const CLAIM_NAME: &str = "dbclaim.io/claim-name";
 pub const CLAIM_NAMESPACE: &str = "dbclaim.io/claim-namespace";
 pub const COMPOSITION: &str = "dbclaim.io/composition";
 pub const RESOURCE: &str = "dbclaim.io/resource";
+pub const DELETION_POLICY: &str = crate::engine::LABEL_DELETION_POLICY;
+pub const CLAIM_UID: &str = crate::engine::LABEL_CLAIM_UID;
+
+/// Every label dbclaim puts on a composed object: what releasing it removes.
+pub const RELEASED: [&str; 6] = [
+    CLAIM_NAME,
+    CLAIM_NAMESPACE,
+    COMPOSITION,
+    RESOURCE,
+    DELETION_POLICY,
+    CLAIM_UID,
+];
 
 /// The claim an object's labels point at. Long claim names are hashed in
 /// labels; such objects are matched back through the claim store instead.

@@ -2,6 +2,7 @@
 //! probes, until SIGTERM or Ctrl-C.
 
 pub mod claim;
+pub mod collector;
 pub mod context;
 pub mod kinds;
 pub mod labels;

@@ -51,7 +51,8 @@ pub use connection::{ConnectionSecret, REQUIRED_KEYS, connection_secret, secret_
 pub use error::{EngineError, ResourceError};
 pub use fieldpath::FieldPath;
 pub use render::{
-    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_COMPOSITION, LABEL_RESOURCE, render,
+    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_CLAIM_UID, LABEL_COMPOSITION,
+    LABEL_DELETION_POLICY, LABEL_RESOURCE, render,
 };
 pub use scope::builtin_scope;
 pub use validate::{Problem, validate};
