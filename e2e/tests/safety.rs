@@ -39,8 +39,11 @@ fn pg_composition(
     default: bool,
     label: Option<(&str, &str)>,
 ) -> String {
-    let mut yaml = shared_postgres_named(name)
-        .replace("  - name: database\n", &format!("  - name: {resource}\n"));
+    // The resource, not the connection detail of the same name.
+    let mut yaml = shared_postgres_named(name).replace(
+        "\n  - name: database\n",
+        &format!("\n  - name: {resource}\n"),
+    );
     if default {
         yaml = yaml.replace(
             "dbclaim.io/default: \"false\"",
@@ -54,6 +57,65 @@ fn pg_composition(
         );
     }
     yaml
+}
+
+/// Compositions a test made, deleted when it ends, passed or not: a
+/// leftover default would be picked by the next test's claims.
+struct Made(Vec<String>);
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            kubectl([
+                "delete",
+                "composition",
+                name,
+                "--ignore-not-found",
+                "--wait=false",
+            ]);
+        }
+    }
+}
+
+/// The name of the object a claim composed for `resource`, found by the
+/// labels every composed object carries (names may carry a hash).
+async fn composed<K>(ns: &str, claim: &str, resource: &str) -> Option<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let api: Api<K> = Api::all(support::kube_client().await);
+    let selector = format!(
+        "dbclaim.io/claim-namespace={ns},dbclaim.io/claim-name={claim},dbclaim.io/resource={resource}"
+    );
+    api.list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .ok()?
+        .items
+        .first()
+        .map(|o| o.name_any())
+}
+
+async fn composed_database(ns: &str, claim: &str, resource: &str) -> Option<String> {
+    composed::<Database>(ns, claim, resource).await
+}
+
+/// Waits for the Database a claim composed for `resource`; its name.
+async fn wait_composed_database(ns: &str, claim: &str, resource: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(name) = composed_database(ns, claim, resource).await {
+            return name;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Database for {ns}/{claim} resource {resource}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn database(name: &str) -> Option<Database> {
@@ -117,6 +179,7 @@ async fn deleted_composition_keeps_the_claim_its_objects_and_its_data() {
     // Sorts before shared-postgres, so a default-selected claim picks it;
     // once it is deleted, shared-postgres is the default.
     let comp = unique_name("a-sticky");
+    let _made = Made(vec![comp.clone()]);
     let yaml = pg_composition(&comp, "keep", true, None);
     kubectl_apply(&yaml);
 
@@ -126,7 +189,7 @@ async fn deleted_composition_keeps_the_claim_its_objects_and_its_data() {
         c.status.and_then(|s| s.composition).map(|r| r.name),
         Some(comp.clone())
     );
-    let object = format!("{ns}-app-keep");
+    let object = wait_composed_database(ns, "app", "keep").await;
     let uid = database(&object).await.and_then(|d| d.uid());
     let uri = secret_data(ns, "app-connection").await.unwrap_or_default()["uri"].clone();
     write_row(&uri);
@@ -134,7 +197,7 @@ async fn deleted_composition_keeps_the_claim_its_objects_and_its_data() {
     kubectl_ok(["delete", "composition", &comp]);
     assert_sticks(ns, "app", &comp, &object, &uri).await;
     assert!(
-        database(&format!("{ns}-app-database")).await.is_none(),
+        composed_database(ns, "app", "database").await.is_none(),
         "nothing was composed from the new default"
     );
 
@@ -160,6 +223,8 @@ async fn relabelled_composition_under_a_selector_keeps_the_claim() {
     let ns = ns.name();
     let label = unique_name("sel");
     let first = unique_name("a-first");
+    let second = unique_name("b-second");
+    let _made = Made(vec![first.clone(), second.clone()]);
     let yaml = pg_composition(&first, "keep", false, Some(("safety", &label)));
     kubectl_apply(&yaml);
 
@@ -169,12 +234,11 @@ async fn relabelled_composition_under_a_selector_keeps_the_claim() {
         &format!("  compositionSelector: {{matchLabels: {{safety: {label}}}}}\n"),
     ));
     wait_ready(ns, "app").await;
-    let object = format!("{ns}-app-keep");
+    let object = wait_composed_database(ns, "app", "keep").await;
     let uri = secret_data(ns, "app-connection").await.unwrap_or_default()["uri"].clone();
     write_row(&uri);
 
     // Another composition now matches, and the first one no longer does.
-    let second = unique_name("b-second");
     kubectl_apply(&pg_composition(
         &second,
         "other",
@@ -183,7 +247,7 @@ async fn relabelled_composition_under_a_selector_keeps_the_claim() {
     ));
     kubectl_ok(["label", "composition", &first, "safety-"]);
     assert_sticks(ns, "app", &first, &object, &uri).await;
-    assert!(database(&format!("{ns}-app-other")).await.is_none());
+    assert!(composed_database(ns, "app", "other").await.is_none());
 
     kubectl_ok(["label", "composition", &first, &format!("safety={label}")]);
     let c = wait_ready(ns, "app").await;
@@ -210,6 +274,7 @@ async fn deleted_rds_composition_never_deletes_the_instance() {
     ]);
     let ns = w.ns().to_string();
     let comp = unique_name("a-rds");
+    let _made = Made(vec![comp.clone()]);
     let yaml =
         std::fs::read_to_string(support::repo_root().join("compositions/aws-rds-postgres.yaml"))
             .unwrap_or_else(|e| panic!("{e}"))
@@ -226,7 +291,9 @@ async fn deleted_rds_composition_never_deletes_the_instance() {
         c.status.and_then(|s| s.composition).map(|r| r.name),
         Some(comp.clone())
     );
-    let object = format!("{ns}-app-instance");
+    let object = composed::<RDSInstance>(&ns, "app", "instance")
+        .await
+        .unwrap_or_else(|| panic!("no RDSInstance for the claim"));
     let uid = get_instance(&object).await.and_then(|i| i.uid());
     let id = get_instance(&object)
         .await
@@ -271,6 +338,7 @@ async fn composition_ref_change_is_blocked_unless_the_claim_allows_replacement()
     let ns = ns.name();
     let from = unique_name("from");
     let to = unique_name("to");
+    let _made = Made(vec![from.clone(), to.clone()]);
     kubectl_apply(&pg_composition(&from, "keep", false, None));
     // Another database name on the server, so both can exist at once.
     kubectl_apply(
@@ -283,7 +351,7 @@ async fn composition_ref_change_is_blocked_unless_the_claim_allows_replacement()
         &format!("  compositionRef: {{name: {from}}}\n"),
     ));
     wait_ready(ns, "app").await;
-    let kept = format!("{ns}-app-keep");
+    let kept = wait_composed_database(ns, "app", "keep").await;
     let uri = secret_data(ns, "app-connection").await.unwrap_or_default()["uri"].clone();
     write_row(&uri);
 
@@ -308,7 +376,7 @@ async fn composition_ref_change_is_blocked_unless_the_claim_allows_replacement()
         .unwrap_or_else(|| panic!("{kept} deleted"));
     assert!(db.metadata.deletion_timestamp.is_none());
     assert!(
-        database(&format!("{ns}-app-moved")).await.is_none(),
+        composed_database(ns, "app", "moved").await.is_none(),
         "nothing applied"
     );
     assert!(row_is_there(&uri));
@@ -330,7 +398,7 @@ async fn composition_ref_change_is_blocked_unless_the_claim_allows_replacement()
         database(&kept).await.is_none()
     })
     .await;
-    assert!(database(&format!("{ns}-app-moved")).await.is_some());
+    assert!(composed_database(ns, "app", "moved").await.is_some());
     delete_claim_and_wait(ns, "app").await;
     kubectl_ok(["delete", "composition", &from, &to]);
 }
@@ -384,11 +452,7 @@ async fn claim_deleted_while_the_operator_is_down_leaks_nothing() {
     let ns = ns.name();
 
     kubectl_apply(&claim_yaml(ns, "app", ""));
-    let object = format!("{ns}-app-database");
-    wait_for(Duration::from_secs(60), "the composed Database", || async {
-        database(&object).await.is_some()
-    })
-    .await;
+    let object = wait_composed_database(ns, "app", "database").await;
     op.kill();
     kubectl_ok(["delete", "dbc", "app", "-n", ns, "--wait=false"]);
     op.restart(&[]);
@@ -416,6 +480,7 @@ async fn finalizer_removed_by_hand_leaks_nothing() {
             &format!("  deletionPolicy: {policy}\n"),
         ));
         wait_ready(ns, "app").await;
+        let object = wait_composed_database(ns, "app", "database").await;
         // Paused, so the operator does not put the finalizer back between
         // the two commands, as a developer racing it might.
         kubectl_ok(["annotate", "dbc", "app", "-n", ns, "dbclaim.io/paused=true"]);
@@ -431,9 +496,8 @@ async fn finalizer_removed_by_hand_leaks_nothing() {
         ]);
         kubectl_ok(["delete", "dbc", "app", "-n", ns]);
         assert!(get_claim(ns, "app").await.is_none());
-        assert_collected(&pg, ns, &[format!("{ns}-app-database")], orphan).await;
+        assert_collected(&pg, ns, std::slice::from_ref(&object), orphan).await;
         if orphan {
-            let object = format!("{ns}-app-database");
             kubectl([
                 "delete",
                 "databases.postgres.dbclaim.io",
@@ -462,6 +526,7 @@ async fn refused_second_resource_then_deleted_claim_leaks_nothing() {
     let ns = TestNamespace::new("leak-c");
     let ns = ns.name();
     let comp = unique_name("refused");
+    let _made = Made(vec![comp.clone()]);
     let too_long = "x".repeat(64);
     let yaml = pg_composition(&comp, "database", false, None)
         + &format!(
@@ -473,11 +538,7 @@ async fn refused_second_resource_then_deleted_claim_leaks_nothing() {
         "app",
         &format!("  compositionRef: {{name: {comp}}}\n"),
     ));
-    let object = format!("{ns}-app-database");
-    wait_for(Duration::from_secs(60), "the composed Database", || async {
-        database(&object).await.is_some()
-    })
-    .await;
+    let object = wait_composed_database(ns, "app", "database").await;
     // The refusal reaches the claim, naming the object.
     let c = wait_condition(ns, "app", "Synced", "False", None).await;
     let (_, reason, message) = condition(&c, "Synced").unwrap_or_default();
@@ -545,6 +606,7 @@ async fn forbidden_composed_kind_reaches_the_claim() {
     let ns = TestNamespace::new("forbidden");
     let ns = ns.name();
     let comp = unique_name("forbidden");
+    let _made = Made(vec![comp.clone()]);
     let yaml = pg_composition(&comp, "database", false, None)
         + "  - name: quota\n    base:\n      apiVersion: v1\n      kind: ResourceQuota\n      spec: {hard: {pods: \"10\"}}\n";
     kubectl_apply(&yaml);
@@ -575,15 +637,11 @@ async fn forbidden_composed_kind_reaches_the_claim() {
     kubectl_ok(["delete", "composition", &comp]);
 }
 
-/// Refusal: a connection Secret name the API server refuses. A bad
-/// `writeConnectionSecretToRef.name` is refused by the claim's own schema;
-/// a default name too long for a Secret reaches the claim as Synced=False.
+/// Refusal: a bad `writeConnectionSecretToRef.name` is refused by the
+/// claim's own schema, on apply.
 #[tokio::test]
-async fn refused_connection_secret_names() {
-    let _lock = support::exclusive().await;
-    let pg = Postgres::start();
-    setup_shared_postgres(&pg);
-    let _op = Operator::start();
+async fn bad_connection_secret_name_is_refused_by_the_claim_schema() {
+    support::apply_crds();
     let ns = TestNamespace::new("secret-name");
     let ns = ns.name();
 
@@ -601,6 +659,42 @@ async fn refused_connection_secret_names() {
         stderr.contains("writeConnectionSecretToRef.name"),
         "{stderr}"
     );
+    for bad in [".x".to_string(), "x".repeat(254)] {
+        let out = support::kubectl_with_stdin(
+            ["apply", "--server-side", "--dry-run=server", "-f", "-"],
+            &claim_yaml(
+                ns,
+                "bad",
+                &format!("  writeConnectionSecretToRef: {{name: \"{bad}\"}}\n"),
+            ),
+        );
+        assert!(!out.status.success(), "the CRD must refuse {bad:?}");
+    }
+    let out = support::kubectl_with_stdin(
+        ["apply", "--server-side", "--dry-run=server", "-f", "-"],
+        &claim_yaml(
+            ns,
+            "good",
+            "  writeConnectionSecretToRef: {name: orders.db-conn}\n",
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "a DNS subdomain is accepted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Refusal: a default Secret name too long for a Secret (a 245-character
+/// claim name plus "-connection") reaches the claim as Synced=False.
+#[tokio::test]
+async fn refused_connection_secret_reaches_the_claim() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start();
+    let ns = TestNamespace::new("secret-long");
+    let ns = ns.name();
 
     // 245 characters + "-connection" is longer than a Secret name may be.
     let long = format!("l{}", "o".repeat(244));
@@ -644,7 +738,7 @@ async fn shared_postgres_serves_names_its_database_crd_used_to_refuse() {
     let cases = [
         (digit.name(), "app", String::new()),
         (long.name(), "app", format!("  databaseName: {long_db}\n")),
-        (long.name(), "orders.v2", String::new()),
+        (digit.name(), "orders.v2", String::new()),
     ];
     for (ns, name, extra) in &cases {
         kubectl_apply(&claim_yaml(ns, name, extra));

@@ -23,7 +23,7 @@
 //!
 //! [`decide`] is the whole decision and is pure; the rest is I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -270,6 +270,20 @@ pub async fn composed_by_labels(
     Ok(out)
 }
 
+/// What cleanup calls: [`composed_by_labels`] for `claim`, across dbclaim's
+/// managed kinds, every composition's kinds and the claim's recorded ones.
+pub async fn composed_for_claim(
+    ctx: &Context,
+    claim: &DatabaseClaim,
+) -> Result<Vec<(Kind, String)>, Error> {
+    let scan = {
+        let compositions = ctx.compositions.state();
+        kinds_to_scan(compositions.iter().map(|c| c.as_ref()), [claim])
+    };
+    let ns = claim.namespace().unwrap_or_default();
+    composed_by_labels(&ctx.client, &ctx.kinds, &scan, &ns, &claim.name_any()).await
+}
+
 /// The merge patch that releases a composed object: dbclaim's labels and
 /// every owner reference removed, the object itself kept.
 pub fn release_patch() -> Value {
@@ -284,9 +298,10 @@ pub fn release_patch() -> Value {
 /// controllers run (the leader), after the caches' gate opened; it waits one
 /// interval before its first pass.
 pub async fn run(ctx: Arc<Context>, settings: Settings) {
+    let mut reported = HashSet::new();
     loop {
         tokio::time::sleep(settings.interval).await;
-        match pass(&ctx, settings).await {
+        match pass(&ctx, settings, &mut reported).await {
             Ok(orphans) => ctx.metrics.set_orphaned_objects(orphans),
             Err(e) => warn!(error = %e, "orphan collection pass failed; retrying"),
         }
@@ -321,7 +336,13 @@ fn claim_key(meta: &ObjectMeta) -> Option<(String, String)> {
 }
 
 /// One pass; the number of orphans it saw.
-async fn pass(ctx: &Context, settings: Settings) -> Result<i64, Error> {
+/// `reported`: UIDs of orphans left in place (no recorded policy) whose
+/// event is out already, so a quiet cluster gets no event every pass.
+async fn pass(
+    ctx: &Context,
+    settings: Settings,
+    reported: &mut HashSet<String>,
+) -> Result<i64, Error> {
     let claims = ctx.claims.state();
     let compositions = ctx.compositions.state();
     let scan = kinds_to_scan(
@@ -342,9 +363,15 @@ async fn pass(ctx: &Context, settings: Settings) -> Result<i64, Error> {
                 continue;
             }
         };
+        // From the API server's watch cache: an object listed stale is read
+        // again live before anything is done to it.
         let api = api_for(&ctx.client, &kind, None);
         let list = api
-            .list_metadata(&ListParams::default().labels(&composed_selector()))
+            .list_metadata(
+                &ListParams::default()
+                    .labels(&composed_selector())
+                    .match_any(),
+            )
             .await?;
         for object in list.items {
             let Some(key) = claim_key(&object.metadata) else {
@@ -390,6 +417,9 @@ async fn pass(ctx: &Context, settings: Settings) -> Result<i64, Error> {
             }
             if action.is_orphan() {
                 orphans += 1;
+            }
+            if action == Action::Report && !reported.insert(object.uid().unwrap_or_default()) {
+                continue;
             }
             if let Err(e) = handle(ctx, &kind, &object.metadata, action).await {
                 warn!(error = %e, object = %object.name_any(), "could not handle an orphaned object; next pass");
@@ -484,7 +514,6 @@ async fn handle(
         action: "CollectOrphan".into(),
         secondary: None,
     };
-    // A Report repeats every pass; the Recorder folds it into a series.
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     if let Err(e) = recorder.publish(&event, &reference).await {
         warn!(error = %e, "could not publish event");
