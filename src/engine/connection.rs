@@ -226,7 +226,7 @@ mod tests {
     fn a_bad_key_is_refused_at_render() {
         let d = details(json!([{"name": "my key", "value": "x"}]));
         assert_eq!(
-            extract(&d, None).err().map(|(n, e)| (n, e)),
+            extract(&d, None).err(),
             Some(("my key".to_string(), DetailError::BadKey))
         );
     }
