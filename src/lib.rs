@@ -1,18 +1,22 @@
 //! dbclaim: self-service databases for Kubernetes.
 //!
-//! Pure parts (`engine`, `naming`, `selection`, `policy`, `conditions`) do
+//! Pure parts (`engine`, `naming`, `selection`, `replacement`, `policy`,
+//! `conditions`) do
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
 pub mod cli;
 pub mod conditions;
+pub mod contract;
 pub mod controller;
 pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod operator;
 pub mod policy;
 pub mod provider;
+pub mod replacement;
 pub mod selection;
 pub mod server;
