@@ -54,6 +54,9 @@ pub mod aws {
     pub const INSTANCE_ANNOTATION: &str = "aws.dbclaim.io/rdsinstance";
     /// On a connection Secret whose password is not yet the instance's.
     pub const PASSWORD_PENDING_ANNOTATION: &str = "aws.dbclaim.io/password-reset-pending";
+    /// The tag on every instance dbclaim creates: the name of the
+    /// RDSInstance object that manages it.
+    pub const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
 }
 
 /// The PostgreSQL provider (Database).

@@ -32,27 +32,12 @@ use crate::api::common::{ManagedSpec, ManagedStatus};
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
-/// Field manager of every write. Not the claim controller's `dbclaim`: the
-/// claim controller server-side-applies RDSInstances, and an annotation
-/// written under its manager would be dropped by its next apply.
-pub const MANAGER: &str = "dbclaim-aws-provider";
-/// The RDSInstance's finalizer.
-pub const FINALIZER: &str = "aws.dbclaim.io/finalizer";
-/// The DB instance identifier (contract): set before the first create;
-/// setting it on a new object adopts an existing instance.
-pub const EXTERNAL_NAME: &str = "dbclaim.io/external-name";
-/// The identifier dbclaim derived itself. An external name equal to it was
-/// chosen by dbclaim, not by a person, so an instance of that name that
-/// dbclaim did not create is a conflict, not an adoption.
-pub const GENERATED_NAME: &str = "aws.dbclaim.io/generated-external-name";
-/// Label on connection Secrets: the (label-safe) name of their RDSInstance.
-pub const INSTANCE_LABEL: &str = "aws.dbclaim.io/rdsinstance";
-/// Annotation on connection Secrets: the full name of their RDSInstance.
-pub const INSTANCE_ANNOTATION: &str = "aws.dbclaim.io/rdsinstance";
-/// Annotation on a connection Secret whose password is not yet the
-/// instance's: a master password reset is due (written before the reset, so
-/// a crash between the two repeats the reset instead of losing the password).
-pub const PASSWORD_PENDING: &str = "aws.dbclaim.io/password-reset-pending";
+// The names this provider writes are the contract's (src/contract.rs).
+pub use crate::contract::EXTERNAL_NAME_ANNOTATION as EXTERNAL_NAME;
+pub use crate::contract::aws::{
+    FIELD_MANAGER as MANAGER, FINALIZER, GENERATED_NAME_ANNOTATION as GENERATED_NAME,
+    INSTANCE_ANNOTATION, INSTANCE_LABEL, PASSWORD_PENDING_ANNOTATION as PASSWORD_PENDING,
+};
 
 impl Managed for RDSInstance {
     type Observation = RDSInstanceObservation;

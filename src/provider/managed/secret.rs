@@ -18,7 +18,10 @@ const KEEP: [&str; 3] = ["host", "endpoint", "port"];
 
 /// The claim labels copied to the Secret, so `kubectl get secret -l` finds
 /// it from the claim.
-const CLAIM_LABELS: [&str; 2] = ["dbclaim.io/claim-name", "dbclaim.io/claim-namespace"];
+const CLAIM_LABELS: [&str; 2] = [
+    crate::contract::LABEL_CLAIM_NAME,
+    crate::contract::LABEL_CLAIM_NAMESPACE,
+];
 
 /// Where the connection Secret goes: (namespace, name).
 pub fn target<M: Managed>(obj: &M, operator_namespace: &str) -> (String, String) {

@@ -28,15 +28,10 @@ use crate::api::postgres::{Database, DatabaseObservation, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
-/// Field manager of every write: the claim controller's, as it always was
-/// (the AWS provider has its own; see `aws::MANAGER` for why that is safer).
-pub const MANAGER: &str = "dbclaim";
-/// The Database's finalizer.
-pub const FINALIZER: &str = "postgres.dbclaim.io/finalizer";
-/// Label on connection Secrets: the (label-safe) name of their Database.
-pub const DATABASE_LABEL: &str = "postgres.dbclaim.io/database";
-/// Annotation on connection Secrets: the full name of their Database.
-pub const DATABASE_ANNOTATION: &str = "postgres.dbclaim.io/database";
+// The names this provider writes are the contract's (src/contract.rs).
+pub use crate::contract::postgres::{
+    DATABASE_ANNOTATION, DATABASE_LABEL, FIELD_MANAGER as MANAGER, FINALIZER,
+};
 
 impl Managed for Database {
     type Observation = DatabaseObservation;
