@@ -95,6 +95,12 @@ pub struct RunArgs {
     /// there. Defaults to the service account's namespace, else dbclaim-system.
     #[arg(long, env = "POD_NAMESPACE")]
     pub operator_namespace: Option<String>,
+    /// This cluster's identity in the ownership marks on external objects
+    /// (RDS tag `dbclaim.io/owner`, PostgreSQL comments): unique per cluster
+    /// sharing an AWS account or a PostgreSQL server, and never changed.
+    /// Empty: the UID of the kube-system namespace.
+    #[arg(long, env = "DBCLAIM_CLUSTER_ID", default_value = "")]
+    pub cluster_id: String,
 }
 
 /// A failure of an offline command, reported with exit code 1.

@@ -37,6 +37,12 @@ pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "dbclaim.io/allow-replacement";
 /// The external name of a managed resource (the DB instance identifier):
 /// set before the first create; setting it on a new object adopts.
 pub const EXTERNAL_NAME_ANNOTATION: &str = "dbclaim.io/external-name";
+/// The RDS tag marking an instance as dbclaim's: `<cluster-id>/<object uid>`
+/// (`provider::managed::ownership`).
+pub const OWNER_MARK_TAG: &str = "dbclaim.io/owner";
+/// On provider connection Secrets: the UID of the object they were written
+/// for. A password is never reused for another UID.
+pub const OWNER_UID_ANNOTATION: &str = "dbclaim.io/owner-uid";
 
 /// The AWS provider (RDSInstance).
 pub mod aws {
@@ -67,4 +73,7 @@ pub mod postgres {
     pub const DATABASE_LABEL: &str = "postgres.dbclaim.io/database";
     /// On connection Secrets: the full name of their Database.
     pub const DATABASE_ANNOTATION: &str = "postgres.dbclaim.io/database";
+    /// Start of the `COMMENT ON ROLE/DATABASE` marking what dbclaim created;
+    /// the mark (`<cluster-id>/<object uid>`) follows.
+    pub const OWNER_COMMENT_PREFIX: &str = "dbclaim:owner=";
 }

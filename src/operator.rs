@@ -22,6 +22,8 @@ pub enum Error {
     LeaseLost(#[from] crate::leader::Lost),
     #[error("{0}")]
     LeaderElection(String),
+    #[error("{0}: set --cluster-id (chart value clusterId)")]
+    ClusterId(String),
     #[error("cannot serve {what} on {addr}")]
     Serve {
         what: &'static str,
@@ -48,6 +50,26 @@ fn operator_namespace(args: &RunArgs) -> String {
         .unwrap_or_else(|| "dbclaim-system".to_string())
 }
 
+/// The cluster's identity in ownership marks: the flag, else the UID of the
+/// kube-system namespace (stable for the cluster's life, distinct between
+/// clusters). Read before any controller starts: no mark is ever written
+/// without it.
+async fn cluster_id(client: &kube::Client, flag: &str) -> Result<String, Error> {
+    use crate::provider::managed::ownership::cluster_id_problem;
+    let id = if flag.is_empty() {
+        let ns = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .get("kube-system")
+            .await?;
+        ns.metadata.uid.unwrap_or_default()
+    } else {
+        flag.to_string()
+    };
+    match cluster_id_problem(&id) {
+        Some(why) => Err(Error::ClusterId(why)),
+        None => Ok(id),
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<(), Error> {
     let metrics = Metrics::default();
     // Every request goes through the counting layer:
@@ -59,8 +81,9 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         .with_layer(&metrics.kube_layer())
         .build();
     let operator_namespace = operator_namespace(&args);
+    let cluster_id = cluster_id(&client, &args.cluster_id).await?;
     let readiness = Readiness::default();
-    info!(%operator_namespace, "starting dbclaim");
+    info!(%operator_namespace, %cluster_id, "starting dbclaim");
 
     let metrics_server = server::serve_metrics(args.metrics_bind_address, metrics.clone());
     let probes_server = server::serve_probes(args.health_probe_bind_address, readiness.clone());
@@ -111,6 +134,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let provider_config = crate::provider::Config {
         operator_namespace,
         concurrency: args.concurrency,
+        cluster_id,
     };
     let aws = crate::provider::aws::run_with_metrics(
         client.clone(),

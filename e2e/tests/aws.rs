@@ -1231,7 +1231,7 @@ async fn an_existing_instance_is_adopted_only_when_a_person_names_it() {
         "Synced",
         "False",
         Some("ReconcileError"),
-        Some("already exists"),
+        Some("exists and is not ours"),
     )
     .await;
     let message = instance_condition(&obj, "Synced")

@@ -31,6 +31,7 @@ impl Provider {
         let config = dbclaim::provider::Config {
             operator_namespace: operator_namespace.to_string(),
             concurrency: 4,
+            cluster_id: "e2e-postgres-provider".to_string(),
         };
         Self(tokio::spawn(dbclaim::provider::postgres::run(
             client, config,

@@ -12,4 +12,6 @@ pub struct Config {
     pub operator_namespace: String,
     /// How many objects of one kind are reconciled at the same time.
     pub concurrency: u16,
+    /// This cluster's identity in ownership marks (`managed::ownership`).
+    pub cluster_id: String,
 }

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use crate::api::aws::RDSInstanceParameters;
 
+/// The ownership mark: `<cluster-id>/<object uid>`.
+pub use crate::contract::OWNER_MARK_TAG;
 /// The tag dbclaim puts on every instance it creates: the name of the
 /// RDSInstance object that manages it.
 pub use crate::contract::aws::OWNER_TAG;
@@ -313,10 +315,16 @@ impl TagChanges {
     }
 }
 
-/// The tags an instance of `object_name` should carry.
-pub fn desired_tags(spec: &RDSInstanceParameters, object_name: &str) -> BTreeMap<String, String> {
+/// The tags an instance of `object_name` should carry: the spec's, the
+/// object's name and the ownership mark (`<cluster-id>/<uid>`).
+pub fn desired_tags(
+    spec: &RDSInstanceParameters,
+    object_name: &str,
+    mark: &str,
+) -> BTreeMap<String, String> {
     let mut tags = spec.tags.clone();
     tags.insert(OWNER_TAG.to_string(), object_name.to_string());
+    tags.insert(OWNER_MARK_TAG.to_string(), mark.to_string());
     tags
 }
 
@@ -536,8 +544,9 @@ mod tests {
 
     #[test]
     fn tags() {
-        let desired = desired_tags(&spec(), "obj");
+        let desired = desired_tags(&spec(), "obj", "c/u");
         assert_eq!(desired.get(OWNER_TAG).map(String::as_str), Some("obj"));
+        assert_eq!(desired.get(OWNER_MARK_TAG).map(String::as_str), Some("c/u"));
         let current = BTreeMap::from([
             ("team".to_string(), "b".to_string()),
             ("old".to_string(), "x".to_string()),
@@ -547,6 +556,7 @@ mod tests {
         assert_eq!(
             c.add,
             BTreeMap::from([
+                (OWNER_MARK_TAG.to_string(), "c/u".to_string()),
                 (OWNER_TAG.to_string(), "obj".to_string()),
                 ("team".to_string(), "a".to_string()),
             ])

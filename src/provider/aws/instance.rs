@@ -8,13 +8,14 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::config::{self, ResolveError};
-use super::diff::{self, Modification, OWNER_TAG, Observed};
+use super::diff::{self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed};
 use super::errors::{self, ApiFailure, Class};
 use super::rds::{CreateInput, Rds};
 use super::status::{self, POLL_TRANSITIONAL, Phase};
 use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, validate};
 use crate::api::aws::{Endpoint, RDSInstance, RDSInstanceObservation};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
+use crate::provider::managed::ownership::{Claim, Identity, Verdict, decide, set_by_person};
 use crate::provider::managed::{
     Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
 };
@@ -111,14 +112,38 @@ impl External<RDSInstance> for Aws {
                     Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, &rds))?,
                     None => BTreeMap::new(),
                 };
-                let owner = tags.get(OWNER_TAG).map(String::as_str);
-                match ownership(&obj.name_any(), &id, generated.as_deref(), owner) {
-                    Ownership::Conflict(m) => return Err(Error::Conflict(m)),
-                    Ownership::Adopt => events.normal(
-                        "AdoptedInstance",
-                        format!("adopting the existing DB instance {id} named by annotation {EXTERNAL_NAME}"),
-                    ),
-                    Ownership::Ours => {}
+                let mut tags = tags;
+                match self.ownership(obj, &id, generated.as_deref(), &tags) {
+                    Verdict::Ours => {}
+                    Verdict::NotOurs(m) => return Err(Error::Conflict(m)),
+                    // The mark goes on before anything else is sent.
+                    Verdict::Take(claim) => {
+                        let mark = BTreeMap::from([
+                            (OWNER_MARK_TAG.to_string(), self.identity(obj).mark()),
+                            (OWNER_TAG.to_string(), obj.name_any()),
+                        ]);
+                        if let Some(arn) = &o.arn {
+                            rds.add_tags(arn, &mark)
+                                .await
+                                .map_err(|f| Error::api(f, &rds))?;
+                        }
+                        tags.extend(mark);
+                        let (reason, note) = match claim {
+                            Claim::Upgrade => (
+                                "MarkedInstance",
+                                format!(
+                                    "marked DB instance {id}, which an earlier dbclaim created for this object, with tag {OWNER_MARK_TAG}"
+                                ),
+                            ),
+                            _ => (
+                                "AdoptedInstance",
+                                format!(
+                                    "adopted the existing DB instance {id} named by annotation {EXTERNAL_NAME}"
+                                ),
+                            ),
+                        };
+                        events.normal(reason, note);
+                    }
                 }
                 Some((o, tags))
             }
@@ -151,7 +176,7 @@ impl External<RDSInstance> for Aws {
                 format!("DB instance {id} no longer exists in AWS; creating it again"),
             );
         }
-        let tags = diff::desired_tags(spec, &obj.name_any());
+        let tags = diff::desired_tags(spec, &obj.name_any(), &self.identity(obj).mark());
         let created = rds
             .create(CreateInput {
                 identifier: id,
@@ -296,8 +321,8 @@ impl External<RDSInstance> for Aws {
         }
 
         if let Some(arn) = &observed.arn {
-            let changes =
-                diff::tag_changes(&diff::desired_tags(spec, &obj.name_any()), &current_tags);
+            let desired = diff::desired_tags(spec, &obj.name_any(), &self.identity(obj).mark());
+            let changes = diff::tag_changes(&desired, &current_tags);
             if !changes.add.is_empty() {
                 rds.add_tags(arn, &changes.add)
                     .await
@@ -376,18 +401,26 @@ impl External<RDSInstance> for Aws {
             Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
             None => BTreeMap::new(),
         };
-        let generated = obj.annotations().get(GENERATED_NAME).map(String::as_str);
-        if let Ownership::Conflict(why) = ownership(
-            &obj.name_any(),
-            id,
-            generated,
-            tags.get(OWNER_TAG).map(String::as_str),
-        ) {
-            events.warning(
-                "NotDeleted",
-                format!("not deleting DB instance {id}, which this object does not manage: {why}"),
-            );
-            return Ok(Deletion::Gone);
+        // Only what carries our mark (or an earlier dbclaim's instance of
+        // this very object) is deleted; an adoption that never wrote the
+        // mark leaves the instance alone.
+        let generated = obj.annotations().get(GENERATED_NAME).cloned();
+        match self.ownership(obj, id, generated.as_deref(), &tags) {
+            Verdict::Ours | Verdict::Take(Claim::Upgrade) => {}
+            Verdict::Take(_) => {
+                events.warning(
+                    "NotDeleted",
+                    format!("not deleting DB instance {id}: its adoption was never completed (no tag {OWNER_MARK_TAG})"),
+                );
+                return Ok(Deletion::Gone);
+            }
+            Verdict::NotOurs(why) => {
+                events.warning(
+                    "NotDeleted",
+                    format!("not deleting DB instance {id}: {why}"),
+                );
+                return Ok(Deletion::Gone);
+            }
         }
         let a = status::assess(&o.status, true);
         if a.phase == Phase::Deleting {
@@ -506,35 +539,87 @@ impl Aws {
     }
 }
 
-/// Who an existing instance belongs to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// Tagged with this object's name: created (or adopted) by it.
-    Ours,
-    /// Untagged, and named by a person through the annotation.
-    Adopt,
-    /// Someone else's: the message says what to do.
-    Conflict(String),
+impl Aws {
+    fn identity(&self, obj: &RDSInstance) -> Identity {
+        Identity {
+            cluster: self.cluster_id.clone(),
+            uid: obj.uid().unwrap_or_default(),
+        }
+    }
+
+    fn ownership(
+        &self,
+        obj: &RDSInstance,
+        id: &str,
+        generated: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> Verdict {
+        let person_set = set_by_person(&obj.metadata, EXTERNAL_NAME)
+            && !generated.is_some_and(|g| g.eq_ignore_ascii_case(id));
+        let recorded = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.db_instance_identifier.as_deref());
+        ownership(
+            &self.identity(obj),
+            &obj.name_any(),
+            id,
+            person_set,
+            recorded,
+            tags,
+        )
+    }
 }
 
+/// Whose the instance `id` is, from its tags: `person_set` says a person
+/// named it with the annotation (adoption); `recorded` is the identifier
+/// the object's status recorded.
+///
+/// Upgrade from a dbclaim before marks: such an instance carries only the
+/// tag `dbclaim.io/rdsinstance = <object name>`. That alone proves nothing
+/// (another cluster's object of the same name has it too), so it counts as
+/// ours only when this object's own status also records the identifier:
+/// status is per object (a re-created object starts empty) and per cluster.
+/// Then the mark is added. Anything else unmarked stays refused.
 pub fn ownership(
+    me: &Identity,
     object: &str,
     id: &str,
-    generated: Option<&str>,
-    owner_tag: Option<&str>,
-) -> Ownership {
-    match owner_tag {
-        Some(o) if o == object => Ownership::Ours,
-        Some(other) => Ownership::Conflict(format!(
-            "DB instance \"{id}\" is managed by RDSInstance \"{other}\" (tag {OWNER_TAG}): give this object another identifier with the annotation {EXTERNAL_NAME}"
-        )),
-        None if generated.is_some_and(|g| g.eq_ignore_ascii_case(id)) => {
-            Ownership::Conflict(format!(
-                "a DB instance named \"{id}\" already exists and dbclaim did not create it: to adopt it, remove the annotation {GENERATED_NAME} (keep {EXTERNAL_NAME}: {id}); otherwise set {EXTERNAL_NAME} to another identifier"
-            ))
-        }
-        None => Ownership::Adopt,
+    person_set: bool,
+    recorded: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> Verdict {
+    let what = format!("DB instance \"{id}\"");
+    let mark = tags.get(OWNER_MARK_TAG).map(String::as_str);
+    let named = tags.get(OWNER_TAG).map(String::as_str);
+    if mark.is_none()
+        && let Some(other) = named.filter(|n| *n != object)
+    {
+        return Verdict::NotOurs(format!(
+            "{what} exists and is not ours: it is managed by RDSInstance \"{other}\" (tag {OWNER_TAG}); give this object another identifier with the annotation {EXTERNAL_NAME}"
+        ));
     }
+    let upgrade = mark.is_none()
+        && named == Some(object)
+        && recorded.is_some_and(|r| r.eq_ignore_ascii_case(id));
+    let claim = if person_set {
+        Claim::Adopt
+    } else if upgrade {
+        Claim::Upgrade
+    } else {
+        Claim::None
+    };
+    decide(
+        me,
+        &what,
+        mark,
+        claim,
+        &[],
+        &format!(
+            "to adopt it, remove the annotation {GENERATED_NAME} (keep {EXTERNAL_NAME}: {id}) or set {EXTERNAL_NAME} by hand; otherwise set {EXTERNAL_NAME} to another identifier"
+        ),
+    )
 }
 
 fn was_available(obj: &RDSInstance) -> bool {
@@ -618,24 +703,65 @@ mod tests {
         )
     }
 
+    fn me() -> Identity {
+        Identity {
+            cluster: "c1".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn ownership_rules() {
         let id = "db1";
-        assert_eq!(ownership("obj", id, Some(id), Some("obj")), Ownership::Ours);
-        assert_eq!(ownership("obj", id, None, Some("obj")), Ownership::Ours);
-        assert!(
-            matches!(ownership("obj", id, None, Some("other")), Ownership::Conflict(m) if m.contains("other"))
+        let own = |person: bool, recorded: Option<&str>, t: &[(&str, &str)]| {
+            ownership(&me(), "obj", id, person, recorded, &tags(t))
+        };
+        let not_ours = |v: Verdict, needle: &str| {
+            assert!(
+                matches!(&v, Verdict::NotOurs(m) if m.contains("exists and is not ours") && m.contains(needle)),
+                "{needle}: {v:?}"
+            )
+        };
+        // Marked ours.
+        let ours = [(OWNER_MARK_TAG, "c1/u1"), (OWNER_TAG, "obj")];
+        assert_eq!(own(false, None, &ours), Verdict::Ours);
+        // Another UID of this cluster (object re-created): not ours, even
+        // with the old status and name tag; a person may adopt it.
+        let old = [(OWNER_MARK_TAG, "c1/u0"), (OWNER_TAG, "obj")];
+        not_ours(own(false, Some(id), &old), "UID u0");
+        assert_eq!(own(true, None, &old), Verdict::Take(Claim::Adopt));
+        // Another cluster: never.
+        let other = [(OWNER_MARK_TAG, "c2/u1"), (OWNER_TAG, "obj")];
+        not_ours(own(false, Some(id), &other), "another cluster");
+        not_ours(own(true, Some(id), &other), "another cluster");
+        // Unmarked, never seen: refused unless a person adopts it.
+        not_ours(own(false, None, &[]), GENERATED_NAME);
+        not_ours(own(false, None, &[(OWNER_TAG, "obj")]), "did not create");
+        assert_eq!(own(true, None, &[]), Verdict::Take(Claim::Adopt));
+        // Another object's (earlier dbclaim): refused, even for adoption.
+        not_ours(
+            own(true, None, &[(OWNER_TAG, "other")]),
+            "RDSInstance \"other\"",
         );
-        assert!(
-            matches!(ownership("obj", id, Some(id), None), Ownership::Conflict(m) if m.contains(GENERATED_NAME))
+        // Upgrade: the old name tag and this object's status recording it.
+        assert_eq!(
+            own(false, Some("DB1"), &[(OWNER_TAG, "obj")]),
+            Verdict::Take(Claim::Upgrade)
         );
-        assert!(matches!(
-            ownership("obj", id, Some("DB1"), None),
-            Ownership::Conflict(_)
-        ));
-        // a person named another identifier: adopt
-        assert_eq!(ownership("obj", id, Some("obj"), None), Ownership::Adopt);
-        assert_eq!(ownership("obj", id, None, None), Ownership::Adopt);
+        // ...but a status recording another identifier is no evidence.
+        not_ours(
+            own(false, Some("db2"), &[(OWNER_TAG, "obj")]),
+            "did not create",
+        );
+        // ...nor a status without the name tag (a foreign unmarked instance).
+        not_ours(own(false, Some(id), &[]), "did not create");
     }
 
     #[test]

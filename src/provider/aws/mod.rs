@@ -50,7 +50,6 @@ impl Managed for RDSInstance {
     const SECRET_LABEL: &'static str = INSTANCE_LABEL;
     const SECRET_ANNOTATION: &'static str = INSTANCE_ANNOTATION;
     const PASSWORD_PENDING: Option<&'static str> = Some(PASSWORD_PENDING);
-    const ADOPTS_UNMARKED_SECRETS: bool = true;
 
     fn managed(&self) -> &ManagedSpec {
         &self.spec.managed
@@ -68,6 +67,8 @@ pub struct Aws {
     pub http: SharedHttpClient,
     /// (ProviderConfig, region) → (version of the config and its Secret, client).
     pub clients: Mutex<HashMap<(String, String), (String, rds::Rds)>>,
+    /// This cluster's identity in ownership marks.
+    pub cluster_id: String,
 }
 
 /// Runs both controllers until the future is dropped, counting RDS API
@@ -79,6 +80,7 @@ pub async fn run_with_metrics(client: Client, config: crate::provider::Config, m
         metrics: metrics.clone(),
         http: rds::http_client(),
         clients: Mutex::default(),
+        cluster_id: config.cluster_id.clone(),
     };
     managed::reconcile::run::<RDSInstance, Aws>(client, config, metrics, move |_| aws).await
 }

@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod ownership;
 pub mod reconcile;
 pub mod secret;
 pub mod status;
@@ -58,9 +59,6 @@ pub trait Managed:
     /// resource may not have yet, for providers that cannot check it by
     /// logging in: written before the reset is sent, so a crash repeats it.
     const PASSWORD_PENDING: Option<&'static str> = None;
-    /// Whether a Secret at the target without [`Self::SECRET_ANNOTATION`] is
-    /// written over (safety audit M8: to become `false` for every provider).
-    const ADOPTS_UNMARKED_SECRETS: bool = false;
 
     fn managed(&self) -> &ManagedSpec;
     fn managed_status(&self) -> Option<&ManagedStatus<Self::Observation>>;

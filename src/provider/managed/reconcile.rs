@@ -163,7 +163,7 @@ where
             owner,
         });
     }
-    let (password, reset_due) = secret::password::<M>(existing.as_ref());
+    let (password, reset_due) = secret::password(obj, existing.as_ref());
     if (!observed.exists || reset_due)
         && let Some(why) = X::password_problem(obj, &password)
     {

@@ -10,6 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{Connection, Managed};
+use crate::contract::OWNER_UID_ANNOTATION;
 use crate::provider::password;
 
 /// Keys a provider wrote before and may not know on a later pass (the host
@@ -36,19 +37,30 @@ pub fn target<M: Managed>(obj: &M, operator_namespace: &str) -> (String, String)
     }
 }
 
-/// Why an existing Secret is not `obj`'s to write, if it is not.
+/// Why an existing Secret is not `obj`'s to write, if it is not: one
+/// dbclaim did not write (audit M8) or another object's.
 pub fn foreign<M: Managed>(existing: &Secret, obj: &M) -> Option<String> {
     match existing.annotations().get(M::SECRET_ANNOTATION) {
         Some(owner) if *owner == obj.name_any() => None,
         Some(owner) => Some(format!("belongs to {} \"{owner}\"", M::KIND)),
-        None if M::ADOPTS_UNMARKED_SECRETS => None,
         None => Some("exists and was not written by dbclaim".to_string()),
+    }
+}
+
+/// Whether `existing` (written for an object of `obj`'s name) was written
+/// for `obj` itself: its UID mark is `obj`'s, or missing (written by a
+/// dbclaim before UID marks; the next write adds it).
+pub fn same_uid<M: Managed>(existing: &Secret, obj: &M) -> bool {
+    match existing.annotations().get(OWNER_UID_ANNOTATION) {
+        Some(uid) => obj.meta().uid.as_ref() == Some(uid),
+        None => true,
     }
 }
 
 /// Whether `existing` is `obj`'s (so it may be deleted with it).
 pub fn ours<M: Managed>(existing: &Secret, obj: &M) -> bool {
     existing.annotations().get(M::SECRET_ANNOTATION) == Some(&obj.name_any())
+        && same_uid(existing, obj)
 }
 
 /// A non-blank UTF-8 value of a Secret (from `data`, or `stringData` as sent).
@@ -74,8 +86,10 @@ pub fn pending<M: Managed>(existing: &Secret) -> bool {
 }
 
 /// The password to use and whether the resource may not have it yet: the
-/// stored one, else a new one.
-pub fn password<M: Managed>(existing: Option<&Secret>) -> (String, bool) {
+/// stored one, else a new one. A Secret written for another UID (an object
+/// deleted and re-created under the same name) is no password source.
+pub fn password<M: Managed>(obj: &M, existing: Option<&Secret>) -> (String, bool) {
+    let existing = existing.filter(|s| same_uid(*s, obj));
     let stored = existing.and_then(|s| value(s, "password"));
     let reset_due = stored.is_none() || existing.is_some_and(pending::<M>);
     (stored.unwrap_or_else(password::generate), reset_due)
@@ -124,6 +138,9 @@ pub fn desired<M: Managed>(
         }
     }
     let mut annotations = BTreeMap::from([(M::SECRET_ANNOTATION.to_string(), obj.name_any())]);
+    if let Some(uid) = &obj.meta().uid {
+        annotations.insert(OWNER_UID_ANNOTATION.to_string(), uid.clone());
+    }
     if let Some(mark) = M::PASSWORD_PENDING.filter(|_| pending) {
         annotations.insert(mark.to_string(), "true".to_string());
     }

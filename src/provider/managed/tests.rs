@@ -365,6 +365,78 @@ async fn a_foreign_secret_is_refused_and_never_written() {
     );
 }
 
+fn with_uid<M: Managed>(mut obj: M, uid: &str) -> M {
+    obj.meta_mut().uid = Some(uid.to_string());
+    obj
+}
+
+#[tokio::test]
+async fn a_password_is_never_reused_for_another_uid() {
+    let store = leak(Store::default());
+    let first = with_uid(rds("a"), "uid-1");
+    sync(
+        &first,
+        &Fake::new(store, false),
+        store,
+        NS,
+        &mut Events::default(),
+    )
+    .await
+    .unwrap();
+    let s = store.get("a").unwrap();
+    assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-1");
+    let old = data(&s)["password"].clone();
+
+    // Deleted and re-created under the same name: a new password, sent.
+    let second = with_uid(rds("a"), "uid-2");
+    let fake = Fake::new(store, true);
+    let (synced, _) = sync(&second, &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap();
+    assert!(synced.password_sent);
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["update holds=true pending=true"]
+    );
+    let s = store.get("a").unwrap();
+    assert_ne!(data(&s)["password"], old, "not reused");
+    assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-2");
+    assert!(!secret::ours(&s, &first), "no longer the first object's");
+}
+
+#[tokio::test]
+async fn a_secret_of_an_earlier_dbclaim_gets_the_uid_and_keeps_its_password() {
+    let store = leak(Store::default());
+    store.put(secret_with(
+        "d",
+        &[("password", "kept")],
+        &[("postgres.dbclaim.io/database", "d")],
+    ));
+    let obj = with_uid(database("d"), "uid-d");
+    let fake = Fake::new(store, true);
+    sync(&obj, &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["update holds=true pending=false"]
+    );
+    let s = store.get("d").unwrap();
+    assert_eq!(data(&s)["password"], "kept");
+    assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-d");
+    let writes = store.writes();
+    sync(
+        &obj,
+        &Fake::new(store, true),
+        store,
+        NS,
+        &mut Events::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.writes(), writes, "then at rest");
+}
+
 #[tokio::test]
 async fn a_password_the_provider_refuses_stops_before_any_write() {
     let store = leak(Store::default());
@@ -508,8 +580,8 @@ fn secret_ownership_and_content() {
     let mine = secret::desired(&obj, &target, None, "pw", &Connection::new(), false);
     assert_eq!(secret::foreign(&mine, &obj), None);
     assert!(secret::foreign(&mine, &rds("b")).is_some_and(|m| m.contains("\"a\"")));
-    // The RDS provider still writes over unmarked Secrets (audit M8); others refuse.
-    assert_eq!(secret::foreign(&Secret::default(), &obj), None);
+    // Every provider refuses Secrets dbclaim did not write (audit M8).
+    assert!(secret::foreign(&Secret::default(), &obj).is_some());
     assert!(secret::foreign(&Secret::default(), &database("d")).is_some());
 
     // Keys the provider no longer reports are kept; the pending mark counts.

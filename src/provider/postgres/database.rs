@@ -14,9 +14,13 @@ use super::plan::{self, Desired, Step};
 use super::server::{self, ServerError};
 use crate::api::postgres::{Database, DatabaseObservation};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
+use crate::contract::EXTERNAL_NAME_ANNOTATION;
+use crate::provider::managed::ownership::{Claim, Identity, set_by_person};
+use crate::provider::managed::secret;
 use crate::provider::managed::{
     Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
 };
+use k8s_openapi::api::core::v1::Secret;
 
 /// How often a healthy Database is compared with the server again.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -41,6 +45,9 @@ pub enum Error {
     },
     #[error("talking to PostgreSQL took longer than {}s", SERVER_TIMEOUT.as_secs())]
     Timeout,
+    /// Role or database exists and is not this Database's.
+    #[error("{0}")]
+    NotOurs(String),
 }
 
 impl Error {
@@ -64,15 +71,21 @@ impl Error {
 impl ProviderError for Error {
     fn reason(&self) -> SyncedReason {
         match self {
+            Error::Server(ServerError::NotOurs(_)) => SyncedReason::ReconcileError,
             Error::Config(_) | Error::Server(_) | Error::Timeout => SyncedReason::ProviderError,
-            Error::Invalid(_) | Error::NameTaken { .. } => SyncedReason::ReconcileError,
+            Error::Invalid(_) | Error::NameTaken { .. } | Error::NotOurs(_) => {
+                SyncedReason::ReconcileError
+            }
         }
     }
 
-    /// Every failure backs off: a name taken frees up without an event on
-    /// this object.
+    /// Every failure backs off (a name taken frees up without an event on
+    /// this object), but what is not ours waits for a person.
     fn retry(&self) -> Retry {
-        Retry::Backoff
+        match self {
+            Error::NotOurs(_) | Error::Server(ServerError::NotOurs(_)) => Retry::Slow,
+            _ => Retry::Backoff,
+        }
     }
 
     fn keeps_ready(&self) -> bool {
@@ -82,15 +95,16 @@ impl ProviderError for Error {
 
 impl External<Database> for Postgres {
     type Error = Error;
-    type Seen = Resolved;
+    type Seen = (Resolved, Claim);
 
-    /// ProviderConfig, name checks; the server itself is looked at by the
-    /// sync, in the same session.
+    /// ProviderConfig, name checks, and whose role and database of that
+    /// name are (before the Secret step: nothing is written for a refused
+    /// object, and a password left by an earlier object stays).
     async fn observe(
         &self,
         db: &Database,
         _events: &mut Events,
-    ) -> Result<Observation<Resolved>, Error> {
+    ) -> Result<Observation<(Resolved, Claim)>, Error> {
         let resolved =
             config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
         if let Some(why) =
@@ -101,6 +115,7 @@ impl External<Database> for Postgres {
         if let Some(e) = self.name_taken(db) {
             return Err(e);
         }
+        let claim = self.ownership(db, &resolved).await?;
         let exists = db
             .status
             .as_ref()
@@ -109,31 +124,32 @@ impl External<Database> for Postgres {
         Ok(Observation {
             exists,
             connection: connection(db, &resolved),
-            seen: resolved,
+            seen: (resolved, claim),
         })
     }
 
     async fn create(
         &self,
         db: &Database,
-        resolved: Resolved,
+        (resolved, claim): (Resolved, Claim),
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<DatabaseObservation>, Error> {
-        self.sync(db, resolved, creds, events).await
+        self.sync(db, resolved, claim, creds, events).await
     }
 
     async fn update(
         &self,
         db: &Database,
-        resolved: Resolved,
+        (resolved, claim): (Resolved, Claim),
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<DatabaseObservation>, Error> {
-        self.sync(db, resolved, creds, events).await
+        self.sync(db, resolved, claim, creds, events).await
     }
 
-    /// Drops database and role, unless another Database owns the name.
+    /// Drops database and role if they are this object's (marked), unless
+    /// another Database owns the name; what is not ours stays.
     async fn delete(&self, db: &Database, events: &mut Events) -> Result<Deletion, Error> {
         self.forget(db);
         let name = db.spec.for_provider.database_name.clone();
@@ -143,10 +159,10 @@ impl External<Database> for Postgres {
         let resolved =
             config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
         if plan::forbidden_name(&name, &resolved.params.user).is_none() {
-            let n = name.clone();
+            let d = desired(db, self.identity(db), Claim::None);
             let report = self
                 .with_admin(&resolved, "DropDatabase", |admin| async move {
-                    server::remove(&admin, &n).await
+                    server::remove(&admin, &d).await
                 })
                 .await?;
             tracing::info!(?report, "database and role removed");
@@ -155,6 +171,9 @@ impl External<Database> for Postgres {
                     "DeletedDatabase",
                     format!("dropped database and role \"{name}\""),
                 );
+            }
+            for why in &report.left {
+                events.warning("NotDeleted", format!("not dropped: {why}"));
             }
         }
         Ok(Deletion::Gone)
@@ -176,6 +195,7 @@ impl Postgres {
         &self,
         db: &Database,
         resolved: Resolved,
+        claim: Claim,
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<DatabaseObservation>, Error> {
@@ -184,7 +204,7 @@ impl Postgres {
             let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             creds.secret_version.is_some() && verified.get(&uid) == creds.secret_version.as_ref()
         };
-        let desired = desired(db);
+        let desired = desired(db, self.identity(db), claim);
         let (params, password) = (&resolved.params, &creds.password);
         let report = self
             .with_admin(&resolved, "SyncDatabase", |admin| async move {
@@ -292,6 +312,69 @@ impl Postgres {
         })
     }
 
+    fn identity(&self, db: &Database) -> Identity {
+        Identity {
+            cluster: self.cluster_id.clone(),
+            uid: db.uid().unwrap_or_default(),
+        }
+    }
+
+    /// Whose the role and database of `db`'s name are, and why they may be
+    /// taken (the claim the sync then acts on); an error when not ours.
+    ///
+    /// Upgrade from a dbclaim before marks: an unmarked role counts as this
+    /// object's only when the password in this object's own connection
+    /// Secret (annotated for it, and for its UID or written before UID
+    /// marks) logs in as that role: only whoever holds that role's password
+    /// could have written it, and dbclaim generated it. A DBA's role (no such
+    /// Secret, or a password that does not log in) stays refused.
+    async fn ownership(&self, db: &Database, resolved: &Resolved) -> Result<Claim, Error> {
+        let claim = adoption(db).map_err(Error::Invalid)?;
+        let name = db.spec.for_provider.database_name.clone();
+        let n = name.clone();
+        let observed = self
+            .with_admin(resolved, "ObserveDatabase", |admin| async move {
+                server::observe(&admin, &n).await
+            })
+            .await?;
+        let first = desired(db, self.identity(db), claim);
+        let Some(why) = plan::ownership(&first, &observed)
+            .refusal()
+            .map(str::to_string)
+        else {
+            return Ok(claim);
+        };
+        if claim == Claim::None && self.secret_logs_in(db, resolved).await {
+            let upgraded = desired(db, self.identity(db), Claim::Upgrade);
+            return match plan::ownership(&upgraded, &observed).refusal() {
+                None => Ok(Claim::Upgrade),
+                Some(why) => Err(Error::NotOurs(why.to_string())),
+            };
+        }
+        Err(Error::NotOurs(why))
+    }
+
+    /// Whether the password in `db`'s own connection Secret logs in as its role.
+    async fn secret_logs_in(&self, db: &Database, resolved: &Resolved) -> bool {
+        let (ns, name) = secret::target(db, &self.operator_namespace);
+        let Ok(Some(s)) = kube::Api::<Secret>::namespaced(self.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+        else {
+            return false;
+        };
+        let Some(password) = secret::ours(&s, db)
+            .then(|| secret::value(&s, "password"))
+            .flatten()
+        else {
+            return false;
+        };
+        let role = &db.spec.for_provider.database_name;
+        server::connect(&resolved.params.as_user(role, &password), role)
+            .await
+            .is_ok()
+    }
+
     fn forget(&self, db: &Database) {
         self.verified
             .lock()
@@ -300,13 +383,34 @@ impl Postgres {
     }
 }
 
-pub fn desired(db: &Database) -> Desired {
+pub fn desired(db: &Database, owner: Identity, claim: Claim) -> Desired {
     let p = &db.spec.for_provider;
     Desired {
         name: p.database_name.clone(),
         connection_limit: p.connection_limit,
         extensions: p.extensions.clone(),
+        owner,
+        claim,
     }
+}
+
+/// What the annotation `dbclaim.io/external-name` asks of `db`: adoption
+/// when a person set it to the databaseName; a value naming anything else is
+/// refused (the role and database always carry the databaseName).
+pub fn adoption(db: &Database) -> Result<Claim, String> {
+    let Some(name) = db.annotations().get(EXTERNAL_NAME_ANNOTATION) else {
+        return Ok(Claim::None);
+    };
+    if !set_by_person(&db.metadata, EXTERNAL_NAME_ANNOTATION) {
+        return Ok(Claim::None);
+    }
+    let want = &db.spec.for_provider.database_name;
+    if name != want {
+        return Err(format!(
+            "annotation {EXTERNAL_NAME_ANNOTATION} is \"{name}\" but spec.forProvider.databaseName is \"{want}\": to adopt a role and database, set the annotation to the databaseName"
+        ));
+    }
+    Ok(Claim::Adopt)
 }
 
 /// The connection details of `db` on the server of `resolved`.

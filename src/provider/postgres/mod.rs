@@ -64,6 +64,10 @@ pub struct Postgres {
     /// Every Database, to find two that claim the same database on a server.
     pub databases: Store<Database>,
     pub metrics: Metrics,
+    /// This cluster's identity in ownership marks.
+    pub cluster_id: String,
+    /// Where connection Secrets go by default (the upgrade check reads one).
+    pub operator_namespace: String,
 }
 
 /// Runs both controllers until the future is dropped; SQL sessions are not
@@ -78,6 +82,8 @@ pub async fn run(client: Client, config: crate::provider::Config) {
 pub async fn run_with_metrics(client: Client, config: crate::provider::Config, metrics: Metrics) {
     let c = client.clone();
     let m = metrics.clone();
+    let (cluster_id, operator_namespace) =
+        (config.cluster_id.clone(), config.operator_namespace.clone());
     managed::reconcile::run::<Database, Postgres>(client, config, metrics, move |databases| {
         Postgres {
             client: c,
@@ -85,6 +91,8 @@ pub async fn run_with_metrics(client: Client, config: crate::provider::Config, m
             verified: Mutex::default(),
             databases,
             metrics: m,
+            cluster_id,
+            operator_namespace,
         }
     })
     .await

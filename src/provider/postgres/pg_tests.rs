@@ -14,6 +14,7 @@ use super::plan::{Desired, Step};
 use super::server::{self, ConnectParams, Pool, ServerError};
 use super::sql;
 use crate::api::postgres::SslMode;
+use crate::provider::managed::ownership::{Claim, Identity};
 
 /// A server for this test, stopped and deleted on drop (also when a test panics).
 struct TestServer {
@@ -97,12 +98,22 @@ impl Drop for TestServer {
     }
 }
 
+/// What a Database of UID `uid-<name>` in cluster `test` asks for.
 fn desired(name: &str, limit: i64, extensions: &[&str]) -> Desired {
     Desired {
         name: name.into(),
         connection_limit: limit,
         extensions: extensions.iter().map(|e| e.to_string()).collect(),
+        owner: Identity {
+            cluster: "test".into(),
+            uid: format!("uid-{name}"),
+        },
+        claim: Claim::None,
     }
+}
+
+fn removal(name: &str) -> Desired {
+    desired(name, -1, &[])
 }
 
 async fn exists(admin: &Client, what: &str, name: &str) -> bool {
@@ -141,6 +152,7 @@ async fn sql_layer_against_real_postgres() {
     concurrent_creates(&admin, &params).await;
     odd_names(&admin, &params).await;
     superuser_admin(&pg).await;
+    never_touches_what_it_did_not_create(&pg, &admin, &params).await;
     connection_errors(&pg, &pool).await;
     tls(&pg).await;
 }
@@ -158,10 +170,22 @@ async fn create_idempotently(admin: &Client, params: &ConnectParams) {
             Step::CreateDatabase {
                 connection_limit: -1
             },
+            Step::MarkDatabase,
             Step::RevokePublicAccess
         ]
     );
     assert!(first.password_verified && !first.password_reset);
+    for q in [
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'app_one'",
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'app_one'",
+    ] {
+        let comment: Option<String> = admin.query_one(q, &[]).await.expect(q).get(0);
+        assert_eq!(
+            comment.as_deref(),
+            Some("dbclaim:owner=test/uid-app_one"),
+            "{q}"
+        );
+    }
     assert_eq!(first.connection_limit, -1);
 
     // Second time: nothing to change; the password is checked by logging in.
@@ -315,14 +339,16 @@ async fn drop_with_open_session(admin: &Client, params: &ConnectParams) {
         .await
         .expect("tenant session");
     tenant.query_one("SELECT 1", &[]).await.expect("alive");
-    let r = server::remove(admin, "app_one").await.expect("remove");
+    let r = server::remove(admin, &removal("app_one"))
+        .await
+        .expect("remove");
     assert!(r.database_dropped && r.role_dropped, "{r:?}");
     assert!(r.sessions_terminated >= 1, "{r:?}");
     assert!(!exists(admin, "database", "app_one").await);
     assert!(!exists(admin, "role", "app_one").await);
     assert!(tenant.query_one("SELECT 1", &[]).await.is_err());
     // Again: nothing left, no error.
-    let r = server::remove(admin, "app_one")
+    let r = server::remove(admin, &removal("app_one"))
         .await
         .expect("remove again");
     assert_eq!(r, server::RemoveReport::default());
@@ -355,7 +381,9 @@ async fn orphan_and_adopt(admin: &Client, params: &ConnectParams) {
         .expect("kept")
         .get(0);
     assert_eq!(v, "still here");
-    server::remove(admin, "app_two").await.expect("cleanup");
+    server::remove(admin, &removal("app_two"))
+        .await
+        .expect("cleanup");
 }
 
 async fn concurrent_creates(admin: &Client, params: &ConnectParams) {
@@ -373,7 +401,9 @@ async fn concurrent_creates(admin: &Client, params: &ConnectParams) {
     server::connect(&params.as_user("app_race", "pw-race"), "app_race")
         .await
         .expect("login");
-    server::remove(admin, "app_race").await.expect("cleanup");
+    server::remove(admin, &removal("app_race"))
+        .await
+        .expect("cleanup");
 }
 
 async fn odd_names(admin: &Client, params: &ConnectParams) {
@@ -389,7 +419,7 @@ async fn odd_names(admin: &Client, params: &ConnectParams) {
     )
     .await
     .expect("login");
-    server::remove(admin, "team-a-orders")
+    server::remove(admin, &removal("team-a-orders"))
         .await
         .expect("cleanup");
 
@@ -422,7 +452,170 @@ async fn superuser_admin(pg: &TestServer) {
         .expect("as superuser");
     assert!(!r.steps.contains(&Step::GrantRoleToAdmin), "{:?}", r.steps);
     assert!(r.steps.contains(&Step::CreateRole));
-    server::remove(&admin, "app_su").await.expect("cleanup");
+    server::remove(&admin, &removal("app_su"))
+        .await
+        .expect("cleanup");
+}
+
+async fn comment(admin: &Client, what: &str, name: &str) -> Option<String> {
+    let q = match what {
+        "role" => "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+        _ => "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+    };
+    admin.query_one(q, &[&name]).await.expect(q).get(0)
+}
+
+async fn owner_of(admin: &Client, name: &str) -> String {
+    admin
+        .query_one(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .expect("owner")
+        .get(0)
+}
+
+/// Roles and databases dbclaim did not create (a DBA's, another object's,
+/// another cluster's) are refused, unchanged and never dropped; adoption
+/// marks first and never takes a privileged role; a crash between CREATE
+/// DATABASE and its COMMENT leaves a database that is still recognised.
+async fn never_touches_what_it_did_not_create(
+    pg: &TestServer,
+    admin: &Client,
+    params: &ConnectParams,
+) {
+    let su = server::connect(&pg.superuser(), "postgres")
+        .await
+        .expect("superuser");
+    // CREATE DATABASE cannot share a multi-statement string.
+    for statement in [
+        "CREATE ROLE dba_plain LOGIN PASSWORD 'dba-pw'",
+        "CREATE ROLE dba_super SUPERUSER LOGIN PASSWORD 'dba-pw'",
+        "CREATE DATABASE dba_plain OWNER postgres",
+        "CREATE DATABASE dba_super OWNER postgres",
+    ] {
+        su.batch_execute(statement).await.expect(statement);
+    }
+    for name in ["dba_plain", "dba_super"] {
+        let err = server::sync_database(admin, params, &desired(name, -1, &[]), "tenant-pw", false)
+            .await
+            .expect_err("not ours");
+        assert!(
+            matches!(&err, ServerError::NotOurs(m) if m.contains(&format!("role \"{name}\" exists and is not ours"))),
+            "{err:?}"
+        );
+        let r = server::remove(admin, &removal(name)).await.expect("remove");
+        assert!(!r.database_dropped && !r.role_dropped, "{r:?}");
+        assert_eq!(r.left.len(), 2, "{r:?}");
+        assert!(exists(admin, "role", name).await && exists(admin, "database", name).await);
+        assert_eq!(
+            owner_of(admin, name).await,
+            "postgres",
+            "ownership unchanged"
+        );
+        assert_eq!(comment(admin, "role", name).await, None);
+        server::connect(&params.as_user(name, "dba-pw"), "postgres")
+            .await
+            .expect("the DBA's password still works");
+    }
+    // Adoption: the plain role is marked and gets the database; the
+    // superuser is refused even so.
+    let adopt = |name: &str| Desired {
+        claim: Claim::Adopt,
+        ..desired(name, -1, &[])
+    };
+    let err = server::sync_database(admin, params, &adopt("dba_super"), "tenant-pw", false)
+        .await
+        .expect_err("superuser");
+    assert!(err.to_string().contains("SUPERUSER"), "{err}");
+    server::connect(&params.as_user("dba_super", "dba-pw"), "postgres")
+        .await
+        .expect("superuser's password unchanged");
+    // (An admin without SUPERUSER cannot give a database owned by the
+    // bootstrap superuser away; a DBA hands it over first.)
+    su.batch_execute("ALTER DATABASE dba_plain OWNER TO dbclaim_admin")
+        .await
+        .expect("hand over");
+    let r = server::sync_database(admin, params, &adopt("dba_plain"), "tenant-pw", false)
+        .await
+        .expect("adopted");
+    assert_eq!(r.steps.first(), Some(&Step::MarkRole), "{:?}", r.steps);
+    let at = |step: &Step| r.steps.iter().position(|s| s == step);
+    assert!(
+        at(&Step::MarkDatabase)
+            < at(&Step::SetOwner {
+                from: "dbclaim_admin".into()
+            }),
+        "marked before any change: {:?}",
+        r.steps
+    );
+    assert!(r.password_reset, "adoption takes the Secret's password");
+    assert_eq!(owner_of(admin, "dba_plain").await, "dba_plain");
+    let mark = Some("dbclaim:owner=test/uid-dba_plain".to_string());
+    assert_eq!(comment(admin, "role", "dba_plain").await, mark);
+    assert_eq!(comment(admin, "database", "dba_plain").await, mark);
+
+    // The same name for another object (re-created: another UID) or for
+    // another cluster: refused, and never dropped.
+    for owner in [
+        Identity {
+            cluster: "test".into(),
+            uid: "uid-new".into(),
+        },
+        Identity {
+            cluster: "other".into(),
+            uid: "uid-dba_plain".into(),
+        },
+    ] {
+        let d = Desired {
+            owner,
+            ..desired("dba_plain", -1, &[])
+        };
+        let err = server::sync_database(admin, params, &d, "other-pw", false)
+            .await
+            .expect_err("another owner");
+        assert!(matches!(err, ServerError::NotOurs(_)), "{err:?}");
+        let r = server::remove(admin, &d).await.expect("remove");
+        assert!(!r.database_dropped && !r.role_dropped, "{r:?}");
+    }
+    server::connect(&params.as_user("dba_plain", "tenant-pw"), "dba_plain")
+        .await
+        .expect("password unchanged by the refused ones");
+    let r = server::remove(admin, &removal("dba_plain"))
+        .await
+        .expect("ours");
+    assert!(r.database_dropped && r.role_dropped, "{r:?}");
+
+    // A crash after CREATE DATABASE, before its COMMENT: ours all the same.
+    let d = desired("app_crash", -1, &[]);
+    let v = sql::Verifier::scram("pw-crash");
+    admin
+        .batch_execute(&Step::CreateRole.sql("app_crash", &d.comment(), Some(&v)))
+        .await
+        .expect("role with mark");
+    admin
+        .batch_execute(&sql::grant_role_to_admin("app_crash"))
+        .await
+        .expect("grant");
+    admin
+        .batch_execute(&sql::create_database("app_crash", "app_crash", -1))
+        .await
+        .expect("database without mark");
+    let r = server::sync_database(admin, params, &d, "pw-crash", false)
+        .await
+        .expect("recognised");
+    assert_eq!(r.steps, vec![Step::MarkDatabase, Step::RevokePublicAccess]);
+    assert_eq!(
+        comment(admin, "database", "app_crash").await,
+        Some(d.comment())
+    );
+    server::remove(admin, &removal("app_crash"))
+        .await
+        .expect("cleanup");
+    for statement in ["DROP DATABASE dba_super", "DROP ROLE dba_super"] {
+        su.batch_execute(statement).await.expect(statement);
+    }
 }
 
 async fn connection_errors(pg: &TestServer, pool: &Pool) {

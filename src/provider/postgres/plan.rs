@@ -1,6 +1,8 @@
 //! What to change on the server, decided from what was observed: pure.
 
 use super::sql::{self, Verifier};
+use crate::contract::postgres::OWNER_COMMENT_PREFIX;
+use crate::provider::managed::ownership::{self, Claim, Identity, Verdict};
 
 /// The database a `Database` asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -9,22 +11,99 @@ pub struct Desired {
     pub name: String,
     pub connection_limit: i64,
     pub extensions: Vec<String>,
+    /// Whose role and database these are: the mark written on them.
+    pub owner: Identity,
+    /// Why unmarked ones may be taken (adoption, upgrade evidence).
+    pub claim: Claim,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Desired {
+    /// The `COMMENT ON` text that marks role and database as this object's.
+    pub fn comment(&self) -> String {
+        format!("{OWNER_COMMENT_PREFIX}{}", self.owner.mark())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoleState {
     pub can_login: bool,
     /// The admin holds the role's privileges (member with INHERIT), as it
     /// must to give it a database and to drop that database later.
     pub admin_has_privileges: bool,
+    /// Attributes that forbid adoption (SUPERUSER, CREATEROLE, …).
+    pub privileged: Vec<&'static str>,
+    pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DatabaseState {
     pub connection_limit: i64,
     pub owner: String,
     /// PUBLIC may connect (or create temporary tables): another tenant could.
     pub public_access: bool,
+    pub comment: Option<String>,
+}
+
+/// The mark in a comment, if the comment is a dbclaim mark.
+fn mark(comment: Option<&String>) -> Option<&str> {
+    comment.and_then(|c| c.strip_prefix(OWNER_COMMENT_PREFIX))
+}
+
+/// Whose the existing role and database are (None: absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    pub role: Option<Verdict>,
+    pub database: Option<Verdict>,
+}
+
+impl Ownership {
+    /// The first refusal, if any.
+    pub fn refusal(&self) -> Option<&str> {
+        [&self.role, &self.database]
+            .into_iter()
+            .flatten()
+            .find_map(|v| match v {
+                Verdict::NotOurs(m) => Some(m.as_str()),
+                _ => None,
+            })
+    }
+}
+
+/// Decides about the role and database of `desired.name` as observed. A
+/// database without a mark but owned by our role is ours: CREATE DATABASE
+/// cannot share a transaction with its COMMENT, so a crash between them
+/// leaves exactly that.
+pub fn ownership(desired: &Desired, observed: &Observed) -> Ownership {
+    let name = &desired.name;
+    let how = format!(
+        "to adopt it, set the annotation {} to \"{name}\" on the Database by hand; otherwise choose another databaseName",
+        crate::contract::EXTERNAL_NAME_ANNOTATION
+    );
+    let role = observed.role.as_ref().map(|r| {
+        ownership::decide(
+            &desired.owner,
+            &format!("role \"{name}\""),
+            mark(r.comment.as_ref()),
+            desired.claim,
+            &r.privileged,
+            &how,
+        )
+    });
+    let database = observed.database.as_ref().map(|d| {
+        let m = mark(d.comment.as_ref());
+        if m.is_none() && d.owner == *name && role.as_ref().is_some_and(Verdict::is_ours) {
+            return Verdict::Take(Claim::Upgrade);
+        }
+        ownership::decide(
+            &desired.owner,
+            &format!("database \"{name}\""),
+            m,
+            desired.claim,
+            &[],
+            &how,
+        )
+    });
+    Ownership { role, database }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,18 +116,34 @@ pub struct Observed {
 /// One change on the server, in the order [`plan`] lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// With its mark, in one transaction.
     CreateRole,
+    /// Marks an adopted (or upgraded) role, before any other change to it.
+    MarkRole,
     EnableLogin,
     GrantRoleToAdmin,
-    CreateDatabase { connection_limit: i64 },
-    SetOwner { from: String },
-    SetConnectionLimit { from: i64, to: i64 },
+    CreateDatabase {
+        connection_limit: i64,
+    },
+    MarkDatabase,
+    SetOwner {
+        from: String,
+    },
+    SetConnectionLimit {
+        from: i64,
+        to: i64,
+    },
     RevokePublicAccess,
 }
 
 /// The steps that bring the server from `observed` to `desired`; none when
-/// they agree, so a reconcile at rest changes nothing.
-pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Step> {
+/// they agree, so a reconcile at rest changes nothing. Refused (the message)
+/// when role or database exists and is not ours: nothing is changed then.
+pub fn plan(desired: &Desired, observed: &Observed) -> Result<Vec<Step>, String> {
+    let owned = ownership(desired, observed);
+    if let Some(why) = owned.refusal() {
+        return Err(why.to_string());
+    }
     let mut steps = Vec::new();
     match &observed.role {
         None => {
@@ -58,6 +153,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Step> {
             }
         }
         Some(role) => {
+            if matches!(owned.role, Some(Verdict::Take(_))) {
+                steps.push(Step::MarkRole);
+            }
             if !role.can_login {
                 steps.push(Step::EnableLogin);
             }
@@ -71,9 +169,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Step> {
             steps.push(Step::CreateDatabase {
                 connection_limit: desired.connection_limit,
             });
+            steps.push(Step::MarkDatabase);
             steps.push(Step::RevokePublicAccess);
         }
         Some(db) => {
+            if matches!(owned.database, Some(Verdict::Take(_))) {
+                steps.push(Step::MarkDatabase);
+            }
             if db.owner != desired.name {
                 steps.push(Step::SetOwner {
                     from: db.owner.clone(),
@@ -90,7 +192,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Vec<Step> {
             }
         }
     }
-    steps
+    Ok(steps)
 }
 
 impl Step {
@@ -99,15 +201,24 @@ impl Step {
         matches!(self, Step::CreateRole)
     }
 
-    /// The statement for `name`; `password` is used by [`Step::CreateRole`] only.
-    pub fn sql(&self, name: &str, password: Option<&Verifier>) -> String {
+    /// The statement for `name`, `comment` being its mark; `password` is
+    /// used by [`Step::CreateRole`] only.
+    pub fn sql(&self, name: &str, comment: &str, password: Option<&Verifier>) -> String {
         match self {
-            Step::CreateRole => match password {
-                Some(p) => sql::create_role(name, p),
-                // Never reached: the caller hashes the password for steps
-                // that need it. A role without a password cannot log in.
-                None => format!("CREATE ROLE {} LOGIN", sql::ident(name)),
-            },
+            // One simple query: one implicit transaction, so the role never
+            // exists without its mark.
+            Step::CreateRole => format!(
+                "{}; {}",
+                match password {
+                    Some(p) => sql::create_role(name, p),
+                    // Never reached: the caller hashes the password for steps
+                    // that need it. A role without a password cannot log in.
+                    None => format!("CREATE ROLE {} LOGIN", sql::ident(name)),
+                },
+                sql::comment_on_role(name, comment)
+            ),
+            Step::MarkRole => sql::comment_on_role(name, comment),
+            Step::MarkDatabase => sql::comment_on_database(name, comment),
             Step::EnableLogin => sql::alter_role_login(name),
             Step::GrantRoleToAdmin => sql::grant_role_to_admin(name),
             Step::CreateDatabase { connection_limit } => {
@@ -123,6 +234,8 @@ impl Step {
     pub fn describe(&self, name: &str) -> String {
         match self {
             Step::CreateRole => format!("create role \"{name}\""),
+            Step::MarkRole => format!("mark role \"{name}\" as this Database's"),
+            Step::MarkDatabase => format!("mark database \"{name}\" as this Database's"),
             Step::EnableLogin => format!("allow role \"{name}\" to log in"),
             Step::GrantRoleToAdmin => format!("grant role \"{name}\" to the admin role"),
             Step::CreateDatabase { connection_limit } => {
@@ -195,11 +308,18 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
 
+    const MARK: &str = "dbclaim:owner=c1/u1";
+
     fn desired(limit: i64) -> Desired {
         Desired {
             name: "orders".into(),
             connection_limit: limit,
             extensions: vec![],
+            owner: Identity {
+                cluster: "c1".into(),
+                uid: "u1".into(),
+            },
+            claim: Claim::None,
         }
     }
 
@@ -208,14 +328,21 @@ mod tests {
             role: Some(RoleState {
                 can_login: true,
                 admin_has_privileges: true,
+                privileged: vec![],
+                comment: Some(MARK.into()),
             }),
             database: Some(DatabaseState {
                 connection_limit: limit,
                 owner: "orders".into(),
                 public_access: false,
+                comment: Some(MARK.into()),
             }),
             admin_is_superuser: false,
         }
+    }
+
+    fn plan(d: &Desired, o: &Observed) -> Vec<Step> {
+        super::plan(d, o).expect("ours")
     }
 
     #[test]
@@ -229,14 +356,24 @@ mod tests {
                 Step::CreateDatabase {
                     connection_limit: 5
                 },
+                Step::MarkDatabase,
                 Step::RevokePublicAccess
             ]
         );
-        let sql: Vec<String> = steps.iter().map(|s| s.sql("orders", None)).collect();
+        let sql: Vec<String> = steps.iter().map(|s| s.sql("orders", MARK, None)).collect();
+        assert_eq!(
+            sql[0],
+            r#"CREATE ROLE "orders" LOGIN; COMMENT ON ROLE "orders" IS 'dbclaim:owner=c1/u1'"#,
+            "the mark in the same transaction"
+        );
         assert_eq!(sql[1], r#"GRANT "orders" TO CURRENT_USER"#);
         assert_eq!(
             sql[2],
             r#"CREATE DATABASE "orders" OWNER "orders" CONNECTION LIMIT 5"#
+        );
+        assert_eq!(
+            sql[3],
+            r#"COMMENT ON DATABASE "orders" IS 'dbclaim:owner=c1/u1'"#
         );
     }
 
@@ -249,10 +386,9 @@ mod tests {
         assert!(!plan(&desired(-1), &observed).contains(&Step::GrantRoleToAdmin));
         let mut observed = existing(-1);
         observed.admin_is_superuser = true;
-        observed.role = Some(RoleState {
-            can_login: true,
-            admin_has_privileges: false,
-        });
+        if let Some(r) = observed.role.as_mut() {
+            r.admin_has_privileges = false;
+        }
         assert_eq!(plan(&desired(-1), &observed), vec![]);
     }
 
@@ -268,10 +404,10 @@ mod tests {
             vec![Step::SetConnectionLimit { from: -1, to: 10 }]
         );
         let mut observed = existing(10);
-        observed.role = Some(RoleState {
-            can_login: false,
-            admin_has_privileges: false,
-        });
+        if let Some(r) = observed.role.as_mut() {
+            r.can_login = false;
+            r.admin_has_privileges = false;
+        }
         if let Some(db) = observed.database.as_mut() {
             db.public_access = true;
             db.owner = "someone".into();
@@ -294,6 +430,8 @@ mod tests {
         let v = Verifier::scram("pw");
         let all = [
             Step::CreateRole,
+            Step::MarkRole,
+            Step::MarkDatabase,
             Step::EnableLogin,
             Step::GrantRoleToAdmin,
             Step::CreateDatabase {
@@ -306,11 +444,111 @@ mod tests {
         for s in &all {
             assert_eq!(
                 s.needs_password(),
-                s.sql("r", Some(&v)).contains("PASSWORD"),
+                s.sql("r", MARK, Some(&v)).contains("PASSWORD"),
                 "{s:?}"
             );
             assert!(!s.describe("r").contains("SCRAM"));
         }
+    }
+
+    fn refused(d: &Desired, o: &Observed, needle: &str) {
+        match super::plan(d, o) {
+            Err(m) => assert!(
+                m.contains("exists and is not ours") && m.contains(needle),
+                "{needle}: {m}"
+            ),
+            Ok(steps) => panic!("{needle}: planned {steps:?}"),
+        }
+    }
+
+    fn unmarked(privileged: Vec<&'static str>) -> Observed {
+        let mut o = existing(-1);
+        if let Some(r) = o.role.as_mut() {
+            r.comment = None;
+            r.privileged = privileged;
+        }
+        if let Some(d) = o.database.as_mut() {
+            d.comment = None;
+            d.owner = "dba".into();
+        }
+        o
+    }
+
+    #[test]
+    fn what_is_not_ours_is_never_changed() {
+        let d = desired(-1);
+        // A DBA's role and database of the computed name.
+        refused(
+            &d,
+            &unmarked(vec![]),
+            "role \"orders\" exists and is not ours: dbclaim did not create it; to adopt it, set the annotation dbclaim.io/external-name",
+        );
+        // Only the database (no role): refused too.
+        let mut db_only = unmarked(vec![]);
+        db_only.role = None;
+        refused(&d, &db_only, "database \"orders\"");
+        // Marked by another object of this cluster, or by another cluster.
+        for (comment, needle) in [
+            ("dbclaim:owner=c1/u0", "UID u0"),
+            ("dbclaim:owner=c2/u1", "another cluster"),
+        ] {
+            let mut o = existing(-1);
+            if let Some(r) = o.role.as_mut() {
+                r.comment = Some(comment.into());
+            }
+            refused(&d, &o, needle);
+        }
+        // A comment that is no mark is no mark.
+        let mut o = unmarked(vec![]);
+        if let Some(r) = o.role.as_mut() {
+            r.comment = Some("reporting, ask the DBA team".into());
+        }
+        refused(&d, &o, "did not create");
+    }
+
+    #[test]
+    fn adoption_marks_first_and_never_takes_a_privileged_role() {
+        let d = Desired {
+            claim: Claim::Adopt,
+            ..desired(-1)
+        };
+        assert_eq!(
+            plan(&d, &unmarked(vec![])),
+            vec![
+                Step::MarkRole,
+                Step::MarkDatabase,
+                Step::SetOwner { from: "dba".into() }
+            ]
+        );
+        for attr in ["SUPERUSER", "CREATEROLE", "REPLICATION", "BYPASSRLS"] {
+            refused(&d, &unmarked(vec![attr]), attr);
+        }
+        // Upgrade evidence marks an old role; its database follows it.
+        let d = Desired {
+            claim: Claim::Upgrade,
+            ..desired(-1)
+        };
+        let mut old = unmarked(vec![]);
+        if let Some(db) = old.database.as_mut() {
+            db.owner = "orders".into();
+        }
+        assert_eq!(plan(&d, &old), vec![Step::MarkRole, Step::MarkDatabase]);
+        refused(&d, &unmarked(vec!["SUPERUSER"]), "SUPERUSER");
+    }
+
+    #[test]
+    fn a_database_created_before_its_mark_is_ours() {
+        // A crash between CREATE DATABASE and COMMENT ON DATABASE.
+        let mut o = existing(-1);
+        if let Some(db) = o.database.as_mut() {
+            db.comment = None;
+        }
+        assert_eq!(plan(&desired(-1), &o), vec![Step::MarkDatabase]);
+        // Owned by someone else and unmarked: not ours.
+        if let Some(db) = o.database.as_mut() {
+            db.owner = "dba".into();
+        }
+        refused(&desired(-1), &o, "database \"orders\"");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::plan::{self, DatabaseState, Desired, Observed, RoleState, Step};
 use super::sql::{self, Verifier};
 use super::tls::MakeRustls;
 use crate::api::postgres::SslMode;
+use crate::provider::managed::ownership::{Claim, Verdict};
 
 /// Limit for one TCP connect attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,6 +93,9 @@ pub enum ServerError {
     },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    /// Role or database exists and is not this Database's: left alone.
+    #[error("{0}")]
+    NotOurs(String),
     #[error("failed to {action}: {detail}")]
     Query {
         action: String,
@@ -115,6 +119,7 @@ impl ServerError {
             ServerError::Query {
                 connection_lost, ..
             } => *connection_lost,
+            ServerError::NotOurs(_) => false,
             _ => true,
         }
     }
@@ -298,6 +303,16 @@ pub async fn observe(admin: &Client, name: &str) -> Result<Observed, ServerError
         .map(|r| RoleState {
             can_login: r.get(0),
             admin_has_privileges: r.get(1),
+            privileged: [
+                (r.get::<_, bool>(2), "SUPERUSER"),
+                (r.get(3), "CREATEROLE"),
+                (r.get(4), "REPLICATION"),
+                (r.get(5), "BYPASSRLS"),
+            ]
+            .into_iter()
+            .filter_map(|(has, name)| has.then_some(name))
+            .collect(),
+            comment: r.get(6),
         });
     let database = admin
         .query_opt(sql::query::DATABASE, &[&name])
@@ -307,6 +322,7 @@ pub async fn observe(admin: &Client, name: &str) -> Result<Observed, ServerError
             connection_limit: r.get(0),
             owner: r.get(1),
             public_access: r.get(2),
+            comment: r.get(3),
         });
     Ok(Observed {
         role,
@@ -354,14 +370,15 @@ pub async fn sync_database(
     'plan: loop {
         attempts += 1;
         let observed = observe(admin, name).await?;
-        let steps = plan::plan(desired, &observed);
+        let steps = plan::plan(desired, &observed).map_err(ServerError::NotOurs)?;
         let verifier = steps
             .iter()
             .any(Step::needs_password)
             .then(|| Verifier::scram(password));
+        let comment = desired.comment();
         for step in steps {
             match admin
-                .batch_execute(&step.sql(name, verifier.as_ref()))
+                .batch_execute(&step.sql(name, &comment, verifier.as_ref()))
                 .await
             {
                 Ok(()) => {
@@ -457,13 +474,36 @@ pub struct RemoveReport {
     pub sessions_terminated: i64,
     pub database_dropped: bool,
     pub role_dropped: bool,
+    /// Why what exists was left: it is not this Database's.
+    pub left: Vec<String>,
 }
 
-/// Drops database and role `name`, ending its sessions first. Idempotent.
-pub async fn remove(admin: &Client, name: &str) -> Result<RemoveReport, ServerError> {
+/// Drops database and role `desired.name` if they are ours (marked for
+/// `desired.owner`; a database owned by our role counts), ending the
+/// database's sessions first. Idempotent. Never adopts: `desired.claim` is
+/// ignored.
+pub async fn remove(admin: &Client, desired: &Desired) -> Result<RemoveReport, ServerError> {
+    let name = desired.name.as_str();
     let observed = observe(admin, name).await?;
+    let owned = plan::ownership(
+        &Desired {
+            claim: Claim::None,
+            ..desired.clone()
+        },
+        &observed,
+    );
     let mut report = RemoveReport::default();
-    if observed.database.is_some() {
+    let ours = |v: &Option<Verdict>, report: &mut RemoveReport| match v {
+        Some(Verdict::NotOurs(why)) => {
+            report.left.push(why.clone());
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
+    let drop_database = ours(&owned.database, &mut report);
+    let drop_role = ours(&owned.role, &mut report);
+    if drop_database {
         // The admin may end the role's sessions only with the role's privileges.
         if let Some(role) = &observed.role
             && !role.admin_has_privileges
@@ -489,7 +529,7 @@ pub async fn remove(admin: &Client, name: &str) -> Result<RemoveReport, ServerEr
             .map_err(|e| ServerError::query(format!("drop database \"{name}\""), &e))?;
         report.database_dropped = true;
     }
-    if observed.role.is_some() {
+    if drop_role {
         admin
             .batch_execute(&sql::drop_role(name))
             .await

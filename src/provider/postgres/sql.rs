@@ -49,6 +49,19 @@ pub fn create_role(role: &str, password: &Verifier) -> String {
     )
 }
 
+/// The ownership mark on a role; run in the same transaction as its CREATE.
+pub fn comment_on_role(role: &str, comment: &str) -> String {
+    format!("COMMENT ON ROLE {} IS {}", ident(role), literal(comment))
+}
+
+pub fn comment_on_database(database: &str, comment: &str) -> String {
+    format!(
+        "COMMENT ON DATABASE {} IS {}",
+        ident(database),
+        literal(comment)
+    )
+}
+
 pub fn alter_role_password(role: &str, password: &Verifier) -> String {
     format!(
         "ALTER ROLE {} PASSWORD {}",
@@ -117,16 +130,20 @@ pub fn drop_role(role: &str) -> String {
 
 /// Queries with bind parameters (`$1` = a role or database name).
 pub mod query {
-    /// One row if the role exists: can it log in, and do the admin's
-    /// privileges include its own (needed to own and drop its database)?
-    pub const ROLE: &str = "SELECT r.rolcanlogin, pg_has_role(current_user, r.oid, 'USAGE') \
+    /// One row if the role exists: can it log in, do the admin's
+    /// privileges include its own (needed to own and drop its database),
+    /// the attributes that forbid adoption, and its comment (the mark).
+    pub const ROLE: &str = "SELECT r.rolcanlogin, pg_has_role(current_user, r.oid, 'USAGE'), \
+         r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls, \
+         pg_catalog.shobj_description(r.oid, 'pg_authid') \
          FROM pg_catalog.pg_roles r WHERE r.rolname = $1";
 
     /// One row if the database exists: its connection limit, its owner, and
     /// whether PUBLIC may connect to it.
     pub const DATABASE: &str = "SELECT d.datconnlimit::int8, pg_catalog.pg_get_userbyid(d.datdba)::text, \
          EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) a \
-                 WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')) \
+                 WHERE a.grantee = 0 AND a.privilege_type IN ('CONNECT', 'TEMPORARY')), \
+         pg_catalog.shobj_description(d.oid, 'pg_database') \
          FROM pg_catalog.pg_database d WHERE d.datname = $1";
 
     /// The admin role's own attributes: superuser, createrole, createdb.
@@ -211,6 +228,14 @@ mod tests {
             r#"DROP DATABASE IF EXISTS "o" WITH (FORCE)"#
         );
         assert_eq!(drop_role("o"), r#"DROP ROLE IF EXISTS "o""#);
+        assert_eq!(
+            comment_on_role("o", "dbclaim:owner=c/u'x"),
+            r#"COMMENT ON ROLE "o" IS 'dbclaim:owner=c/u''x'"#
+        );
+        assert_eq!(
+            comment_on_database("o", "m"),
+            r#"COMMENT ON DATABASE "o" IS 'm'"#
+        );
     }
 
     #[test]
