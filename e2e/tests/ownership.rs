@@ -1,0 +1,687 @@
+//! "Never touches what it did not create", end to end: a DBA's roles and
+//! databases are refused, unchanged and never dropped, and adopted only by a
+//! person's annotation (never a SUPERUSER role); two operators with
+//! different cluster identities (two API servers) sharing one moto and one
+//! PostgreSQL never modify, re-password or delete each other's objects.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::claims::{
+    claim_yaml, condition, delete_claim_and_wait, psql, secret_data, setup_shared_postgres,
+    wait_condition, wait_ready,
+};
+use crate::support::faultproxy::FaultProxy;
+use crate::support::operator::OPERATOR_NAMESPACE;
+use crate::support::{
+    self, Moto, Operator, Postgres, TestNamespace, kubectl_ok, parse_exports, unique_name, wait_for,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs `sql` as the bootstrap superuser (unix socket, trust): the DBA.
+async fn as_dba(pg: &Postgres, sql: &str) -> Vec<Option<String>> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host={} user=postgres dbname=postgres", pg.socket_dir),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("superuser connect: {e}"));
+    tokio::spawn(conn);
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn uri(pg: &Postgres, user: &str, password: &str, db: &str) -> String {
+    format!(
+        "postgresql://{}:{}@{}:{}/{}?sslmode=disable",
+        urlencode(user),
+        urlencode(password),
+        pg.host,
+        pg.port,
+        urlencode(db)
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// (comment of the role, owner and comment of the database) named `name`.
+async fn server_state(
+    pg: &Postgres,
+    name: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let lit = name.replace('\'', "''");
+    let role = as_dba(
+        pg,
+        &format!(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = '{lit}'"
+        ),
+    )
+    .await;
+    let owner = as_dba(
+        pg,
+        &format!("SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = '{lit}'"),
+    )
+    .await;
+    let db = as_dba(
+        pg,
+        &format!(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{lit}'"
+        ),
+    )
+    .await;
+    (
+        role.into_iter().next().flatten(),
+        owner.into_iter().next().flatten(),
+        db.into_iter().next().flatten(),
+    )
+}
+
+/// The claim's Synced=False message once it contains `needle`.
+async fn wait_claim_message(ns: &str, claim: &str, needle: &str) -> String {
+    let message = std::cell::RefCell::new(String::new());
+    wait_for(
+        TIMEOUT,
+        &format!("claim {ns}/{claim} to say {needle:?}"),
+        || async {
+            let c = wait_condition(ns, claim, "Synced", "False", None).await;
+            let m = condition(&c, "Synced").map(|c| c.2).unwrap_or_default();
+            let hit = m.contains(needle);
+            *message.borrow_mut() = m;
+            hit
+        },
+    )
+    .await;
+    message.into_inner()
+}
+
+/// The composed Database of claim `ns/name`.
+fn composed_database(ns: &str, name: &str) -> String {
+    let out = kubectl_ok([
+        "get",
+        "databases.postgres.dbclaim.io",
+        "-l",
+        &format!("dbclaim.io/claim-name={name},dbclaim.io/claim-namespace={ns}"),
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    assert!(!out.trim().is_empty(), "no Database for claim {ns}/{name}");
+    out.trim().to_string()
+}
+
+#[tokio::test]
+async fn a_dbas_roles_are_refused_unchanged_and_adopted_only_by_annotation() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start_with(&["--cluster-id", "e2e-ownership"]);
+    let ns = TestNamespace::new("own");
+    let ns = ns.name();
+    // The shipped composition names role and database `<ns>_<claim>`.
+    let plain = format!("{ns}_plain");
+    let superuser = format!("{ns}_super");
+    for (role, attrs) in [(&plain, ""), (&superuser, " SUPERUSER")] {
+        as_dba(
+            &pg,
+            &format!("CREATE ROLE \"{role}\" LOGIN{attrs} PASSWORD 'dba-pw'"),
+        )
+        .await;
+        as_dba(&pg, &format!("CREATE DATABASE \"{role}\" OWNER \"{role}\"")).await;
+    }
+    let before_plain = server_state(&pg, &plain).await;
+    assert_eq!(before_plain, (None, Some(plain.clone()), None));
+
+    for claim in ["plain", "super"] {
+        support::kubectl_apply(&claim_yaml(ns, claim, ""));
+    }
+    for (claim, role) in [("plain", &plain), ("super", &superuser)] {
+        let needle = format!("role \"{role}\" exists and is not ours");
+        let message = wait_claim_message(ns, claim, &needle).await;
+        eprintln!("{claim}: {message}");
+        let c = crate::claims::get_claim(ns, claim).await;
+        let ready = c.as_ref().and_then(|c| condition(c, "Ready")).map(|c| c.0);
+        assert_ne!(ready.as_deref(), Some("True"));
+        let db = composed_database(ns, claim);
+        let reason = kubectl_ok([
+            "get",
+            "databases.postgres.dbclaim.io",
+            &db,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Synced')].reason}",
+        ]);
+        assert_eq!(reason, "ReconcileError");
+    }
+    for role in [&plain, &superuser] {
+        psql(&uri(&pg, role, "dba-pw", "postgres"), "SELECT 1")
+            .unwrap_or_else(|e| panic!("{role}: the DBA's password no longer works: {e}"));
+        assert_eq!(
+            server_state(&pg, role).await,
+            (None, Some(role.clone()), None)
+        );
+    }
+
+    // Deleting the claims drops nothing.
+    for claim in ["plain", "super"] {
+        delete_claim_and_wait(ns, claim).await;
+    }
+    wait_for(TIMEOUT, "the composed Databases to be gone", || async {
+        kubectl_ok([
+            "get",
+            "databases.postgres.dbclaim.io",
+            "-l",
+            &format!("dbclaim.io/claim-namespace={ns}"),
+            "-o",
+            "name",
+        ])
+        .trim()
+        .is_empty()
+    })
+    .await;
+    for role in [&plain, &superuser] {
+        assert_eq!(
+            server_state(&pg, role).await,
+            (None, Some(role.clone()), None),
+            "{role} dropped or changed"
+        );
+        psql(&uri(&pg, role, "dba-pw", "postgres"), "SELECT 1")
+            .unwrap_or_else(|e| panic!("{role}: {e}"));
+    }
+
+    // A person adopts them with dbclaim.io/external-name on the Database:
+    // the plain role is taken (marked, the claim's password), the
+    // SUPERUSER one refused even so.
+    for claim in ["plain", "super"] {
+        support::kubectl_apply(&claim_yaml(ns, claim, ""));
+    }
+    for (claim, role) in [("plain", &plain), ("super", &superuser)] {
+        wait_condition(ns, claim, "Synced", "False", None).await;
+        let db = composed_database(ns, claim);
+        kubectl_ok([
+            "annotate",
+            "databases.postgres.dbclaim.io",
+            &db,
+            &format!("dbclaim.io/external-name={role}"),
+        ]);
+    }
+    wait_ready(ns, "plain").await;
+    let db = composed_database(ns, "plain");
+    let uid = kubectl_ok([
+        "get",
+        "databases.postgres.dbclaim.io",
+        &db,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let mark = format!("dbclaim:owner=e2e-ownership/{uid}");
+    assert_eq!(
+        server_state(&pg, &plain).await,
+        (Some(mark.clone()), Some(plain.clone()), Some(mark))
+    );
+    let data = secret_data(ns, "plain-connection")
+        .await
+        .unwrap_or_else(|| panic!("no connection Secret"));
+    psql(&data["uri"], "SELECT 1").unwrap_or_else(|e| panic!("adopted role: {e}"));
+
+    // The annotation wakes the Database: its next pass names the attribute.
+    let message = wait_claim_message(ns, "super", "SUPERUSER").await;
+    assert!(
+        message.contains("SUPERUSER") && message.contains("never takes over"),
+        "{message}"
+    );
+    psql(&uri(&pg, &superuser, "dba-pw", "postgres"), "SELECT 1")
+        .unwrap_or_else(|e| panic!("superuser's password changed: {e}"));
+    assert_eq!(
+        server_state(&pg, &superuser).await,
+        (None, Some(superuser.clone()), None)
+    );
+
+    // The adopted one is ours now and goes with its claim; the other stays.
+    for claim in ["plain", "super"] {
+        delete_claim_and_wait(ns, claim).await;
+    }
+    wait_for(TIMEOUT, "the adopted role to be dropped", || async {
+        server_state(&pg, &plain).await == (None, None, None)
+    })
+    .await;
+    assert_eq!(
+        server_state(&pg, &superuser).await,
+        (None, Some(superuser.clone()), None)
+    );
+}
+
+/// A second control plane (its own etcd and API server), stopped on drop.
+struct Plane {
+    state: PathBuf,
+    kubeconfig: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Plane {
+    fn up() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("dbclaim-e2e-plane-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = tmp.path().join("cluster");
+        let out = Command::new(support::e2e_script("cluster"))
+            .arg("up")
+            .arg("--state")
+            .arg(&state)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run e2e/cluster: {e}"));
+        assert!(
+            out.status.success(),
+            "second plane: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubeconfig = parse_exports(&String::from_utf8_lossy(&out.stdout))
+            .remove("KUBECONFIG")
+            .unwrap_or_else(|| panic!("e2e/cluster printed no KUBECONFIG"));
+        Self {
+            state,
+            kubeconfig,
+            _tmp: tmp,
+        }
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("kubectl: {e}"));
+        if let Some(mut pipe) = child.stdin.take() {
+            let _ = pipe.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} on the second plane: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) {
+        self.kubectl(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=dbclaim-e2e",
+                "-f",
+                "-",
+            ],
+            yaml,
+        );
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        let _ = Command::new(support::e2e_script("cluster"))
+            .arg("down")
+            .arg("--state")
+            .arg(&self.state)
+            .output();
+    }
+}
+
+/// One cluster's view: how to run kubectl there.
+enum Cluster<'a> {
+    Main,
+    Other(&'a Plane),
+}
+
+impl Cluster<'_> {
+    fn kubectl(&self, args: &[&str]) -> String {
+        match self {
+            Cluster::Main => kubectl_ok(args),
+            Cluster::Other(p) => p.kubectl(args, ""),
+        }
+    }
+
+    fn apply(&self, yaml: &str) {
+        match self {
+            Cluster::Main => {
+                support::kubectl_apply(yaml);
+            }
+            Cluster::Other(p) => p.apply(yaml),
+        }
+    }
+
+    fn jsonpath(&self, kind: &str, name: &str, path: &str) -> String {
+        self.kubectl(&["get", kind, name, "-o", &format!("jsonpath={path}")])
+    }
+
+    async fn wait_synced(&self, kind: &str, name: &str, status: &str) -> String {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let s = self.jsonpath(
+                kind,
+                name,
+                "{.status.conditions[?(@.type=='Synced')].status}",
+            );
+            let ready = self.jsonpath(
+                kind,
+                name,
+                "{.status.conditions[?(@.type=='Ready')].status}",
+            );
+            if s == status && (status == "False" || ready == "True") {
+                return self.jsonpath(
+                    kind,
+                    name,
+                    "{.status.conditions[?(@.type=='Synced')].message}",
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} {name}: Synced={s} Ready={ready}, waiting for Synced={status}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn wait_gone(&self, kind: &str, name: &str) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !self
+            .kubectl(&["get", kind, "--ignore-not-found", "-o", "name", name])
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} {name} not gone"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// The config objects of one cluster: PostgreSQL and AWS ProviderConfigs.
+fn configs(pg: &Postgres, aws_endpoint: &str, pc: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata: {{name: {OPERATOR_NAMESPACE}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: {pc}-pg, namespace: {OPERATOR_NAMESPACE}}}
+stringData: {{username: "{}", password: "{}"}}
+---
+apiVersion: postgres.dbclaim.io/v1alpha1
+kind: ProviderConfig
+metadata: {{name: {pc}}}
+spec:
+  host: "{}"
+  port: {}
+  sslMode: disable
+  credentialsSecretRef: {{namespace: {OPERATOR_NAMESPACE}, name: {pc}-pg}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: {pc}-aws, namespace: {OPERATOR_NAMESPACE}}}
+stringData:
+  credentials: |
+    [default]
+    aws_access_key_id = AKIAE2EDBCLAIMOWNER1
+    aws_secret_access_key = e2e-owner-secret
+---
+apiVersion: aws.dbclaim.io/v1alpha1
+kind: ProviderConfig
+metadata: {{name: {pc}}}
+spec:
+  credentials:
+    source: Secret
+    secretRef: {{namespace: {OPERATOR_NAMESPACE}, name: {pc}-aws, key: credentials}}
+  region: us-east-1
+  endpoint: "{aws_endpoint}"
+"#,
+        pg.admin_user, pg.admin_password, pg.host, pg.port
+    )
+}
+
+/// The managed resources `team-a/orders-db` composes, under the same names
+/// in both clusters (`<name>-instance`, `<name>-database`).
+fn objects(name: &str, pc: &str, database: &str) -> String {
+    format!(
+        r#"apiVersion: aws.dbclaim.io/v1alpha1
+kind: RDSInstance
+metadata: {{name: {name}-instance}}
+spec:
+  providerConfigRef: {{name: {pc}}}
+  forProvider:
+    dbInstanceClass: db.t3.micro
+    engine: postgres
+    engineVersion: "16"
+    allocatedStorage: 20
+    dbName: orders
+---
+apiVersion: postgres.dbclaim.io/v1alpha1
+kind: Database
+metadata: {{name: {name}-database}}
+spec:
+  providerConfigRef: {{name: {pc}}}
+  forProvider: {{databaseName: "{database}"}}
+"#
+    )
+}
+
+fn crds_on(plane: &Plane) {
+    let dir = support::repo_root().join("crds");
+    let dir = dir.to_str().unwrap_or_default();
+    plane.kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=dbclaim-e2e",
+            "-f",
+            dir,
+        ],
+        "",
+    );
+    plane.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            dir,
+        ],
+        "",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_on_one_account_and_server_never_touch_each_others() {
+    let _lock = support::exclusive().await;
+    support::apply_crds();
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    // Cluster B reaches moto through a recording proxy: what B sends is seen.
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    let plane = Plane::up();
+    crds_on(&plane);
+    let (a, b) = (Cluster::Main, Cluster::Other(&plane));
+    let pc = unique_name("own-pc");
+    a.apply(&configs(&pg, &moto.endpoint, &pc));
+    b.apply(&configs(&pg, &proxy.endpoint, &pc));
+    let _op_a = Operator::start_with(&["--cluster-id", "cluster-a"]);
+    let _op_b = Operator::start_with_env(
+        &["--cluster-id", "cluster-b"],
+        &[("KUBECONFIG", plane.kubeconfig.as_str())],
+    );
+
+    // `team-a/orders-db` in cluster A first: created and marked for A.
+    let name = unique_name("team-a-orders-db");
+    let database = format!("team-a_{}", name.replace('-', "_"));
+    let (instance, db) = (format!("{name}-instance"), format!("{name}-database"));
+    const RDS: &str = "rdsinstances.aws.dbclaim.io";
+    const PGDB: &str = "databases.postgres.dbclaim.io";
+    let both = [(RDS, instance.as_str()), (PGDB, db.as_str())];
+    a.apply(&objects(&name, &pc, &database));
+    for (kind, obj) in both {
+        a.wait_synced(kind, obj, "True").await;
+    }
+    let rds_mark = format!(
+        "cluster-a/{}",
+        a.jsonpath(RDS, &instance, "{.metadata.uid}")
+    );
+    let pg_mark = format!(
+        "dbclaim:owner=cluster-a/{}",
+        a.jsonpath(PGDB, &db, "{.metadata.uid}")
+    );
+    // A's connection Secrets, as their password (decoded).
+    let password = |c: &Cluster, secret: &str| {
+        c.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            OPERATOR_NAMESPACE,
+            secret,
+            "-o",
+            "go-template={{.data.password | base64decode}}",
+        ])
+    };
+    let (rds_password, pg_password) = (password(&a, &instance), password(&a, &db));
+    let id = a.jsonpath(
+        RDS,
+        &instance,
+        "{.metadata.annotations.dbclaim\\.io/external-name}",
+    );
+    assert_eq!(
+        tags_of(&moto.endpoint, &id).await.get("dbclaim.io/owner"),
+        Some(&rds_mark)
+    );
+    let pg_state = (
+        Some(pg_mark.clone()),
+        Some(database.clone()),
+        Some(pg_mark.clone()),
+    );
+    assert_eq!(server_state(&pg, &database).await, pg_state);
+
+    // The same names in cluster B: both refused, nothing sent.
+    b.apply(&objects(&name, &pc, &database));
+    for (kind, obj, what) in [
+        (RDS, &instance, format!("DB instance \"{id}\"")),
+        (PGDB, &db, format!("role \"{database}\"")),
+    ] {
+        let message = b.wait_synced(kind, obj, "False").await;
+        assert!(
+            message.contains(&format!("{what} exists and is not ours"))
+                && message.contains("another cluster (\"cluster-a\")"),
+            "{kind}: {message}"
+        );
+        assert_eq!(
+            b.jsonpath(
+                kind,
+                obj,
+                "{.status.conditions[?(@.type=='Synced')].reason}"
+            ),
+            "ReconcileError"
+        );
+    }
+    let sent = || {
+        [
+            "CreateDBInstance",
+            "ModifyDBInstance",
+            "AddTagsToResource",
+            "RemoveTagsFromResource",
+            "DeleteDBInstance",
+        ]
+        .into_iter()
+        .filter(|action| !proxy.requests(action, None).is_empty())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(sent(), Vec::<&str>::new(), "cluster B changed A's instance");
+
+    // Deleting B's objects deletes nothing of A's.
+    b.kubectl(&["delete", RDS, &instance, "--wait=false"]);
+    b.kubectl(&["delete", PGDB, &db, "--wait=false"]);
+    for (kind, obj) in both {
+        b.wait_gone(kind, obj).await;
+    }
+    assert_eq!(sent(), Vec::<&str>::new(), "cluster B changed A's instance");
+    assert_eq!(
+        tags_of(&moto.endpoint, &id).await.get("dbclaim.io/owner"),
+        Some(&rds_mark),
+        "A's instance is still there, still A's"
+    );
+    assert_eq!(server_state(&pg, &database).await, pg_state);
+    psql(&uri(&pg, &database, &pg_password, &database), "SELECT 1")
+        .unwrap_or_else(|e| panic!("A's password no longer works: {e}"));
+    assert_eq!(password(&a, &instance), rds_password);
+    assert_eq!(password(&a, &db), pg_password);
+    for (kind, obj) in both {
+        a.wait_synced(kind, obj, "True").await;
+    }
+
+    // A deletes its own.
+    a.kubectl(&["delete", RDS, &instance, "--wait=false"]);
+    a.kubectl(&["delete", PGDB, &db, "--wait=false"]);
+    for (kind, obj) in both {
+        a.wait_gone(kind, obj).await;
+    }
+    assert_eq!(server_state(&pg, &database).await, (None, None, None));
+}
+
+/// The tags of instance `id`, straight from moto.
+async fn tags_of(endpoint: &str, id: &str) -> std::collections::BTreeMap<String, String> {
+    use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region};
+    let conf = aws_sdk_rds::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIAE2EDBCLAIMOWNER1",
+            "e2e-owner-secret",
+            None,
+            None,
+            "e2e",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(dbclaim::provider::aws::rds::http_client())
+        .build();
+    let rds = aws_sdk_rds::Client::from_conf(conf);
+    let out = rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("describe {id}: {e:?}"));
+    let arn = out
+        .db_instances()
+        .first()
+        .and_then(|d| d.db_instance_arn())
+        .unwrap_or_else(|| panic!("{id} has no ARN"))
+        .to_string();
+    rds.list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("tags of {id}: {e:?}"))
+        .tag_list()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
