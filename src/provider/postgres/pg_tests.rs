@@ -138,6 +138,16 @@ async fn sql_layer_against_real_postgres() {
     let again = pool.admin("default", &params).await.expect("cached");
     assert!(Arc::ptr_eq(&admin, &again));
 
+    // Every session carries server-side limits (audit L7).
+    for (setting, value) in [("lock_timeout", "10s"), ("statement_timeout", "1min")] {
+        let v: String = admin
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .expect(setting)
+            .get(0);
+        assert_eq!(v, value, "{setting}");
+    }
+
     let privileges = server::admin_privileges(&admin).await.expect("privileges");
     assert!(!privileges.superuser && privileges.create_role && privileges.create_db);
     assert_eq!(privileges.missing(&params.user), None);
@@ -254,6 +264,16 @@ async fn extensions(admin: &Client, params: &ConnectParams) {
     let tenant = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
         .await
         .expect("tenant");
+    // Installed as the database's owner, not as the admin (audit M6).
+    let owner: String = tenant
+        .query_one(
+            "SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'citext'",
+            &[],
+        )
+        .await
+        .expect("extowner")
+        .get(0);
+    assert_eq!(owner, "app_one");
     tenant
         .query_one(
             "SELECT encode(digest('x', 'sha256'), 'hex'), 'A'::citext = 'a'",

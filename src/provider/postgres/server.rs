@@ -20,6 +20,10 @@ use crate::provider::managed::ownership::{Claim, Verdict};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Limit for connect + TLS + authentication.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server-side limits of every session (audit L7): a statement waiting on a
+/// lock gives up after `lock_timeout` instead of holding the shared admin
+/// connection, and none outlives the provider's own 120 s limit.
+const SESSION_OPTIONS: &str = "-c statement_timeout=60s -c lock_timeout=10s";
 
 /// Where and as whom to connect.
 #[derive(Clone, PartialEq, Eq)]
@@ -155,6 +159,7 @@ pub async fn connect(params: &ConnectParams, dbname: &str) -> Result<Client, Ser
         .password(&params.password)
         .dbname(dbname)
         .application_name("dbclaim")
+        .options(SESSION_OPTIONS)
         .connect_timeout(CONNECT_TIMEOUT)
         .ssl_mode(match params.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -421,7 +426,7 @@ pub async fn sync_database(
         let db = connect(params, name).await?;
         let installed = installed_extensions(&db, name).await?;
         for ext in plan::missing_extensions(&desired.extensions, &installed) {
-            db.batch_execute(&sql::create_extension(&ext))
+            db.batch_execute(&sql::create_extension(&ext, name))
                 .await
                 .map_err(|e| {
                     ServerError::query(

@@ -114,9 +114,18 @@ pub fn revoke_connect_from_public(database: &str) -> String {
     )
 }
 
-/// Runs inside the database the extension is for.
-pub fn create_extension(extension: &str) -> String {
-    format!("CREATE EXTENSION IF NOT EXISTS {}", ident(extension))
+/// Runs inside the database the extension is for, as its owner `owner`
+/// rather than as the admin (audit M6): the tenant owns the database and
+/// its `public` schema and may have planted objects there, which an
+/// extension script run with the admin's privileges could pick up. As the
+/// owner, only trusted extensions install, with no more than the tenant's
+/// own rights. One simple query: the role is reset even if it fails.
+pub fn create_extension(extension: &str, owner: &str) -> String {
+    format!(
+        "SET LOCAL ROLE {}; CREATE EXTENSION IF NOT EXISTS {}",
+        ident(owner),
+        ident(extension)
+    )
 }
 
 /// Ends the database's other sessions first (PostgreSQL 13+).
@@ -220,8 +229,8 @@ mod tests {
             r#"REVOKE CONNECT, TEMPORARY ON DATABASE "o" FROM PUBLIC"#
         );
         assert_eq!(
-            create_extension("uuid-ossp"),
-            r#"CREATE EXTENSION IF NOT EXISTS "uuid-ossp""#
+            create_extension("uuid-ossp", "o"),
+            r#"SET LOCAL ROLE "o"; CREATE EXTENSION IF NOT EXISTS "uuid-ossp""#
         );
         assert_eq!(
             drop_database("o"),
