@@ -89,7 +89,7 @@ pub fn pending<M: Managed>(existing: &Secret) -> bool {
 /// stored one, else a new one. A Secret written for another UID (an object
 /// deleted and re-created under the same name) is no password source.
 pub fn password<M: Managed>(obj: &M, existing: Option<&Secret>) -> (String, bool) {
-    let existing = existing.filter(|s| same_uid(*s, obj));
+    let existing = existing.filter(|s| same_uid(s, obj));
     let stored = existing.and_then(|s| value(s, "password"));
     let reset_due = stored.is_none() || existing.is_some_and(pending::<M>);
     (stored.unwrap_or_else(password::generate), reset_due)
