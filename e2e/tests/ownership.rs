@@ -23,7 +23,10 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 /// Runs `sql` as the bootstrap superuser (unix socket, trust): the DBA.
 async fn as_dba(pg: &Postgres, sql: &str) -> Vec<Option<String>> {
     let (client, conn) = tokio_postgres::connect(
-        &format!("host={} user=postgres dbname=postgres", pg.socket_dir),
+        &format!(
+            "host={} port={} user=postgres dbname=postgres",
+            pg.socket_dir, pg.port
+        ),
         tokio_postgres::NoTls,
     )
     .await
