@@ -34,8 +34,10 @@ pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
 /// `"true"` on a claim: a `compositionRef` move may delete the composed
 /// objects the new composition does not produce (refused otherwise).
 pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "dbclaim.io/allow-replacement";
-/// The external name of a managed resource (the DB instance identifier):
-/// set before the first create; setting it on a new object adopts.
+/// The external name of a managed resource (the DB instance identifier;
+/// for a Database, its databaseName): set before the first create. Set by a
+/// person (not rendered by the claim controller), it adopts an existing
+/// object that carries no other cluster's mark.
 pub const EXTERNAL_NAME_ANNOTATION: &str = "dbclaim.io/external-name";
 /// The RDS tag marking an instance as dbclaim's: `<cluster-id>/<object uid>`
 /// (`provider::managed::ownership`).

@@ -289,6 +289,7 @@ replicaCount: 3
 leaderElection: {{enabled: true, leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 3s}}
 admissionPolicy: {{enabled: true, failurePolicy: Ignore}}
 watchNamespace: team-a
+clusterId: prod-eu-1
 concurrency: 4
 logFormat: text
 logLevel: debug
@@ -579,6 +580,7 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
     let args = strings(&pod["containers"][0]["args"]);
     for want in [
         "--namespace=team-a",
+        "--cluster-id=prod-eu-1",
         "--concurrency=4",
         "--log-format=text",
         "--leader-election-lease-duration=20s",

@@ -688,3 +688,98 @@ async fn tags_of(endpoint: &str, id: &str) -> std::collections::BTreeMap<String,
         .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
         .collect()
 }
+
+/// Upgrade from a dbclaim that wrote no marks: a role whose password in the
+/// Database's own connection Secret logs in gets the mark and stays in use
+/// (same password); a DBA's role next to a Secret with a guessed password
+/// stays refused and unchanged.
+#[tokio::test]
+async fn an_earlier_dbclaims_role_is_marked_a_dbas_is_not() {
+    let _lock = support::exclusive().await;
+    let pg = Postgres::start();
+    setup_shared_postgres(&pg);
+    let _op = Operator::start_with(&["--cluster-id", "e2e-upgrade"]);
+    let main = Cluster::Main;
+    const PGDB: &str = "databases.postgres.dbclaim.io";
+    let old = unique_name("legacy-db");
+    let dba = unique_name("dba-db");
+    let role = |n: &str| n.replace('-', "_");
+    // As the previous release left them: role and database, no comment.
+    for (name, password) in [(&old, "old-pw"), (&dba, "dba-pw")] {
+        let r = role(name);
+        for sql in [
+            format!("CREATE ROLE \"{r}\" LOGIN PASSWORD '{password}'"),
+            format!("GRANT \"{r}\" TO CURRENT_USER"),
+            format!("CREATE DATABASE \"{r}\" OWNER \"{r}\""),
+        ] {
+            crate::claims::admin_query(&pg, &sql).await;
+        }
+    }
+    // Connection Secrets as the previous release wrote them (no UID); the
+    // DBA's one holds a guess.
+    for (name, password) in [(&old, "old-pw"), (&dba, "guessed-pw")] {
+        main.apply(&format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: {name}
+  namespace: {OPERATOR_NAMESPACE}
+  labels: {{postgres.dbclaim.io/database: {name}}}
+  annotations: {{postgres.dbclaim.io/database: {name}}}
+stringData: {{username: "{r}", password: "{password}"}}
+---
+apiVersion: postgres.dbclaim.io/v1alpha1
+kind: Database
+metadata: {{name: {name}}}
+spec:
+  forProvider: {{databaseName: "{r}"}}
+"#,
+            r = role(name)
+        ));
+    }
+    main.wait_synced(PGDB, &old, "True").await;
+    let uid = main.jsonpath(PGDB, &old, "{.metadata.uid}");
+    let mark = format!("dbclaim:owner=e2e-upgrade/{uid}");
+    let r = role(&old);
+    assert_eq!(
+        server_state(&pg, &r).await,
+        (Some(mark.clone()), Some(r.clone()), Some(mark))
+    );
+    psql(&uri(&pg, &r, "old-pw", &r), "SELECT 1")
+        .unwrap_or_else(|e| panic!("the upgraded role's password changed: {e}"));
+    let secret_uid = main.kubectl(&[
+        "get",
+        "secret",
+        "-n",
+        OPERATOR_NAMESPACE,
+        &old,
+        "-o",
+        "jsonpath={.metadata.annotations.dbclaim\\.io/owner-uid}",
+    ]);
+    assert_eq!(secret_uid, uid, "the Secret gets the UID");
+
+    let message = main.wait_synced(PGDB, &dba, "False").await;
+    let d = role(&dba);
+    assert!(
+        message.contains(&format!("role \"{d}\" exists and is not ours")),
+        "{message}"
+    );
+    psql(&uri(&pg, &d, "dba-pw", &d), "SELECT 1")
+        .unwrap_or_else(|e| panic!("the DBA's password changed: {e}"));
+    assert_eq!(server_state(&pg, &d).await, (None, Some(d.clone()), None));
+
+    for name in [&old, &dba] {
+        main.kubectl(&["delete", PGDB, name, "--wait=false"]);
+        main.wait_gone(PGDB, name).await;
+    }
+    assert_eq!(
+        server_state(&pg, &r).await,
+        (None, None, None),
+        "ours: dropped"
+    );
+    assert_eq!(
+        server_state(&pg, &d).await,
+        (None, Some(d.clone()), None),
+        "left"
+    );
+}

@@ -5,6 +5,10 @@
 //! wiring and watches, the finalizer, retries with jittered backoff, the
 //! connection Secret, status writes and one folded event per pass.
 //!
+//! Whose an external object is is decided once, in [`ownership`]: the
+//! providers read their marks (RDS tag, PostgreSQL comment) and act only on
+//! what is ours.
+//!
 //! A pass: observe → the connection Secret holds the password (written
 //! before any call that sends it) → create or update → the Secret with the
 //! final details → status, written only when it changed → events. Deletion:
