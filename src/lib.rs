@@ -16,3 +16,5 @@ pub mod policy;
 pub mod provider;
 pub mod selection;
 pub mod server;
+#[cfg(test)]
+pub mod testing;

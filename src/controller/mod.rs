@@ -2,6 +2,8 @@
 //! probes, until SIGTERM or Ctrl-C.
 
 pub mod claim;
+#[cfg(test)]
+mod claim_tests;
 pub mod context;
 pub mod kinds;
 pub mod labels;

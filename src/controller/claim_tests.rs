@@ -1,0 +1,350 @@
+//! The claim reconcile against a mock API server: each scenario lists the
+//! exact requests of one pass, in order, and what the server answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::claim::reconcile;
+use super::kinds::Kind;
+use crate::api::postgres::Database;
+use crate::api::{DatabaseClaim, DatabaseClaimStatus, DeletionPolicy};
+use crate::conditions::{Cond, ReadyReason, SyncedReason};
+use crate::engine::Scope;
+use crate::testing::*;
+
+const CLAIM: &str = "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db";
+const CLAIM_STATUS: &str =
+    "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db/status";
+const DATABASE: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases/team-a-orders-db-database";
+/// Where the postgres provider writes the Database's credentials.
+const PROVIDER_SECRET: &str = "/api/v1/namespaces/dbclaim-system/secrets/team-a-orders-db-database";
+const SECRET: &str = "/api/v1/namespaces/team-a/secrets/orders-db-connection";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+const CONFIG_MAP: &str = "/api/v1/namespaces/team-a/configmaps/team-a-orders-db-config";
+
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("host", "pg.example"),
+    ("port", "5432"),
+    ("database", "team-a_orders"),
+    ("username", "team-a_orders"),
+    ("password", "s3cret"),
+];
+
+fn orders_db() -> DatabaseClaim {
+    claim("orders-db").database_name("orders")
+}
+
+fn database() -> Kind {
+    kind::<Database>(Scope::Cluster)
+}
+
+fn config_map() -> Kind {
+    kind::<ConfigMap>(Scope::Namespaced)
+}
+
+fn world() -> World {
+    World::default()
+        .composition(shared_postgres())
+        .kind(database())
+}
+
+/// The Database as the provider leaves it once the database exists.
+fn ready_database(claim: &DatabaseClaim) -> Value {
+    let db = stored(applied(claim, &shared_postgres(), "database"));
+    with_conditions(db, &[("Ready", "True"), ("Synced", "True")])
+}
+
+fn provider_secret() -> Secret {
+    secret("team-a-orders-db-database")
+        .ns(OPERATOR_NAMESPACE)
+        .data(CREDENTIALS)
+}
+
+/// The claim's connection Secret as a previous pass wrote it.
+fn written_secret(claim: &DatabaseClaim) -> Secret {
+    let mut s = connection_secret(claim, "shared-postgres", CREDENTIALS);
+    s.metadata.uid = Some("uid-secret".into());
+    s
+}
+
+fn synced() -> Cond {
+    Cond::synced(true, SyncedReason::ReconcileSuccess, "")
+}
+
+/// The status of a claim whose Database is ready and Secret written.
+fn ready_status() -> DatabaseClaimStatus {
+    status()
+        .composition("shared-postgres")
+        .resource("database", &database(), "team-a-orders-db-database", true)
+        .secret("orders-db-connection")
+        .conditions(synced(), Cond::ready(true, ReadyReason::Available, ""))
+}
+
+/// The status a first pass leaves: composed, the Database not ready yet.
+fn creating_status() -> DatabaseClaimStatus {
+    status()
+        .composition("shared-postgres")
+        .resource("database", &database(), "team-a-orders-db-database", false)
+        .conditions(
+            synced(),
+            Cond::ready(false, ReadyReason::Creating, "waiting for: Database"),
+        )
+}
+
+/// `status.conditions` as (type, status, reason), in the order a pass sets them.
+fn conditions(list: &[(&str, &str, &str)]) -> Value {
+    list.iter()
+        .map(|(t, s, r)| json!({"type": t, "status": s, "reason": r}))
+        .collect()
+}
+
+/// One pass of the claim reconcile against `script`; its error as text.
+async fn pass(
+    world: World,
+    claim: DatabaseClaim,
+    script: Vec<Expect>,
+) -> (Result<Action, String>, Transcript) {
+    let claim = Arc::new(claim);
+    let (result, transcript) =
+        verify(script, |client| reconcile(claim, world.context(client))).await;
+    (result.map_err(|e| e.to_string()), transcript)
+}
+
+#[tokio::test]
+async fn new_claim_first_gets_the_finalizer_and_nothing_else() {
+    let claim = orders_db();
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            json_patch(CLAIM)
+                .body(json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["dbclaim.io/finalizer"]},
+                ]))
+                .returns(claim.finalized()),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::await_change()));
+}
+
+#[tokio::test]
+async fn new_claim_composes_its_objects_and_reports_once() {
+    let claim = orders_db().finalized();
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).not_found(),
+            apply(DATABASE)
+                .body(applied(&claim, &shared_postgres(), "database"))
+                .body(json!({"spec": {"forProvider": {"databaseName": "team-a_orders"}}}))
+                // Cluster-scoped: no owner reference to a namespaced claim.
+                .lacks("/metadata/ownerReferences")
+                .echo_with(server_fields()),
+            // No credentials yet: the Secret is only looked for.
+            get(SECRET).not_found(),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "observedGeneration": 1,
+                    "composition": {"name": "shared-postgres"},
+                    "resources": [{"name": "database", "kind": "Database",
+                        "resourceName": "team-a-orders-db-database", "ready": false}],
+                    "conditions": conditions(&[
+                        ("Synced", "True", "ReconcileSuccess"),
+                        ("Ready", "False", "Creating"),
+                        ("Reconciling", "True", "Creating"),
+                        ("Stalled", "False", "Idle"),
+                    ]),
+                }}))
+                .lacks("/status/connectionSecretRef")
+                .returns(&claim),
+            // One event for the pass, naming each step.
+            create(EVENTS).body(json!({
+                "type": "Normal",
+                "reason": "ResourceCreated",
+                "note": "composition shared-postgres selected; created Database team-a-orders-db-database",
+                "regarding": {"kind": "DatabaseClaim", "name": "orders-db"},
+            })),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))));
+}
+
+#[tokio::test]
+async fn ready_database_publishes_the_connection_secret() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).not_found(),
+            apply(SECRET)
+                .body(json!({"apiVersion": "v1", "kind": "Secret"}))
+                .body(
+                    serde_json::to_value(connection_secret(&claim, "shared-postgres", CREDENTIALS))
+                        .unwrap_or_default(),
+                )
+                .echo_with(server_fields()),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "resources": [{"name": "database", "ready": true}],
+                    "connectionSecretRef": {"name": "orders-db-connection"},
+                    "binding": {"name": "orders-db-connection"},
+                    "conditions": conditions(&[
+                        ("Synced", "True", "ReconcileSuccess"),
+                        ("Ready", "True", "Available"),
+                        ("Reconciling", "False", "Idle"),
+                        ("Stalled", "False", "Idle"),
+                    ]),
+                }}))
+                .returns(&claim),
+            create(EVENTS).body(json!({
+                "type": "Normal",
+                "reason": "Ready",
+                "note": "connection secret orders-db-connection written; the database is ready",
+            })),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+}
+
+#[tokio::test]
+async fn claim_at_rest_reads_and_writes_nothing() {
+    let claim = orders_db().finalized().with_status(ready_status());
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(written_secret(&claim)),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert!(transcript.writes().is_empty(), "a claim at rest wrote");
+}
+
+#[tokio::test]
+async fn composition_that_drops_a_resource_deletes_its_object() {
+    let before = shared_postgres().resource(
+        "config",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"tier": "standard"}}),
+    );
+    let claim = orders_db().finalized().with_status(ready_status().resource(
+        "config",
+        &config_map(),
+        "team-a-orders-db-config",
+        true,
+    ));
+    let (result, _) = pass(
+        World::default()
+            .composition(before.clone().without("config"))
+            .kind(database())
+            .kind(config_map()),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(CONFIG_MAP).returns(stored(applied(&claim, &before, "config"))),
+            delete(CONFIG_MAP).body(json!({"propagationPolicy": "Background"})),
+            get(SECRET).returns(written_secret(&claim)),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"resources": [{"name": "database"}]}}))
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+}
+
+#[tokio::test]
+async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
+    let claim = orders_db()
+        .deletion_policy(DeletionPolicy::Orphan)
+        .finalized()
+        .deleting()
+        .with_status(ready_status());
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"conditions": conditions(&[
+                    ("Synced", "True", "ReconcileSuccess"),
+                    ("Ready", "False", "Deleting"),
+                    ("Reconciling", "True", "Deleting"),
+                    ("Stalled", "False", "Idle"),
+                ])}}))
+                .returns(&claim),
+            get(DATABASE).returns(ready_database(&claim)),
+            // The object loses its ties to the claim and stays.
+            merge_patch(DATABASE)
+                .body(json!({"metadata": {
+                    "ownerReferences": null,
+                    "labels": {
+                        "dbclaim.io/claim-name": null,
+                        "dbclaim.io/claim-namespace": null,
+                        "dbclaim.io/composition": null,
+                        "dbclaim.io/resource": null,
+                    },
+                }}))
+                .returns(ready_database(&claim)),
+            json_patch(CLAIM)
+                .body(json!([
+                    {"op": "test", "path": "/metadata/finalizers/0", "value": "dbclaim.io/finalizer"},
+                    {"op": "remove", "path": "/metadata/finalizers/0"},
+                ]))
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::await_change()));
+}
+
+#[tokio::test]
+async fn foreign_secret_is_reported_and_left_alone() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let foreign = secret("orders-db-connection").data(&[("uri", "someone-elses")]);
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(foreign),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"conditions": conditions(&[
+                    ("Synced", "False", "ReconcileError"),
+                    ("Ready", "True", "Available"),
+                    ("Reconciling", "False", "Idle"),
+                    ("Stalled", "False", "Idle"),
+                ])}}))
+                .check("a Synced message naming the Secret", |body| {
+                    body.pointer("/status/conditions/0/message")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.starts_with("Secret orders-db-connection already exists and is not owned by this claim"))
+                })
+                .lacks("/status/connectionSecretRef")
+                .returns(&claim),
+            create(EVENTS).body(json!({"type": "Warning", "reason": "ReconcileError"})),
+            create(EVENTS).body(json!({"type": "Normal", "reason": "Ready"})),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))));
+    assert!(
+        transcript.writes().iter().all(|w| w.path != SECRET),
+        "wrote a Secret dbclaim does not own"
+    );
+}

@@ -1,0 +1,759 @@
+//! Test fixtures shared by every test (controller-rs's `fixtures.rs` idea):
+//! builders for the objects dbclaim reads, a claim [`Context`] around a
+//! mocked API server, and that server's verifier, which scripts the exact
+//! requests of a scenario and fails the test on any other or missing one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::client::Body;
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::api::claim::ResourceStatus;
+use crate::api::{
+    ClaimPolicy, Composition, DatabaseClaim, DatabaseClaimStatus, DeletionPolicy, Engine, NameRef,
+};
+use crate::conditions::{self, Cond};
+use crate::controller::claim::{APPLIED_HASH_ANNOTATION, FINALIZER, is_subset};
+use crate::controller::context::Context;
+use crate::controller::kinds::{Kind, Kinds};
+use crate::controller::labels;
+use crate::engine::{self, Scope};
+use crate::metrics::Metrics;
+use crate::naming;
+
+/// The namespace fixtures live in unless told otherwise.
+pub const NAMESPACE: &str = "team-a";
+/// The operator's namespace in every test context.
+pub const OPERATOR_NAMESPACE: &str = "dbclaim-system";
+/// The one transition time fixtures carry: a pass that decides the same
+/// condition status keeps it, so fixtures compare equal to what it writes.
+pub const T0: Timestamp = Timestamp::UNIX_EPOCH;
+
+// ---------------------------------------------------------------- claims
+
+/// A PostgreSQL claim in [`NAMESPACE`], spec defaults as the API server
+/// fills them, not yet seen by dbclaim (no finalizer, no status).
+pub fn claim(name: &str) -> DatabaseClaim {
+    let spec = serde_json::from_value(json!({"engine": "postgres"}))
+        .unwrap_or_else(|e| panic!("claim spec: {e}"));
+    let mut c = DatabaseClaim::new(name, spec);
+    c.metadata.namespace = Some(NAMESPACE.into());
+    c.metadata.uid = Some(format!("uid-{name}"));
+    c.metadata.generation = Some(1);
+    c
+}
+
+/// Builder steps on a [`claim`].
+pub trait ClaimFixture: Sized {
+    fn ns(self, namespace: &str) -> Self;
+    fn engine(self, engine: Engine) -> Self;
+    fn database_name(self, name: &str) -> Self;
+    fn composition_ref(self, name: &str) -> Self;
+    fn deletion_policy(self, policy: DeletionPolicy) -> Self;
+    /// Carries dbclaim's finalizer, as after its first pass.
+    fn finalized(self) -> Self;
+    /// Deleted by a user: a deletion timestamp, the finalizer still on.
+    fn deleting(self) -> Self;
+    fn with_status(self, status: DatabaseClaimStatus) -> Self;
+}
+
+impl ClaimFixture for DatabaseClaim {
+    fn ns(mut self, namespace: &str) -> Self {
+        self.metadata.namespace = Some(namespace.into());
+        self
+    }
+
+    fn engine(mut self, engine: Engine) -> Self {
+        self.spec.engine = engine;
+        self
+    }
+
+    fn database_name(mut self, name: &str) -> Self {
+        self.spec.database_name = Some(name.into());
+        self
+    }
+
+    fn composition_ref(mut self, name: &str) -> Self {
+        self.spec.composition_ref = Some(NameRef { name: name.into() });
+        self
+    }
+
+    fn deletion_policy(mut self, policy: DeletionPolicy) -> Self {
+        self.spec.deletion_policy = policy;
+        self
+    }
+
+    fn finalized(mut self) -> Self {
+        self.finalizers_mut().push(FINALIZER.into());
+        self
+    }
+
+    fn deleting(mut self) -> Self {
+        self.metadata.deletion_timestamp = Some(Time(T0));
+        self
+    }
+
+    fn with_status(mut self, status: DatabaseClaimStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+}
+
+/// A claim status as a pass writes it; build it with [`StatusFixture`].
+pub fn status() -> DatabaseClaimStatus {
+    DatabaseClaimStatus::default()
+}
+
+/// Builder steps on a claim [`status`].
+pub trait StatusFixture: Sized {
+    fn composition(self, name: &str) -> Self;
+    fn resource(self, name: &str, kind: &Kind, resource_name: &str, ready: bool) -> Self;
+    /// `connectionSecretRef` and the Service Binding `binding`.
+    fn secret(self, name: &str) -> Self;
+    /// Synced, Ready and the kstatus pair derived from them, at [`T0`],
+    /// for the claim's generation 1, as `write_status` sets them.
+    fn conditions(self, synced: Cond, ready: Cond) -> Self;
+}
+
+impl StatusFixture for DatabaseClaimStatus {
+    fn composition(mut self, name: &str) -> Self {
+        self.composition = Some(NameRef { name: name.into() });
+        self
+    }
+
+    fn resource(mut self, name: &str, kind: &Kind, resource_name: &str, ready: bool) -> Self {
+        self.resources.push(ResourceStatus {
+            name: name.into(),
+            api_version: kind.resource.api_version.clone(),
+            kind: kind.resource.kind.clone(),
+            resource_name: resource_name.into(),
+            ready,
+        });
+        self
+    }
+
+    fn secret(mut self, name: &str) -> Self {
+        self.connection_secret_ref = Some(NameRef { name: name.into() });
+        self.binding = Some(NameRef { name: name.into() });
+        self
+    }
+
+    fn conditions(mut self, synced: Cond, ready: Cond) -> Self {
+        let generation = Some(1);
+        conditions::set(&mut self.conditions, &synced, generation, T0);
+        conditions::set(&mut self.conditions, &ready, generation, T0);
+        for c in conditions::kstatus(&synced, &ready) {
+            conditions::set(&mut self.conditions, &c, generation, T0);
+        }
+        self.observed_generation = generation;
+        self
+    }
+}
+
+// ---------------------------------------------------------- compositions
+
+/// A composition for PostgreSQL claims, without resources yet.
+pub fn composition(name: &str) -> Composition {
+    let spec = serde_json::from_value(json!({"engines": ["postgres"], "resources": []}))
+        .unwrap_or_else(|e| panic!("composition spec: {e}"));
+    Composition::new(name, spec)
+}
+
+/// The `shared-postgres` composition dbclaim ships, as users apply it.
+pub fn shared_postgres() -> Composition {
+    serde_yaml::from_str(include_str!("../compositions/shared-postgres.yaml"))
+        .unwrap_or_else(|e| panic!("compositions/shared-postgres.yaml: {e}"))
+}
+
+/// Builder steps on a [`composition`].
+pub trait CompositionFixture: Sized {
+    /// A composed resource: its template name and base object.
+    fn resource(self, name: &str, base: Value) -> Self;
+    /// Drops a composed resource, as a platform team's edit would.
+    fn without(self, name: &str) -> Self;
+}
+
+impl CompositionFixture for Composition {
+    fn resource(mut self, name: &str, base: Value) -> Self {
+        let template = serde_json::from_value(json!({"name": name, "base": base}))
+            .unwrap_or_else(|e| panic!("composed template {name}: {e}"));
+        self.spec.resources.push(template);
+        self
+    }
+
+    fn without(mut self, name: &str) -> Self {
+        self.spec.resources.retain(|t| t.name != name);
+        self
+    }
+}
+
+/// A composed kind as discovery would resolve it.
+pub fn kind<K: Resource<DynamicType = ()>>(scope: Scope) -> Kind {
+    Kind {
+        resource: kube::api::ApiResource::erase::<K>(&()),
+        scope,
+    }
+}
+
+/// A composed object as dbclaim applies it: the engine's render of the
+/// claim (nothing observed yet) with the applied-hash annotation.
+pub fn applied(claim: &DatabaseClaim, composition: &Composition, resource: &str) -> Value {
+    let observed = BTreeMap::new();
+    let request = engine::RenderRequest {
+        claim,
+        composition_name: &composition.name_any(),
+        composition: &composition.spec,
+        observed: &observed,
+        scope: &engine::builtin_scope,
+    };
+    let rendered = engine::render(&request).unwrap_or_else(|e| panic!("render: {e}"));
+    let object = rendered
+        .resources
+        .into_iter()
+        .find(|r| r.name == resource)
+        .unwrap_or_else(|| panic!("no resource {resource} in the render"))
+        .object;
+    with_applied_hash(object)
+}
+
+/// `object` as the API server keeps it: with the fields it adds.
+pub fn stored(mut object: Value) -> Value {
+    merge(&mut object, &server_fields());
+    object
+}
+
+/// What the API server adds to an object it stores.
+pub fn server_fields() -> Value {
+    json!({"metadata": {"uid": "uid-stored", "resourceVersion": "1"}})
+}
+
+/// The claim controller's applied-hash rule, mirrored: a change to it
+/// re-applies every composed object once, which a test should notice.
+fn with_applied_hash(mut object: Value) -> Value {
+    let hash = naming::short_hash(&object.to_string());
+    object["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = json!(hash);
+    object
+}
+
+/// `object` with these `status.conditions` (type, status) set.
+pub fn with_conditions(mut object: Value, conditions: &[(&str, &str)]) -> Value {
+    let list: Vec<Value> = conditions
+        .iter()
+        .map(|(t, s)| json!({"type": t, "status": s, "reason": "Available", "lastTransitionTime": "1970-01-01T00:00:00Z"}))
+        .collect();
+    object["status"]["conditions"] = Value::Array(list);
+    object
+}
+
+// --------------------------------------------------------------- secrets
+
+/// An Opaque Secret in [`NAMESPACE`] with no owner.
+pub fn secret(name: &str) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+/// Builder steps on a [`secret`].
+pub trait SecretFixture: Sized {
+    fn ns(self, namespace: &str) -> Self;
+    fn data(self, data: &[(&str, &str)]) -> Self;
+}
+
+impl SecretFixture for Secret {
+    fn ns(mut self, namespace: &str) -> Self {
+        self.metadata.namespace = Some(namespace.into());
+        self
+    }
+
+    fn data(mut self, data: &[(&str, &str)]) -> Self {
+        let data = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect();
+        self.data = Some(data);
+        self
+    }
+}
+
+/// The claim's connection Secret as dbclaim wrote it from these details.
+pub fn connection_secret(
+    claim: &DatabaseClaim,
+    composition: &str,
+    details: &[(&str, &str)],
+) -> Secret {
+    let details = details
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let assembled = engine::connection_secret(claim.spec.engine, composition, &details);
+    let name = claim.spec.connection_secret_name(&claim.name_any());
+    let ns = claim.namespace().unwrap_or_default();
+    let mut s = secret(&name).ns(&ns);
+    s.metadata.labels = Some(labels::for_claim(&ns, &claim.name_any()));
+    s.metadata.owner_references = claim.controller_owner_ref(&()).map(|o| vec![o]);
+    s.type_ = Some(assembled.secret_type.into());
+    s.data = Some(
+        assembled
+            .data
+            .into_iter()
+            .map(|(k, v)| (k, ByteString(v)))
+            .collect(),
+    );
+    s
+}
+
+/// Namespace metadata as the namespace cache holds it.
+pub fn namespace(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Namespace> {
+    let mut n = PartialObjectMeta::<Namespace>::default();
+    n.metadata.name = Some(name.into());
+    n.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    n
+}
+
+// --------------------------------------------------------------- context
+
+/// What the claim controller's caches hold, and the kinds discovery knows.
+#[derive(Default)]
+pub struct World {
+    compositions: Vec<Composition>,
+    policies: Vec<ClaimPolicy>,
+    claims: Vec<DatabaseClaim>,
+    namespaces: Vec<PartialObjectMeta<Namespace>>,
+    kinds: Vec<Kind>,
+}
+
+impl World {
+    pub fn composition(mut self, c: Composition) -> Self {
+        self.compositions.push(c);
+        self
+    }
+
+    pub fn policy(mut self, p: ClaimPolicy) -> Self {
+        self.policies.push(p);
+        self
+    }
+
+    pub fn claim(mut self, c: DatabaseClaim) -> Self {
+        self.claims.push(c);
+        self
+    }
+
+    pub fn namespace(mut self, n: PartialObjectMeta<Namespace>) -> Self {
+        self.namespaces.push(n);
+        self
+    }
+
+    pub fn kind(mut self, k: Kind) -> Self {
+        self.kinds.push(k);
+        self
+    }
+
+    /// The claim controller's context, its requests going to `client`.
+    pub fn context(self, client: Client) -> Arc<Context> {
+        Arc::new(Context {
+            kinds: Kinds::preloaded(client.clone(), self.kinds),
+            client,
+            compositions: store(self.compositions),
+            policies: store(self.policies),
+            claims: store(self.claims),
+            namespaces: store(self.namespaces),
+            reporter: Reporter {
+                controller: "dbclaim".into(),
+                instance: None,
+            },
+            operator_namespace: OPERATOR_NAMESPACE.into(),
+            metrics: Metrics::default(),
+            finalized: Default::default(),
+            status_writes: Default::default(),
+        })
+    }
+}
+
+/// A reflector store filled as a watch would fill it.
+fn store<K>(objects: Vec<K>) -> Store<K>
+where
+    K: reflector::Lookup + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, mut writer) = reflector::store();
+    for o in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(o));
+    }
+    reader
+}
+
+// ------------------------------------------------------ mock API server
+
+/// A test of a request body, for what a subset cannot say.
+type BodyCheck = fn(&Value) -> bool;
+
+/// One request a scenario expects, and the answer the API server gives.
+pub struct Expect {
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    content_type: Option<&'static str>,
+    bodies: Vec<Value>,
+    absent: Vec<&'static str>,
+    checks: Vec<(&'static str, BodyCheck)>,
+    reply: Reply,
+}
+
+enum Reply {
+    /// The object, with this status code.
+    Json(u16, Value),
+    /// A Kubernetes `Status` failure with this code.
+    Fail(u16),
+    /// The request body, with these fields merged in.
+    Echo(Value),
+}
+
+fn expect(method: Method, path: &str) -> Expect {
+    Expect {
+        method,
+        path: path.into(),
+        query: Vec::new(),
+        content_type: None,
+        bodies: Vec::new(),
+        absent: Vec::new(),
+        checks: Vec::new(),
+        reply: Reply::Echo(json!({})),
+    }
+}
+
+/// A GET, answered 404 unless [`Expect::returns`] gives the object.
+pub fn get(path: &str) -> Expect {
+    expect(Method::GET, path).not_found()
+}
+
+/// A server-side apply as dbclaim's field manager, forced.
+pub fn apply(path: &str) -> Expect {
+    let mut e = expect(Method::PATCH, path)
+        .query("fieldManager", "dbclaim")
+        .query("force", "true");
+    e.content_type = Some("application/apply-patch+yaml");
+    e
+}
+
+/// A JSON merge patch.
+pub fn merge_patch(path: &str) -> Expect {
+    let mut e = expect(Method::PATCH, path);
+    e.content_type = Some("application/merge-patch+json");
+    e
+}
+
+/// A JSON patch (RFC 6902), as kube's finalizer helper sends.
+pub fn json_patch(path: &str) -> Expect {
+    let mut e = expect(Method::PATCH, path);
+    e.content_type = Some("application/json-patch+json");
+    e
+}
+
+pub fn create(path: &str) -> Expect {
+    expect(Method::POST, path)
+}
+
+/// A DELETE, answered with a success `Status` unless told otherwise.
+pub fn delete(path: &str) -> Expect {
+    let mut e = expect(Method::DELETE, path);
+    e.reply = Reply::Json(
+        200,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+    );
+    e
+}
+
+impl Expect {
+    /// A query parameter the request must carry.
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Fields the request body must hold (other fields may be there too);
+    /// numbers compare by value, lists element by element.
+    pub fn body(mut self, subset: Value) -> Self {
+        self.bodies.push(subset);
+        self
+    }
+
+    /// A JSON pointer the request body must not hold.
+    pub fn lacks(mut self, pointer: &'static str) -> Self {
+        self.absent.push(pointer);
+        self
+    }
+
+    pub fn returns(mut self, object: impl serde::Serialize) -> Self {
+        let value = serde_json::to_value(object).unwrap_or_else(|e| panic!("reply: {e}"));
+        self.reply = Reply::Json(200, value);
+        self
+    }
+
+    pub fn not_found(mut self) -> Self {
+        self.reply = Reply::Fail(404);
+        self
+    }
+
+    /// Answers with the request body plus these fields (the default, with none).
+    pub fn echo_with(mut self, fields: Value) -> Self {
+        self.reply = Reply::Echo(fields);
+        self
+    }
+
+    /// A check on the request body that [`Expect::body`] cannot say.
+    pub fn check(mut self, what: &'static str, check: BodyCheck) -> Self {
+        self.checks.push((what, check));
+        self
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// Why `request` is not this one, if it is not.
+    fn mismatch(&self, request: &Seen) -> Option<String> {
+        if request.method != self.method || request.path != self.path {
+            return Some(format!("expected {}", self.describe()));
+        }
+        for (k, v) in &self.query {
+            if !request.query.iter().any(|(qk, qv)| qk == k && qv == v) {
+                return Some(format!("expected query {k}={v}"));
+            }
+        }
+        if let Some(ct) = self.content_type
+            && request.content_type.as_deref() != Some(ct)
+        {
+            return Some(format!("expected content type {ct}"));
+        }
+        if let Some(want) = self.bodies.iter().find(|w| !is_subset(w, &request.body)) {
+            return Some(format!(
+                "body lacks {}",
+                serde_json::to_string_pretty(want).unwrap_or_default()
+            ));
+        }
+        if let Some(p) = self
+            .absent
+            .iter()
+            .find(|p| request.body.pointer(p).is_some())
+        {
+            return Some(format!("body must not hold {p}"));
+        }
+        if let Some((what, _)) = self.checks.iter().find(|(_, f)| !f(&request.body)) {
+            return Some(format!("expected {what}"));
+        }
+        None
+    }
+
+    fn answer(&self, request: &Seen) -> Response<Body> {
+        let (code, value) = match &self.reply {
+            Reply::Json(code, v) => (*code, v.clone()),
+            Reply::Fail(code) => (*code, failure(*code)),
+            Reply::Echo(fields) => {
+                let mut v = request.body.clone();
+                merge(&mut v, fields);
+                (200, v)
+            }
+        };
+        respond(code, &value)
+    }
+}
+
+/// A request as the API server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub body: Value,
+}
+
+impl Seen {
+    fn describe(&self) -> String {
+        let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let body = if self.body.is_null() {
+            String::new()
+        } else {
+            format!("\n      body: {}", self.body)
+        };
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        };
+        format!("{} {}{query}{body}", self.method, self.path)
+    }
+
+    fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// The requests a verified pass made, in order.
+pub struct Transcript(pub Vec<Seen>);
+
+impl Transcript {
+    /// Requests that change something (anything but a GET).
+    pub fn writes(&self) -> Vec<&Seen> {
+        self.0.iter().filter(|s| s.is_write()).collect()
+    }
+}
+
+/// Runs `pass` against a mock API server that expects exactly `script`, in
+/// order, and answers it. Fails the test, with what was expected and what
+/// came, on a request out of script or a scripted request that never came.
+/// `pass` gets the client and must own every clone of it: the script is
+/// complete when the last clone is dropped.
+pub async fn verify<F, Fut>(script: Vec<Expect>, pass: F) -> (Fut::Output, Transcript)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future,
+{
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(serve(script, handle));
+    let output = pass(Client::new(service, "default")).await;
+    let verdict = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the mock API server did not finish: a client clone outlived the pass")
+        })
+        .unwrap_or_else(|e| panic!("the mock API server panicked: {e}"));
+    match verdict {
+        Ok(seen) => (output, Transcript(seen)),
+        Err(report) => panic!("API requests differ from the scenario:\n{report}"),
+    }
+}
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// Answers the script; Err is a report of every request against it.
+async fn serve(script: Vec<Expect>, mut handle: Handle) -> Result<Vec<Seen>, String> {
+    let mut seen = Vec::new();
+    let mut report = Vec::new();
+    let mut failed = false;
+    let mut script = script.into_iter();
+    loop {
+        let Some((request, respond_to)) = handle.next_request().await else {
+            break;
+        };
+        let request = read(request).await;
+        let line = match script.next() {
+            _ if failed => {
+                respond_to.send_response(respond(500, &failure(500)));
+                format!("  (after the failure) {}", request.describe())
+            }
+            None => {
+                failed = true;
+                respond_to.send_response(respond(500, &failure(500)));
+                format!("✗ unexpected {}", request.describe())
+            }
+            Some(e) => match e.mismatch(&request) {
+                None => {
+                    respond_to.send_response(e.answer(&request));
+                    format!("✓ {}", e.describe())
+                }
+                Some(why) => {
+                    failed = true;
+                    respond_to.send_response(respond(500, &failure(500)));
+                    format!("✗ got {}\n      {why}", request.describe())
+                }
+            },
+        };
+        report.push(line);
+        seen.push(request);
+    }
+    let missing: Vec<String> = script
+        .map(|e| format!("✗ missing {}", e.describe()))
+        .collect();
+    if failed || !missing.is_empty() {
+        report.extend(missing);
+        return Err(report.join("\n"));
+    }
+    Ok(seen)
+}
+
+async fn read(request: Request<Body>) -> Seen {
+    let (parts, body) = request.into_parts();
+    let bytes = body
+        .collect_bytes()
+        .await
+        .unwrap_or_else(|e| panic!("request body: {e}"));
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("request body is not JSON: {e}"))
+    };
+    let query = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Seen {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query,
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body,
+    }
+}
+
+fn respond(code: u16, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string().into_bytes()));
+    *response.status_mut() =
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+}
+
+fn failure(code: u16) -> Value {
+    let reason = match code {
+        404 => "NotFound",
+        409 => "Conflict",
+        _ => "InternalError",
+    };
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "reason": reason, "code": code, "message": format!("mock API server: {reason}")})
+}
+
+/// `fields` merged into `target`, objects recursively.
+fn merge(target: &mut Value, fields: &Value) {
+    match (target, fields) {
+        (Value::Object(t), Value::Object(f)) => {
+            for (k, v) in f {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, f) => *t = f.clone(),
+    }
+}
