@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::api::claim::ResourceStatus;
 use crate::api::{
     ClaimPolicy, Composition, DatabaseClaim, DatabaseClaimStatus, DeletionPolicy, Engine, NameRef,
+    Size,
 };
 use crate::conditions::{self, Cond};
 use crate::controller::claim::{APPLIED_HASH_ANNOTATION, FINALIZER, is_subset};
@@ -59,7 +60,11 @@ pub fn claim(name: &str) -> DatabaseClaim {
 /// Builder steps on a [`claim`].
 pub trait ClaimFixture: Sized {
     fn ns(self, namespace: &str) -> Self;
+    fn uid(self, uid: &str) -> Self;
     fn engine(self, engine: Engine) -> Self;
+    fn size(self, size: Size) -> Self;
+    fn storage_gb(self, gb: i64) -> Self;
+    fn parameter(self, key: &str, value: &str) -> Self;
     fn database_name(self, name: &str) -> Self;
     fn composition_ref(self, name: &str) -> Self;
     fn deletion_policy(self, policy: DeletionPolicy) -> Self;
@@ -76,8 +81,28 @@ impl ClaimFixture for DatabaseClaim {
         self
     }
 
+    fn uid(mut self, uid: &str) -> Self {
+        self.metadata.uid = Some(uid.into());
+        self
+    }
+
     fn engine(mut self, engine: Engine) -> Self {
         self.spec.engine = engine;
+        self
+    }
+
+    fn size(mut self, size: Size) -> Self {
+        self.spec.size = size;
+        self
+    }
+
+    fn storage_gb(mut self, gb: i64) -> Self {
+        self.spec.storage_gb = gb;
+        self
+    }
+
+    fn parameter(mut self, key: &str, value: &str) -> Self {
+        self.spec.parameters.insert(key.into(), value.into());
         self
     }
 

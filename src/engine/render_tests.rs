@@ -9,20 +9,20 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::Engine;
 use crate::api::composition::ComposedTemplate;
+use crate::api::{Engine, Size};
+use crate::testing::ClaimFixture;
 
 fn claim(v: Value) -> DatabaseClaim {
     serde_json::from_value(v).unwrap()
 }
 
 fn orders_claim() -> DatabaseClaim {
-    claim(json!({
-        "apiVersion": "dbclaim.io/v1alpha1",
-        "kind": "DatabaseClaim",
-        "metadata": {"name": "orders-db", "namespace": "team-a", "uid": "1234-abcd"},
-        "spec": {"engine": "postgres", "size": "medium", "storageGB": 50, "parameters": {"costCenter": "cc-42"}}
-    }))
+    crate::testing::claim("orders-db")
+        .uid("1234-abcd")
+        .size(Size::Medium)
+        .storage_gb(50)
+        .parameter("costCenter", "cc-42")
 }
 
 fn rds_composition() -> CompositionSpec {
