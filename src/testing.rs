@@ -347,6 +347,12 @@ pub fn connection_secret(
     s
 }
 
+/// A ClaimPolicy with this spec (as its YAML would say it).
+pub fn policy(name: &str, spec: Value) -> ClaimPolicy {
+    let spec = serde_json::from_value(spec).unwrap_or_else(|e| panic!("policy spec: {e}"));
+    ClaimPolicy::new(name, spec)
+}
+
 /// Namespace metadata as the namespace cache holds it.
 pub fn namespace(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Namespace> {
     let mut n = PartialObjectMeta::<Namespace>::default();

@@ -313,6 +313,56 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
 }
 
 #[tokio::test]
+async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
+    let quota = policy(
+        "team-quota",
+        json!({"namespaceSelector": {"matchLabels": {"tier": "shared"}}, "maxTotalStorageGB": 50}),
+    );
+    // Provisioned already, in the claim cache: 40 GB of the 50.
+    let billing = claim("billing-db")
+        .storage_gb(40)
+        .with_status(ready_status());
+    let claim = orders_db().finalized();
+    let (result, _) = pass(
+        world()
+            .policy(quota)
+            .claim(billing)
+            .claim(claim.clone())
+            .namespace(namespace("team-a", &[("tier", "shared")])),
+        claim.clone(),
+        // Policies, claims and namespace labels come from the caches: the
+        // first request is the verdict.
+        vec![
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "composition": {"name": "shared-postgres"},
+                    "conditions": conditions(&[
+                        ("Synced", "False", "PolicyViolation"),
+                        ("Ready", "False", "Creating"),
+                        ("Reconciling", "False", "Idle"),
+                        ("Stalled", "True", "PolicyViolation"),
+                    ]),
+                }}))
+                .check("the policy's message", |body| {
+                    body.pointer("/status/conditions/0/message")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| {
+                            m.starts_with(
+                                "ClaimPolicy \"team-quota\" allows at most 50 GB in this namespace",
+                            )
+                        })
+                })
+                .lacks("/status/resources")
+                .returns(&claim),
+            create(EVENTS).body(json!({"type": "Warning", "reason": "PolicyViolation"})),
+            create(EVENTS).body(json!({"type": "Normal", "reason": "CompositionSelected"})),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(300))));
+}
+
+#[tokio::test]
 async fn foreign_secret_is_reported_and_left_alone() {
     let claim = orders_db().finalized().with_status(creating_status());
     let foreign = secret("orders-db-connection").data(&[("uri", "someone-elses")]);
