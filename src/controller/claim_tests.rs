@@ -398,3 +398,16 @@ async fn foreign_secret_is_reported_and_left_alone() {
         "wrote a Secret dbclaim does not own"
     );
 }
+
+#[tokio::test]
+async fn api_failure_stops_the_pass_before_anything_else_is_written() {
+    let claim = orders_db().finalized();
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![get(DATABASE).not_found(), apply(DATABASE).fails(409)],
+    )
+    .await;
+    assert!(result.is_err(), "a failed apply passed: {result:?}");
+    assert_eq!(transcript.writes().len(), 1);
+}
