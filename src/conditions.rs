@@ -46,6 +46,30 @@ pub enum SyncedReason {
     ProviderError,
 }
 
+/// Every reason a dbclaim condition can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Ready(ReadyReason),
+    Synced(SyncedReason),
+    /// A kstatus condition that is off.
+    Idle,
+}
+
+const READY_REASONS: [ReadyReason; 4] = [
+    ReadyReason::Creating,
+    ReadyReason::Available,
+    ReadyReason::Unavailable,
+    ReadyReason::Deleting,
+];
+const SYNCED_REASONS: [SyncedReason; 6] = [
+    SyncedReason::ReconcileSuccess,
+    SyncedReason::ReconcileError,
+    SyncedReason::CompositionNotFound,
+    SyncedReason::CompositionInvalid,
+    SyncedReason::PolicyViolation,
+    SyncedReason::ProviderError,
+];
+
 impl ReadyReason {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,33 +94,85 @@ impl SyncedReason {
     }
 }
 
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ready(r) => r.as_str(),
+            Reason::Synced(r) => r.as_str(),
+            Reason::Idle => "Idle",
+        }
+    }
+}
+
+impl From<ReadyReason> for Reason {
+    fn from(r: ReadyReason) -> Self {
+        Reason::Ready(r)
+    }
+}
+
+impl From<SyncedReason> for Reason {
+    fn from(r: SyncedReason) -> Self {
+        Reason::Synced(r)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown condition reason {0:?}")]
+pub struct UnknownReason(String);
+
+/// The one parser of stored reasons (no two names are alike across types).
+impl std::str::FromStr for Reason {
+    type Err = UnknownReason;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ready = READY_REASONS.into_iter().map(Reason::Ready);
+        let synced = SYNCED_REASONS.into_iter().map(Reason::Synced);
+        ready
+            .chain(synced)
+            .chain([Reason::Idle])
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownReason(s.to_string()))
+    }
+}
+
 /// A condition as a reconcile decides it, before time and generation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cond {
     pub type_: ConditionType,
     pub status: bool,
+    /// Always a [`Reason`]'s `as_str()`; read it typed with [`Cond::reason`].
+    /// A string still because the providers build `Cond` literals.
     pub reason: &'static str,
     pub message: String,
 }
 
 impl Cond {
     pub fn ready(status: bool, reason: ReadyReason, message: impl Into<String>) -> Self {
+        Self::new(ConditionType::Ready, status, reason.into(), message)
+    }
+
+    pub fn synced(status: bool, reason: SyncedReason, message: impl Into<String>) -> Self {
+        Self::new(ConditionType::Synced, status, reason.into(), message)
+    }
+
+    fn new(type_: ConditionType, status: bool, reason: Reason, message: impl Into<String>) -> Self {
         Self {
-            type_: ConditionType::Ready,
+            type_,
             status,
             reason: reason.as_str(),
             message: message.into(),
         }
     }
 
-    pub fn synced(status: bool, reason: SyncedReason, message: impl Into<String>) -> Self {
-        Self {
-            type_: ConditionType::Synced,
-            status,
-            reason: reason.as_str(),
-            message: message.into(),
-        }
+    /// The typed reason (`None` only for a literal built with a foreign string).
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason.parse().ok()
     }
+}
+
+/// The typed reason of a stored condition; `None` when unknown to dbclaim.
+pub fn reason_of(c: &Condition) -> Option<Reason> {
+    c.reason.parse().ok()
 }
 
 /// Merges `new` into `conditions`. The transition time moves only when the
@@ -133,13 +209,21 @@ pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>,
 /// invalid composition), reconciling while not ready otherwise.
 pub fn kstatus(synced: &Cond, ready: &Cond) -> [Cond; 2] {
     let stalled = !synced.status
-        && (synced.reason == SyncedReason::PolicyViolation.as_str()
-            || synced.reason == SyncedReason::CompositionInvalid.as_str());
+        && matches!(
+            synced.reason(),
+            Some(Reason::Synced(
+                SyncedReason::PolicyViolation | SyncedReason::CompositionInvalid
+            ))
+        );
     let reconciling = !ready.status && !stalled;
     let with = |type_, on: bool, why: &Cond| Cond {
         type_,
         status: on,
-        reason: if on { why.reason } else { "Idle" },
+        reason: if on {
+            why.reason
+        } else {
+            Reason::Idle.as_str()
+        },
         message: if on {
             why.message.clone()
         } else {
@@ -186,6 +270,24 @@ mod tests {
             r.status && !s.status,
             "a missing composition may still arrive"
         );
+    }
+
+    #[test]
+    fn reasons_parse_back_from_their_names() {
+        let all = READY_REASONS
+            .into_iter()
+            .map(Reason::Ready)
+            .chain(SYNCED_REASONS.into_iter().map(Reason::Synced))
+            .chain([Reason::Idle]);
+        for r in all {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(r));
+        }
+        assert_eq!(
+            "Ready".parse::<Reason>(),
+            Err(UnknownReason("Ready".into()))
+        );
+        let c = Cond::synced(false, SyncedReason::PolicyViolation, "x");
+        assert_eq!(c.reason(), Some(SyncedReason::PolicyViolation.into()));
     }
 
     #[test]

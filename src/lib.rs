@@ -6,12 +6,14 @@
 pub mod api;
 pub mod cli;
 pub mod conditions;
+pub mod contract;
 pub mod controller;
 pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod operator;
 pub mod policy;
 pub mod provider;
 pub mod selection;

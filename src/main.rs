@@ -1,7 +1,8 @@
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::Parser;
-use dbclaim::cli::{self, Cli, Command, LogFormat};
+use dbclaim::cli::{self, Cli, CliError, Command, LogFormat};
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -17,21 +18,19 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn Error>> = match cli.command {
         Command::Run(args) => {
             init_tracing(cli.log_format);
-            dbclaim::controller::run_blocking(args).map_err(|e| e.to_string())
+            dbclaim::operator::run_blocking(args).map_err(Into::into)
         }
-        Command::Crds { output_dir } => {
-            cli::print_crds(output_dir.as_deref()).map_err(|e| e.to_string())
-        }
+        Command::Crds { output_dir } => cli::print_crds(output_dir.as_deref()).map_err(Into::into),
         Command::Render {
             claim,
             composition,
             observed,
         } => cli::render(&claim, &composition, observed.as_deref())
             .map(|out| print!("{out}"))
-            .map_err(|e| e.to_string()),
+            .map_err(Into::into),
         Command::Validate { files } => {
             let (lines, problems) = cli::validate(&files);
             for line in &lines {
@@ -41,15 +40,29 @@ fn main() -> ExitCode {
                 println!("{} file(s) valid", files.len());
                 Ok(())
             } else {
-                Err(format!("{problems} problem(s) found"))
+                Err(CliError::Invalid(problems).into())
             }
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {}", chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes, each once (some messages embed their source).
+fn chain(e: &dyn Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out = format!("{out}: {text}");
+        }
+        next = cause.source();
+    }
+    out
 }

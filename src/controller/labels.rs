@@ -7,10 +7,10 @@ use kube::runtime::reflector::ObjectRef;
 use crate::api::DatabaseClaim;
 use crate::naming::label_value;
 
-pub const CLAIM_NAME: &str = "dbclaim.io/claim-name";
-pub const CLAIM_NAMESPACE: &str = "dbclaim.io/claim-namespace";
-pub const COMPOSITION: &str = "dbclaim.io/composition";
-pub const RESOURCE: &str = "dbclaim.io/resource";
+pub use crate::contract::{
+    LABEL_CLAIM_NAME as CLAIM_NAME, LABEL_CLAIM_NAMESPACE as CLAIM_NAMESPACE,
+    LABEL_COMPOSITION as COMPOSITION, LABEL_RESOURCE as RESOURCE,
+};
 
 /// The claim an object's labels point at. Long claim names are hashed in
 /// labels; such objects are matched back through the claim store instead.

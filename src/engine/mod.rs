@@ -50,9 +50,7 @@ mod render_tests;
 pub use connection::{ConnectionSecret, REQUIRED_KEYS, connection_secret, secret_type};
 pub use error::{EngineError, ResourceError};
 pub use fieldpath::FieldPath;
-pub use render::{
-    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_COMPOSITION, LABEL_RESOURCE, render,
-};
+pub use render::render;
 pub use scope::builtin_scope;
 pub use validate::{Problem, validate};
 

@@ -12,13 +12,8 @@ use super::scope::is_core_secret;
 use super::value::kind_of;
 use super::{ComposedResource, RenderRequest, Rendered, Scope, connection};
 use crate::api::composition::ComposedTemplate;
+use crate::contract::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_COMPOSITION, LABEL_RESOURCE};
 use crate::naming;
-
-/// Labels every composed object carries, so its claim can find it.
-pub const LABEL_CLAIM_NAME: &str = "dbclaim.io/claim-name";
-pub const LABEL_CLAIM_NAMESPACE: &str = "dbclaim.io/claim-namespace";
-pub const LABEL_COMPOSITION: &str = "dbclaim.io/composition";
-pub const LABEL_RESOURCE: &str = "dbclaim.io/resource";
 
 /// The namespace of a claim that has none set, as kubectl would use.
 const DEFAULT_NAMESPACE: &str = "default";

@@ -1,0 +1,58 @@
+//! Every label, annotation, finalizer and field manager the contract
+//! names, in one place (`api-contract.md`). Changing one of these strands
+//! objects written by an older dbclaim: they are part of the API.
+//!
+//! Field managers: the claim controller applies composed objects and the
+//! claim's connection Secret as `dbclaim`. A controller that writes fields
+//! of an object the claim controller also applies (the AWS provider's
+//! annotations on RDSInstances) needs a manager of its own, or the claim
+//! controller's next apply would drop those fields.
+
+/// Labels every composed object and connection Secret carries, so its
+/// claim can find it (values go through `naming::label_value`).
+pub const LABEL_CLAIM_NAME: &str = "dbclaim.io/claim-name";
+pub const LABEL_CLAIM_NAMESPACE: &str = "dbclaim.io/claim-namespace";
+pub const LABEL_COMPOSITION: &str = "dbclaim.io/composition";
+pub const LABEL_RESOURCE: &str = "dbclaim.io/resource";
+
+/// The claim controller's finalizer on DatabaseClaims.
+pub const CLAIM_FINALIZER: &str = "dbclaim.io/finalizer";
+/// Field manager of the claim controller's writes.
+pub const CLAIM_FIELD_MANAGER: &str = "dbclaim";
+/// `"true"` on a claim: dbclaim leaves it and its objects alone.
+pub const PAUSED_ANNOTATION: &str = "dbclaim.io/paused";
+/// Hash of what dbclaim last applied, so an unchanged object is not re-sent.
+pub const APPLIED_HASH_ANNOTATION: &str = "dbclaim.io/applied-hash";
+/// `"true"` on a Composition: the default for its engines.
+pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
+/// The external name of a managed resource (the DB instance identifier):
+/// set before the first create; setting it on a new object adopts.
+pub const EXTERNAL_NAME_ANNOTATION: &str = "dbclaim.io/external-name";
+
+/// The AWS provider (RDSInstance).
+pub mod aws {
+    /// Not the claim controller's `dbclaim`: the claim controller applies
+    /// RDSInstances, and an annotation written under its manager would be
+    /// dropped by its next apply.
+    pub const FIELD_MANAGER: &str = "dbclaim-aws-provider";
+    pub const FINALIZER: &str = "aws.dbclaim.io/finalizer";
+    /// The identifier dbclaim derived itself: an instance of that name that
+    /// dbclaim did not create is a conflict, not an adoption.
+    pub const GENERATED_NAME_ANNOTATION: &str = "aws.dbclaim.io/generated-external-name";
+    /// On connection Secrets: the label-safe name of their RDSInstance.
+    pub const INSTANCE_LABEL: &str = "aws.dbclaim.io/rdsinstance";
+    /// On connection Secrets: the full name of their RDSInstance.
+    pub const INSTANCE_ANNOTATION: &str = "aws.dbclaim.io/rdsinstance";
+    /// On a connection Secret whose password is not yet the instance's.
+    pub const PASSWORD_PENDING_ANNOTATION: &str = "aws.dbclaim.io/password-reset-pending";
+}
+
+/// The PostgreSQL provider (Database).
+pub mod postgres {
+    pub const FIELD_MANAGER: &str = "dbclaim";
+    pub const FINALIZER: &str = "postgres.dbclaim.io/finalizer";
+    /// On connection Secrets: the label-safe name of their Database.
+    pub const DATABASE_LABEL: &str = "postgres.dbclaim.io/database";
+    /// On connection Secrets: the full name of their Database.
+    pub const DATABASE_ANNOTATION: &str = "postgres.dbclaim.io/database";
+}

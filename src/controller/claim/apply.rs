@@ -1,0 +1,253 @@
+//! Apply: server-side apply of what changed (an applied-hash annotation
+//! skips what is unchanged), a re-render over the API server's answers,
+//! and pruning of what the composition no longer declares.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::events::Event;
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::error::{ApplyError, failed};
+use super::observe::{Observed, dynamic_api};
+use super::select::Selected;
+use super::{normal, render};
+use crate::api::DatabaseClaim;
+use crate::api::claim::ResourceStatus;
+use crate::contract::{APPLIED_HASH_ANNOTATION, CLAIM_FIELD_MANAGER};
+use crate::controller::context::Context;
+use crate::controller::labels;
+use crate::engine::Rendered;
+use crate::naming;
+
+/// The composed objects as applied, for the Secret and the status.
+#[derive(Default)]
+pub struct Applied {
+    pub resources: Vec<ResourceStatus>,
+    pub outputs: BTreeMap<String, Value>,
+    /// Connection details the composed objects publish, by key.
+    pub connection: BTreeMap<String, Vec<u8>>,
+    /// Why composed objects are not ready, in words.
+    pub not_ready: Vec<String>,
+    /// `Synced=False` messages of composed objects: the provider's trouble.
+    pub provider_errors: Vec<String>,
+}
+
+/// `events` receives one event per object created.
+pub async fn apply(
+    claim: &DatabaseClaim,
+    selected: &Selected,
+    mut observed: Observed,
+    desired: Rendered,
+    ctx: &Context,
+    events: &mut Vec<Event>,
+) -> Result<Applied, ApplyError> {
+    let ns = claim.namespace().unwrap_or_default();
+    let mut applied = false;
+    for r in &desired.resources {
+        let Some(kind) = observed.kinds.get(&r.name) else {
+            continue;
+        };
+        let current = observed
+            .objects
+            .get(&r.name)
+            .and_then(|o| o.object.as_ref());
+        let object_name = object_name(&r.object);
+        let object = with_applied_hash(r.object.clone());
+        if !needs_apply(&object, current) {
+            continue;
+        }
+        let created = current.is_none();
+        let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
+        let result = dynamic_api(ctx, kind, &ns)
+            .patch(&object_name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(failed(
+                "apply",
+                format!("{} {object_name}", kind.resource.kind),
+            ))?;
+        applied = true;
+        if let Some(o) = observed.objects.get_mut(&r.name) {
+            o.object = serde_json::to_value(result).ok();
+        }
+        if created {
+            info!(resource = %r.name, object = %object_name, "composed object created");
+            let note = format!("created {} {object_name}", kind.resource.kind);
+            events.push(normal("ResourceCreated", "CreateResource", note));
+        }
+    }
+    // What the API server answered is the freshest observation: readiness
+    // and connection details need not wait for the next pass.
+    let rendered = match applied {
+        true => render::render(claim, selected, &observed)?,
+        false => desired,
+    };
+    let resources: Vec<ResourceStatus> = rendered
+        .resources
+        .iter()
+        .filter_map(|r| {
+            let kind = observed.kinds.get(&r.name)?;
+            Some(ResourceStatus {
+                name: r.name.clone(),
+                api_version: kind.resource.api_version.clone(),
+                kind: kind.resource.kind.clone(),
+                resource_name: object_name(&r.object),
+                ready: r.readiness.ready,
+            })
+        })
+        .collect();
+    prune(claim, ctx, &resources).await?;
+    Ok(Applied {
+        not_ready: rendered
+            .resources
+            .iter()
+            .filter(|r| !r.readiness.ready)
+            .map(|r| r.readiness.message.clone())
+            .collect(),
+        provider_errors: observed
+            .objects
+            .values()
+            .filter_map(|o| o.object.as_ref())
+            .filter_map(provider_error)
+            .collect(),
+        resources,
+        outputs: rendered.outputs,
+        connection: rendered.connection,
+    })
+}
+
+fn object_name(object: &Value) -> String {
+    object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A composed object's own `Synced=False`, as `<Kind> <name>: <message>`.
+fn provider_error(obj: &Value) -> Option<String> {
+    let conditions = obj.pointer("/status/conditions")?.as_array()?;
+    let synced = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))?;
+    if synced.get("status").and_then(Value::as_str) != Some("False") {
+        return None;
+    }
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = synced
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(format!("{kind} {name}: {message}"))
+}
+
+/// Deletes composed objects the status lists and this pass did not apply
+/// (the composition no longer declares them). `status.resources` is the
+/// record of what is ours; the labels confirm it.
+async fn prune(
+    claim: &DatabaseClaim,
+    ctx: &Context,
+    current: &[ResourceStatus],
+) -> Result<(), ApplyError> {
+    let Some(status) = &claim.status else {
+        return Ok(());
+    };
+    let ns = claim.namespace().unwrap_or_default();
+    for old in &status.resources {
+        let still = current.iter().any(|r| {
+            r.api_version == old.api_version
+                && r.kind == old.kind
+                && r.resource_name == old.resource_name
+        });
+        if still {
+            continue;
+        }
+        let Ok(kind) = ctx.kinds.resolve(&old.api_version, &old.kind).await else {
+            continue;
+        };
+        let object = format!("{} {}", old.kind, old.resource_name);
+        let api = dynamic_api(ctx, &kind, &ns);
+        if let Some(obj) = api
+            .get_opt(&old.resource_name)
+            .await
+            .map_err(failed("read", &object))?
+            && labels::belongs_to(obj.labels(), &ns, &claim.name_any())
+            && obj.metadata.deletion_timestamp.is_none()
+        {
+            api.delete(&old.resource_name, &DeleteParams::background())
+                .await
+                .map_err(failed("prune", object))?;
+            info!(object = %old.resource_name, "removed composed object the composition no longer declares");
+        }
+    }
+    Ok(())
+}
+
+fn with_applied_hash(mut object: Value) -> Value {
+    let hash = naming::short_hash(&object.to_string());
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(APPLIED_HASH_ANNOTATION.to_string(), Value::String(hash));
+        }
+    }
+    object
+}
+
+/// Whether the desired object must be sent: it is new, it changed since
+/// the last apply, or someone else changed a field dbclaim sets.
+fn needs_apply(desired: &Value, current: Option<&Value>) -> bool {
+    match current {
+        None => true,
+        Some(current) => !is_subset(desired, current),
+    }
+}
+
+/// Whether every field of `want` is present and equal in `have`.
+/// Numbers compare by value (the API server turns 20.0 into 20).
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_ignores_fields_others_set_and_number_forms() {
+        let want = json!({"spec": {"a": 20.0, "l": [1, {"x": "y"}]}, "metadata": {"name": "n"}});
+        let have = json!({"spec": {"a": 20, "b": true, "l": [1, {"x": "y", "z": 1}]}, "metadata": {"name": "n", "uid": "u"}});
+        assert!(is_subset(&want, &have));
+        assert!(!is_subset(&json!({"spec": {"a": 21}}), &have));
+        assert!(!is_subset(&json!({"spec": {"l": [1]}}), &have));
+        assert!(!is_subset(&json!({"spec": {"c": 1}}), &have));
+    }
+
+    #[test]
+    fn applied_hash_is_stable() {
+        let a = with_applied_hash(json!({"metadata": {"name": "x"}, "spec": {"k": 1}}));
+        let b = with_applied_hash(json!({"metadata": {"name": "x"}, "spec": {"k": 1}}));
+        assert_eq!(a, b);
+        assert!(
+            a.pointer("/metadata/annotations/dbclaim.io~1applied-hash")
+                .is_some()
+        );
+        assert!(needs_apply(&a, None));
+        assert!(!needs_apply(&a, Some(&a)));
+    }
+}

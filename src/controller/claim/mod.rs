@@ -1,0 +1,145 @@
+//! The DatabaseClaim reconcile, a pipeline of stages, each in its own
+//! module and each handing a typed result to the next:
+//!
+//! select (policy + selection) → observe (kinds, objects, their Secrets) →
+//! render (pure engine) → apply (SSA, re-render, prune) → publish the
+//! connection Secret → report status. Deletion goes through the finalizer
+//! ([`cleanup`]); [`watches`] wires what wakes a claim.
+
+mod apply;
+mod cleanup;
+pub mod error;
+mod observe;
+mod render;
+mod secret;
+mod select;
+pub mod status;
+pub mod watches;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
+use tracing::{debug, instrument, warn};
+
+use crate::api::DatabaseClaim;
+use crate::contract::{CLAIM_FINALIZER, PAUSED_ANNOTATION};
+
+use super::context::Context;
+pub use error::{PassError, requeue};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API failure during a pass: retried, the status left as it was.
+    #[error(transparent)]
+    Pass(PassError),
+    /// The status write, or a request of the deletion.
+    #[error(transparent)]
+    Api(#[from] error::ApiError),
+    #[error("waiting for {0} composed object(s) to be deleted")]
+    WaitingForDeletion(usize),
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+/// What a pass got to, stage by stage, for the status.
+#[derive(Default)]
+pub struct Pass {
+    composition: Option<String>,
+    applied: Option<apply::Applied>,
+    secret: Option<secret::Published>,
+    /// What the stages did, announced with the status.
+    events: Vec<Event>,
+}
+
+/// The stages in order; each failure stops the pass where it happened.
+async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result<(), PassError> {
+    let selected = select::select(claim, ctx).await?;
+    // Recorded before the policy check: a violation still names it.
+    pass.composition = Some(selected.name());
+    selected.admit(claim, ctx)?;
+    debug!(composition = %selected.name(), "composition selected");
+    let observed = observe::observe(claim, &selected, ctx).await?;
+    let desired = render::render(claim, &selected, &observed)?;
+    let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
+    let applied = pass.applied.insert(applied);
+    let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;
+    pass.secret = Some(published);
+    Ok(())
+}
+
+/// One pass over a live claim. No wait for the composition cache here:
+/// `dbclaim run` starts no claim reconcile before it has synced (the gate
+/// in watches.rs).
+async fn provision(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Error> {
+    let mut pass = Pass::default();
+    let outcome = stages(claim, ctx, &mut pass).await;
+    status::report(claim, ctx, pass, outcome).await
+}
+
+#[instrument(skip_all, fields(claim = %claim.name_any(), namespace = claim.namespace().unwrap_or_default()))]
+pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let paused = claim.annotations().get(PAUSED_ANNOTATION);
+    if paused.is_some_and(|v| v == "true") {
+        return Ok(Action::await_change());
+    }
+    let deleting = claim.metadata.deletion_timestamp.is_some();
+    let uid = claim.uid().unwrap_or_default();
+    if deleting && ctx.finalized.contains(&uid) {
+        // The cache still shows a claim whose finalizer this operator
+        // removed: it is gone, and a second cleanup would only send
+        // requests that fail.
+        return Ok(Action::await_change());
+    }
+    let started = Instant::now();
+    debug!("claim reconcile started");
+    let ns = claim.namespace().unwrap_or_default();
+    let api: Api<DatabaseClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, CLAIM_FINALIZER, claim, |event| async {
+        match event {
+            Finalizer::Apply(claim) => provision(&claim, &ctx).await,
+            Finalizer::Cleanup(claim) => cleanup::cleanup(&claim, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if deleting && result.is_ok() {
+        ctx.finalized.insert(&uid, ());
+        ctx.status_writes.remove(&uid);
+    }
+    ctx.metrics
+        .reconciled("claim", result.is_ok(), started.elapsed());
+    result
+}
+
+pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let cause = match error {
+        Error::Finalizer(e) => match &**e {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+            _ => error,
+        },
+        _ => error,
+    };
+    if let Error::WaitingForDeletion(_) = cause {
+        return Action::requeue(requeue::DELETION);
+    }
+    warn!(%error, "claim reconcile failed");
+    Action::requeue(requeue::API_FAILURE)
+}
+
+fn normal(reason: &str, action: &str, note: String) -> Event {
+    Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    }
+}

@@ -1,0 +1,248 @@
+//! What wakes a claim: its own watch, its connection Secrets, the
+//! compositions, policies and namespaces it depends on, and the objects
+//! it composed. Also the caches its reconciles read.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::cli::RunArgs;
+use crate::conditions::{self, ConditionType};
+use crate::controller::context::Context;
+use crate::controller::kinds::Kinds;
+use crate::controller::labels;
+use crate::metrics::Metrics;
+use crate::server::Readiness;
+
+/// A cache of `K` and the stream of objects its watch touched.
+pub fn reflect<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    (store, events)
+}
+
+/// Claims in the watched namespace, or all.
+pub fn claims_api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> Api<K>
+where
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The claim controller until it stops, with its readiness and gauge.
+pub fn run(
+    client: Client,
+    args: &RunArgs,
+    operator_namespace: String,
+    metrics: Metrics,
+    readiness: Readiness,
+) -> impl Future<Output = ()> + use<> {
+    let namespace = args.namespace.as_deref();
+    let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
+    let (policies, policy_events) = reflect(Api::<ClaimPolicy>::all(client.clone()));
+    let (namespaces, namespace_events) =
+        reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()));
+    // The claim cache holds every claim for the operator's lifetime: keep
+    // what reconciles read, not the managed fields (about half of a claim
+    // as the API server sends it) or kubectl's last-applied copy.
+    let (claim_store, claim_writer) = reflector::store::<DatabaseClaim>();
+    let claim_events = reflector::reflector(
+        claim_writer,
+        watcher(claims_api(&client, namespace), watcher::Config::default()).modify(slim),
+    )
+    .applied_objects();
+
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        compositions: compositions.clone(),
+        policies: policies.clone(),
+        claims: claim_store.clone(),
+        namespaces: namespaces.clone(),
+        kinds: Kinds::new(client.clone(), wake_tx),
+        reporter: Reporter {
+            controller: "dbclaim".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+        operator_namespace,
+        metrics: metrics.clone(),
+        finalized: Default::default(),
+        status_writes: Default::default(),
+    });
+
+    // A composition change wakes the claims using it and those still
+    // looking for one; a policy change wakes every claim; a namespace's
+    // labels decide which policies govern its claims.
+    let by_composition = wake(claim_store.clone(), composition_events, |comp, claim| {
+        uses_or_lacks(claim, &comp.name_any())
+    });
+    let by_policy = wake(claim_store.clone(), policy_events, |_, _| true);
+    let by_namespace = wake(claim_store.clone(), namespace_events, |ns, claim| {
+        claim.namespace().as_deref() == Some(ns.name_any().as_str())
+    });
+    let by_composed = stream::unfold(
+        wake_rx,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
+
+    // kube's Store::wait_until_ready keeps a single waker, so of several
+    // concurrent waiters only the last one polled is woken: a reconcile
+    // waiting for the composition cache could hang forever, and that claim
+    // with it, when an operator starts (or takes over) with claims already
+    // there. One task waits for the composition, policy and namespace
+    // caches and opens this gate; reconciles and readiness wait on the gate.
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    let open_gate = {
+        let (compositions, policies) = (compositions.clone(), policies.clone());
+        async move {
+            let _ = compositions.wait_until_ready().await;
+            let _ = policies.wait_until_ready().await;
+            let _ = namespaces.wait_until_ready().await;
+            let _ = synced_tx.send(true);
+        }
+    };
+    let gated_reconcile = {
+        let synced = synced_rx.clone();
+        move |claim, ctx| {
+            let mut synced = synced.clone();
+            async move {
+                let _ = synced.wait_for(|open| *open).await;
+                super::reconcile(claim, ctx).await
+            }
+        }
+    };
+    let claims = Controller::for_stream(claim_events, claim_store.clone())
+        // Connection Secrets only wake their claim: metadata is enough,
+        // their data never needs to cross the wire for that.
+        .owns(
+            claims_api::<PartialObjectMeta<Secret>>(&client, namespace),
+            watcher::Config::default().labels(labels::CLAIM_NAME),
+        )
+        .with_config(controller::Config::default().concurrency(args.concurrency))
+        .reconcile_on(by_composition)
+        .reconcile_on(by_policy)
+        .reconcile_on(by_namespace)
+        .reconcile_on(by_composed)
+        .shutdown_on_signal()
+        .run(gated_reconcile, super::error_policy, ctx)
+        .for_each(|_| async {});
+
+    let ready_api = claims_api(&client, namespace);
+    let ready_watch = async move {
+        open_gate.await;
+        mark_ready_when_synced(synced_rx, ready_api, readiness).await;
+    };
+    let gauge = claims_gauge(claim_store, metrics);
+    async move {
+        tokio::select! {
+            _ = claims => info!("claim controller stopped"),
+            _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
+        }
+    }
+}
+
+/// The claims to wake for each object a watch touched: those `affects`
+/// says it governs.
+fn wake<K, S>(
+    store: Store<DatabaseClaim>,
+    events: S,
+    affects: impl Fn(&K, &DatabaseClaim) -> bool,
+) -> impl Stream<Item = ObjectRef<DatabaseClaim>>
+where
+    S: Stream<Item = Result<K, watcher::Error>>,
+{
+    events
+        .filter_map(|e| async move { e.ok() })
+        .flat_map(move |obj| {
+            stream::iter(
+                store
+                    .state()
+                    .iter()
+                    .filter(|c| affects(&obj, c))
+                    .map(|c| ObjectRef::from(&**c))
+                    .collect::<Vec<_>>(),
+            )
+        })
+}
+
+/// What the claim cache does not need to keep.
+fn slim(claim: &mut DatabaseClaim) {
+    claim.managed_fields_mut().clear();
+    claim
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
+fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
+    let status = claim.status.as_ref();
+    let uses = status
+        .and_then(|s| s.composition.as_ref())
+        .is_some_and(|r| r.name == composition);
+    let synced = status.is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Synced));
+    uses || !synced
+}
+
+/// Readiness of the replica that runs the controllers: the composition and
+/// policy caches have synced (the gate) and claims can be listed. The claim
+/// cache itself belongs to the controller, whose runner is its only waiter
+/// (see the gate above) and starts no reconcile before it has synced.
+async fn mark_ready_when_synced(
+    mut synced: tokio::sync::watch::Receiver<bool>,
+    claims: Api<DatabaseClaim>,
+    readiness: Readiness,
+) {
+    let _ = synced.wait_for(|open| *open).await;
+    let probe = kube::api::ListParams::default().limit(1);
+    while let Err(e) = claims.list_metadata(&probe).await {
+        warn!(error = %e, "cannot list DatabaseClaims yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    readiness.set_ready();
+    info!("caches synced");
+}
+
+/// Keeps `dbclaim_claims{ready}` current from the claim cache.
+async fn claims_gauge(claims: Store<DatabaseClaim>, metrics: Metrics) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let state = claims.state();
+        let ready = state
+            .iter()
+            .filter(|c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready))
+            })
+            .count() as i64;
+        metrics.set_claims(ready, state.len() as i64 - ready);
+    }
+}

@@ -1,0 +1,183 @@
+//! `dbclaim run`: the process. Metrics and probe servers, leader election
+//! (a standby keeps its caches warm), then the claim controller and the
+//! providers, until SIGTERM or Ctrl-C or a lost lease.
+
+use futures::StreamExt;
+use kube::api::Api;
+use tracing::info;
+
+use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::cli::RunArgs;
+use crate::controller::claim::watches::{self, claims_api, reflect};
+use crate::metrics::Metrics;
+use crate::server::{self, Readiness};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the Kubernetes API")]
+    Kube(#[from] kube::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[from] std::io::Error),
+    #[error("lost leadership, exiting so that only the new leader reconciles")]
+    LeaseLost(#[from] crate::leader::Lost),
+    #[error("{0}")]
+    LeaderElection(String),
+    #[error("cannot serve {what} on {addr}")]
+    Serve {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub fn run_blocking(args: RunArgs) -> Result<(), Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+fn operator_namespace(args: &RunArgs) -> String {
+    args.operator_namespace
+        .clone()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "dbclaim-system".to_string())
+}
+
+pub async fn run(args: RunArgs) -> Result<(), Error> {
+    let metrics = Metrics::default();
+    // Every request goes through the counting layer:
+    // dbclaim_kube_requests_total{verb,resource}.
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&metrics.kube_layer())
+        .build();
+    let operator_namespace = operator_namespace(&args);
+    let readiness = Readiness::default();
+    info!(%operator_namespace, "starting dbclaim");
+
+    let metrics_server = server::serve_metrics(args.metrics_bind_address, metrics.clone());
+    let probes_server = server::serve_probes(args.health_probe_bind_address, readiness.clone());
+    // Bind errors surface at once rather than after the controllers start.
+    let metrics_addr = args.metrics_bind_address;
+    let probes_addr = args.health_probe_bind_address;
+    tokio::pin!(metrics_server, probes_server);
+
+    // Leader election: standbys serve probes and metrics and keep their
+    // caches synced (so /readyz says whether they could lead), but start no
+    // controller until they hold the Lease.
+    let mut leadership = None;
+    if args.leader_elect {
+        let elector = crate::leader::Elector::new(
+            client.clone(),
+            args.leader_election_namespace
+                .as_deref()
+                .unwrap_or(&operator_namespace),
+            &args.leader_election_id,
+            crate::leader::default_identity(),
+            crate::leader::Timings {
+                lease_duration: args.leader_election_lease_duration,
+                renew_deadline: args.leader_election_renew_deadline,
+                retry_period: args.leader_election_retry_period,
+            },
+        )
+        .map_err(Error::LeaderElection)?;
+        info!(identity = %elector.identity(), lease = %args.leader_election_id, "waiting for leadership");
+        tokio::select! {
+            held = elector.acquire() => leadership = Some(held),
+            r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+            r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+            _ = standby_caches(client.clone(), args.namespace.as_deref(), readiness.clone()) => {}
+            _ = shutdown_signal() => {
+                info!("stopped while standing by");
+                return Ok(());
+            }
+        }
+    }
+
+    let claims = watches::run(
+        client.clone(),
+        &args,
+        operator_namespace.clone(),
+        metrics.clone(),
+        readiness,
+    );
+    let provider_config = crate::provider::Config {
+        operator_namespace,
+        concurrency: args.concurrency,
+    };
+    let aws = crate::provider::aws::run_with_metrics(
+        client.clone(),
+        provider_config.clone(),
+        metrics.clone(),
+    );
+    let postgres = crate::provider::postgres::run_with_metrics(
+        client.clone(),
+        provider_config,
+        metrics.clone(),
+    );
+
+    let lost = async {
+        match leadership.as_mut() {
+            Some(held) => held.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+
+    tokio::select! {
+        _ = claims => {}
+        _ = postgres => info!("postgres provider stopped"),
+        _ = aws => info!("aws provider stopped"),
+        r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
+        r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+        // Returning drops every controller future: no reconcile runs past here.
+        lost = lost => return Err(Error::LeaseLost(lost)),
+    }
+    if let Some(held) = leadership {
+        held.release().await;
+    }
+    Ok(())
+}
+
+/// What a standby does until it leads: lists and watches what the leader
+/// needs, and reports ready once that has synced (it is their only waiter).
+async fn standby_caches(client: kube::Client, namespace: Option<&str>, readiness: Readiness) {
+    let (claims, claim_events) = reflect(claims_api::<DatabaseClaim>(&client, namespace));
+    let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
+    let (policies, policy_events) = reflect(Api::<ClaimPolicy>::all(client));
+    let ready = async {
+        let _ = claims.wait_until_ready().await;
+        let _ = compositions.wait_until_ready().await;
+        let _ = policies.wait_until_ready().await;
+        readiness.set_ready();
+        info!("caches synced");
+    };
+    futures::join!(
+        claim_events.for_each(|_| async {}),
+        composition_events.for_each(|_| async {}),
+        policy_events.for_each(|_| async {}),
+        ready
+    );
+}
+
+/// SIGTERM (as Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
