@@ -27,7 +27,7 @@ use crate::api::{
     Size,
 };
 use crate::conditions::{self, Cond};
-use crate::controller::claim::{APPLIED_HASH_ANNOTATION, FINALIZER};
+use crate::contract::{APPLIED_HASH_ANNOTATION, CLAIM_FINALIZER as FINALIZER};
 use crate::controller::context::Context;
 use crate::controller::kinds::{Kind, Kinds};
 use crate::controller::labels;

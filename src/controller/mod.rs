@@ -4,8 +4,6 @@
 //! `crate::operator`.
 
 pub mod claim;
-#[cfg(test)]
-mod claim_tests;
 pub mod context;
 pub mod kinds;
 pub mod labels;

@@ -17,6 +17,8 @@ pub mod status;
 pub mod watches;
 
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -33,6 +35,9 @@ use crate::api::DatabaseClaim;
 use crate::contract::{CLAIM_FINALIZER, PAUSED_ANNOTATION};
 
 use super::context::Context;
+/// Also how the reconcile tests' mock API server matches request bodies.
+#[cfg(test)]
+pub(crate) use apply::is_subset;
 pub use error::{PassError, requeue};
 
 #[derive(Debug, thiserror::Error)]

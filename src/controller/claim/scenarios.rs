@@ -8,11 +8,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::claim::reconcile;
-use super::kinds::Kind;
+use super::reconcile;
 use crate::api::postgres::Database;
 use crate::api::{DatabaseClaim, DatabaseClaimStatus, DeletionPolicy};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
+use crate::controller::kinds::Kind;
 use crate::engine::Scope;
 use crate::testing::*;
 
