@@ -149,7 +149,7 @@ pub trait StatusFixture: Sized {
     /// `connectionSecretRef` and the Service Binding `binding`.
     fn secret(self, name: &str) -> Self;
     /// Synced, Ready and the kstatus pair derived from them, at [`T0`],
-    /// for the claim's generation 1, as `write_status` sets them.
+    /// for the claim's generation 1, as a pass reports them (`claim::status`).
     fn conditions(self, synced: Cond, ready: Cond) -> Self;
 }
 

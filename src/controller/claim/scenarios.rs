@@ -2,13 +2,12 @@
 //! exact requests of one pass, in order, and what the server answers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::reconcile;
+use super::{reconcile, requeue};
 use crate::api::postgres::Database;
 use crate::api::{DatabaseClaim, DatabaseClaimStatus, DeletionPolicy};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
@@ -174,7 +173,7 @@ async fn new_claim_composes_its_objects_and_reports_once() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))));
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
 }
 
 #[tokio::test]
@@ -215,7 +214,7 @@ async fn ready_database_publishes_the_connection_secret() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
 }
 
 #[tokio::test]
@@ -231,7 +230,7 @@ async fn claim_at_rest_reads_and_writes_nothing() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
     assert!(transcript.writes().is_empty(), "a claim at rest wrote");
 }
 
@@ -265,7 +264,7 @@ async fn composition_that_drops_a_resource_deletes_its_object() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(600))));
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
 }
 
 #[tokio::test]
@@ -359,7 +358,7 @@ async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(300))));
+    assert_eq!(result, Ok(Action::requeue(requeue::NEEDS_CHANGE)));
 }
 
 #[tokio::test]
@@ -392,7 +391,7 @@ async fn foreign_secret_is_reported_and_left_alone() {
         ],
     )
     .await;
-    assert_eq!(result, Ok(Action::requeue(Duration::from_secs(30))));
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
     assert!(
         transcript.writes().iter().all(|w| w.path != SECRET),
         "wrote a Secret dbclaim does not own"
@@ -408,6 +407,11 @@ async fn api_failure_stops_the_pass_before_anything_else_is_written() {
         vec![get(DATABASE).not_found(), apply(DATABASE).fails(409)],
     )
     .await;
-    assert!(result.is_err(), "a failed apply passed: {result:?}");
+    let error = result.expect_err("a failed apply passed");
+    // The error names what failed, for the log and the retry.
+    assert!(
+        error.contains("cannot apply Database team-a-orders-db-database"),
+        "{error}"
+    );
     assert_eq!(transcript.writes().len(), 1);
 }
