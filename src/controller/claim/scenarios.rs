@@ -415,3 +415,38 @@ async fn api_failure_stops_the_pass_before_anything_else_is_written() {
     );
     assert_eq!(transcript.writes().len(), 1);
 }
+
+#[tokio::test]
+async fn pass_on_a_cache_without_its_last_status_write_repeats_nothing() {
+    // The watch has not yet brought the status the first pass writes: the
+    // second pass sees the same claim and must not write or announce again.
+    let claim = Arc::new(orders_db().finalized().with_status(creating_status()));
+    let reads = |secret: Option<Secret>| {
+        let secret = match secret {
+            Some(s) => get(SECRET).returns(s),
+            None => get(SECRET).not_found(),
+        };
+        [
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            secret,
+        ]
+    };
+    let mut script: Vec<Expect> = reads(None).into();
+    script.extend([
+        apply(SECRET),
+        apply(CLAIM_STATUS).returns(&*claim),
+        create(EVENTS).body(json!({"reason": "Ready"})),
+    ]);
+    script.extend(reads(Some(written_secret(&claim))));
+    let (results, transcript) = verify(script, |client| async {
+        let ctx = world().context(client);
+        let first = reconcile(claim.clone(), ctx.clone()).await;
+        let second = reconcile(claim.clone(), ctx).await;
+        [first, second].map(|r| r.map_err(|e| e.to_string()))
+    })
+    .await;
+    let ready = Ok(Action::requeue(requeue::READY));
+    assert_eq!(results, [ready.clone(), ready]);
+    assert_eq!(transcript.writes().len(), 3, "the second pass wrote");
+}
