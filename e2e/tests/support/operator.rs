@@ -74,7 +74,7 @@ impl Operator {
     fn spawn(&mut self, extra: &[&str]) {
         let log = std::fs::File::create(&self.log).unwrap_or_else(|e| panic!("{e}"));
         let err = log.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_dbclaim"))
+        let child = Command::new(operator_binary())
             .arg("run")
             .arg("--metrics-bind-address")
             .arg(format!("127.0.0.1:{}", self.metrics_port))
@@ -181,4 +181,11 @@ impl Drop for Operator {
             }
         }
     }
+}
+
+/// The operator binary: the copy `e2e/run-tests` made of the one it built
+/// (checkouts sharing a target dir overwrite each other's), else cargo's.
+pub fn operator_binary() -> String {
+    std::env::var("DBCLAIM_E2E_OPERATOR_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dbclaim").to_string())
 }
