@@ -44,6 +44,8 @@ pub enum SyncedReason {
     CompositionInvalid,
     PolicyViolation,
     ProviderError,
+    /// A `compositionRef` move that would delete composed objects.
+    ReplacementBlocked,
 }
 
 /// Every reason a dbclaim condition can carry.
@@ -90,6 +92,7 @@ impl SyncedReason {
             SyncedReason::CompositionInvalid => "CompositionInvalid",
             SyncedReason::PolicyViolation => "PolicyViolation",
             SyncedReason::ProviderError => "ProviderError",
+            SyncedReason::ReplacementBlocked => "ReplacementBlocked",
         }
     }
 }

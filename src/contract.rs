@@ -14,6 +14,12 @@ pub const LABEL_CLAIM_NAME: &str = "dbclaim.io/claim-name";
 pub const LABEL_CLAIM_NAMESPACE: &str = "dbclaim.io/claim-namespace";
 pub const LABEL_COMPOSITION: &str = "dbclaim.io/composition";
 pub const LABEL_RESOURCE: &str = "dbclaim.io/resource";
+/// The claim's `deletionPolicy` when the object was rendered: what the
+/// collector applies when the claim is gone without its cleanup.
+pub const LABEL_DELETION_POLICY: &str = "dbclaim.io/deletion-policy";
+/// The UID of the claim that rendered the object: a claim re-created under
+/// the same name is told apart from the one that made it.
+pub const LABEL_CLAIM_UID: &str = "dbclaim.io/claim-uid";
 
 /// The claim controller's finalizer on DatabaseClaims.
 pub const CLAIM_FINALIZER: &str = "dbclaim.io/finalizer";
@@ -25,6 +31,9 @@ pub const PAUSED_ANNOTATION: &str = "dbclaim.io/paused";
 pub const APPLIED_HASH_ANNOTATION: &str = "dbclaim.io/applied-hash";
 /// `"true"` on a Composition: the default for its engines.
 pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
+/// `"true"` on a claim: a `compositionRef` move may delete the composed
+/// objects the new composition does not produce (refused otherwise).
+pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "dbclaim.io/allow-replacement";
 /// The external name of a managed resource (the DB instance identifier):
 /// set before the first create; setting it on a new object adopts.
 pub const EXTERNAL_NAME_ANNOTATION: &str = "dbclaim.io/external-name";
@@ -45,6 +54,9 @@ pub mod aws {
     pub const INSTANCE_ANNOTATION: &str = "aws.dbclaim.io/rdsinstance";
     /// On a connection Secret whose password is not yet the instance's.
     pub const PASSWORD_PENDING_ANNOTATION: &str = "aws.dbclaim.io/password-reset-pending";
+    /// The tag on every instance dbclaim creates: the name of the
+    /// RDSInstance object that manages it.
+    pub const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
 }
 
 /// The PostgreSQL provider (Database).

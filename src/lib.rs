@@ -1,6 +1,7 @@
 //! dbclaim: self-service databases for Kubernetes.
 //!
-//! Pure parts (`engine`, `naming`, `selection`, `policy`, `conditions`) do
+//! Pure parts (`engine`, `naming`, `selection`, `replacement`, `policy`,
+//! `conditions`) do
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod naming;
 pub mod operator;
 pub mod policy;
 pub mod provider;
+pub mod replacement;
 pub mod selection;
 pub mod server;
 #[cfg(test)]

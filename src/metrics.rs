@@ -49,6 +49,7 @@ pub struct Metrics {
     claims: Family<ReadyLabels, Gauge>,
     provider_requests: Family<ProviderLabels, Counter>,
     kube_requests: Family<KubeRequestLabels, Counter>,
+    orphaned_objects: Gauge,
 }
 
 impl Default for Metrics {
@@ -85,6 +86,12 @@ impl Default for Metrics {
             "Requests the operator sent to the Kubernetes API, by verb and resource",
             kube_requests.clone(),
         );
+        let orphaned_objects = Gauge::default();
+        registry.register(
+            "orphaned_objects",
+            "Composed objects whose claim no longer exists, as the collector last saw them",
+            orphaned_objects.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             reconcile_total,
@@ -92,6 +99,7 @@ impl Default for Metrics {
             claims,
             provider_requests,
             kube_requests,
+            orphaned_objects,
         }
     }
 }
@@ -123,6 +131,11 @@ impl Metrics {
                 ready: "false".into(),
             })
             .set(not_ready);
+    }
+
+    /// Orphans seen by the collector's last pass.
+    pub fn set_orphaned_objects(&self, n: i64) {
+        self.orphaned_objects.set(n);
     }
 
     pub fn provider_request(&self, provider: &str, operation: &str, ok: bool) {
@@ -224,12 +237,14 @@ mod tests {
         let m = Metrics::default();
         m.reconciled("claim", true, Duration::from_millis(3));
         m.set_claims(2, 1);
+        m.set_orphaned_objects(3);
         m.provider_request("postgres", "create_database", true);
         let text = m.encode();
         for needle in [
             "dbclaim_reconcile_total{controller=\"claim\",result=\"success\"} 1",
             "dbclaim_reconcile_duration_seconds_bucket",
             "dbclaim_claims{ready=\"true\"} 2",
+            "dbclaim_orphaned_objects 3",
             "dbclaim_provider_requests_total{provider=\"postgres\",operation=\"create_database\",result=\"success\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

@@ -1,19 +1,25 @@
 //! Which composition serves a claim: pure and deterministic.
 //!
+//! A claim with a recorded choice (`status.composition`) keeps it for life:
+//! only a `spec.compositionRef` naming another composition moves it. A
+//! recorded composition that is gone, no longer serves the claim's engine or
+//! no longer matches its selector is an error (`CompositionNotFound`), never a
+//! silent move: moving would delete the objects, and the data, of the old one.
+//!
+//! A claim without a recorded choice picks:
 //! 1. `compositionRef`: exactly that one.
-//! 2. `compositionSelector`: label match and engine served, first by name;
-//!    the current choice sticks while it still exists and matches.
+//! 2. `compositionSelector`: label match and engine served, first by name.
 //! 3. neither: a ClaimPolicy default, else the composition annotated
-//!    `dbclaim.io/default: "true"` for the engine; the current choice sticks
-//!    while it still exists and serves the engine.
+//!    `dbclaim.io/default: "true"` for the engine, first by name.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
 use crate::api::{Composition, DatabaseClaim, Engine};
+use crate::conditions::SyncedReason;
 
-pub const DEFAULT_ANNOTATION: &str = "dbclaim.io/default";
+pub use crate::contract::DEFAULT_COMPOSITION_ANNOTATION as DEFAULT_ANNOTATION;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
@@ -41,6 +47,40 @@ pub enum SelectError {
         "the ClaimPolicy default composition {0:?} for this engine does not exist or does not serve it: ask your platform team"
     )]
     PolicyDefaultMissing(String),
+    #[error(
+        "composition {0:?}, which this claim uses, does not exist: its objects and data are kept as they are; re-create the composition, or set spec.compositionRef to move the database on purpose"
+    )]
+    RecordedGone(String),
+    #[error(
+        "composition {name:?}, which this claim uses, no longer serves engine {engine} (it serves {serves}): its objects and data are kept as they are; restore the engine in the composition, or set spec.compositionRef to move the database on purpose"
+    )]
+    RecordedEngineDropped {
+        name: String,
+        engine: Engine,
+        serves: String,
+    },
+    #[error(
+        "composition {name:?}, which this claim uses, no longer matches spec.compositionSelector ({selector}): its objects and data are kept as they are; restore its labels or the selector, or set spec.compositionRef to move the database on purpose"
+    )]
+    RecordedNoLongerMatches { name: String, selector: String },
+}
+
+impl SelectError {
+    /// The claim's `Synced=False` reason for this error.
+    pub fn synced_reason(&self) -> SyncedReason {
+        match self {
+            SelectError::EngineNotServed { .. } | SelectError::BadSelector(_) => {
+                SyncedReason::CompositionInvalid
+            }
+            SelectError::RefNotFound(_)
+            | SelectError::NoMatch { .. }
+            | SelectError::NoDefault { .. }
+            | SelectError::PolicyDefaultMissing(_)
+            | SelectError::RecordedGone(_)
+            | SelectError::RecordedEngineDropped { .. }
+            | SelectError::RecordedNoLongerMatches { .. } => SyncedReason::CompositionNotFound,
+        }
+    }
 }
 
 /// Whether `labels` satisfy `selector`; an invalid selector matches nothing.
@@ -65,8 +105,21 @@ fn engines_text(c: &Composition) -> String {
         .join(", ")
 }
 
+/// The composition recorded in the claim's status, if any.
+pub fn recorded(claim: &DatabaseClaim) -> Option<&str> {
+    claim
+        .status
+        .as_ref()?
+        .composition
+        .as_ref()
+        .map(|r| r.name.as_str())
+        .filter(|n| !n.is_empty())
+}
+
 /// Picks the composition for `claim` among `compositions`.
 /// `policy_default` is the default a ClaimPolicy names for the claim's engine.
+/// A result other than the recorded composition is a move: the caller checks
+/// it with `replacement::blocked` before applying anything.
 pub fn select<'a>(
     claim: &DatabaseClaim,
     compositions: &'a [Composition],
@@ -74,12 +127,9 @@ pub fn select<'a>(
 ) -> Result<&'a Composition, SelectError> {
     let engine = claim.spec.engine;
     let by_name = |name: &str| compositions.iter().find(|c| c.name_any() == name);
-    let current = claim
-        .status
-        .as_ref()
-        .and_then(|s| s.composition.as_ref())
-        .and_then(|r| by_name(&r.name));
+    let recorded = recorded(claim);
 
+    // An explicit reference, recorded or not: the only way to move a claim.
     if let Some(r) = &claim.spec.composition_ref {
         let c = by_name(&r.name).ok_or_else(|| SelectError::RefNotFound(r.name.clone()))?;
         if !serves(c, engine) {
@@ -87,6 +137,28 @@ pub fn select<'a>(
                 name: r.name.clone(),
                 engine,
                 serves: engines_text(c),
+            });
+        }
+        return Ok(c);
+    }
+
+    // A recorded choice sticks for life; whatever happened to it is reported,
+    // never answered by picking another.
+    if let Some(name) = recorded {
+        let c = by_name(name).ok_or_else(|| SelectError::RecordedGone(name.to_string()))?;
+        if !serves(c, engine) {
+            return Err(SelectError::RecordedEngineDropped {
+                name: name.to_string(),
+                engine,
+                serves: engines_text(c),
+            });
+        }
+        if let Some(selector) = &claim.spec.composition_selector
+            && !selector_matches(selector, c.labels()).map_err(SelectError::BadSelector)?
+        {
+            return Err(SelectError::RecordedNoLongerMatches {
+                name: name.to_string(),
+                selector: selector_text(selector),
             });
         }
         return Ok(c);
@@ -109,11 +181,6 @@ pub fn select<'a>(
             out
         }
         None => {
-            // The current choice sticks even if the default moves elsewhere:
-            // moving a database is the user's explicit act.
-            if let Some(c) = current.filter(|c| serves(c, engine)) {
-                return Ok(c);
-            }
             if let Some(name) = policy_default {
                 return by_name(name)
                     .filter(|c| serves(c, engine))
@@ -130,9 +197,6 @@ pub fn select<'a>(
                 .collect()
         }
     };
-    if let Some(c) = current.filter(|c| candidates.iter().any(|x| x.name_any() == c.name_any())) {
-        return Ok(c);
-    }
     candidates.sort_by_key(|c| c.name_any());
     candidates
         .first()
@@ -277,7 +341,21 @@ mod tests {
             "m",
         );
         assert_eq!(pick(&c, &comps, None), Ok("m".into()));
-        // One it no longer satisfies does.
+        // Nor does one it no longer satisfies, though another matches: the
+        // claim reports it instead of moving.
+        let c = with_current(
+            with_selector(claim(Engine::Postgres), &[("provider", "aws")]),
+            "m",
+        );
+        let mut relabelled = comps.clone();
+        relabelled[1].metadata.labels = Some(BTreeMap::from([("tier".into(), "gold".into())]));
+        assert_eq!(
+            pick(&c, &relabelled, None),
+            Err(SelectError::RecordedNoLongerMatches {
+                name: "m".into(),
+                selector: "provider=aws".into()
+            })
+        );
         let c = with_current(
             with_selector(
                 claim(Engine::Postgres),
@@ -285,7 +363,10 @@ mod tests {
             ),
             "m",
         );
-        assert!(pick(&c, &comps, None).is_err());
+        assert!(matches!(
+            pick(&c, &comps, None),
+            Err(SelectError::RecordedNoLongerMatches { .. })
+        ));
     }
 
     #[test]
@@ -326,7 +407,151 @@ mod tests {
         let c = with_current(claim(Engine::Postgres), "pg-b");
         assert_eq!(pick(&c, &comps, None), Ok("pg-b".into()));
         let gone = with_current(claim(Engine::Postgres), "deleted");
-        assert_eq!(pick(&gone, &comps, None), Ok("pg-a".into()));
+        assert_eq!(
+            pick(&gone, &comps, None),
+            Err(SelectError::RecordedGone("deleted".into()))
+        );
+    }
+
+    /// The audit's reproduction (C1): the recorded RDS composition is
+    /// deleted, shared-postgres is the default. The claim must not move.
+    #[test]
+    fn deleted_composition_is_not_found_never_the_default() {
+        let comps = [comp("shared-postgres", &[Engine::Postgres], &[], true)];
+        let c = with_current(claim(Engine::Postgres), "aws-rds-postgres");
+        let err = select(&c, &comps, None).map(|c| c.name_any());
+        assert_eq!(
+            err,
+            Err(SelectError::RecordedGone("aws-rds-postgres".into()))
+        );
+        let err = err.err().unwrap_or_else(|| panic!("expected an error"));
+        assert_eq!(err.synced_reason(), SyncedReason::CompositionNotFound);
+        assert!(err.to_string().contains("\"aws-rds-postgres\""), "{err}");
+        // Nor does a policy default, or a selector that another matches.
+        assert!(matches!(
+            pick(&c, &comps, Some("shared-postgres")),
+            Err(SelectError::RecordedGone(_))
+        ));
+        let sel = with_current(
+            with_selector(claim(Engine::Postgres), &[]),
+            "aws-rds-postgres",
+        );
+        assert!(matches!(
+            pick(&sel, &comps, None),
+            Err(SelectError::RecordedGone(_))
+        ));
+    }
+
+    #[test]
+    fn dropped_engine_is_not_found_never_another() {
+        let comps = [
+            comp("pg-a", &[Engine::Postgres], &[], true),
+            comp("pg-b", &[Engine::Mysql], &[], false),
+        ];
+        let c = with_current(claim(Engine::Postgres), "pg-b");
+        let err = pick(&c, &comps, None);
+        assert_eq!(
+            err,
+            Err(SelectError::RecordedEngineDropped {
+                name: "pg-b".into(),
+                engine: Engine::Postgres,
+                serves: "mysql".into()
+            })
+        );
+        assert_eq!(
+            err.err().map(|e| e.synced_reason()),
+            Some(SyncedReason::CompositionNotFound)
+        );
+    }
+
+    #[test]
+    fn moving_defaults_never_move_a_claim() {
+        // pg-b was the default when the claim was made; now pg-a is, and a
+        // policy names pg-c.
+        let comps = [
+            comp("pg-a", &[Engine::Postgres], &[], true),
+            comp("pg-b", &[Engine::Postgres], &[], false),
+            comp("pg-c", &[Engine::Postgres], &[], false),
+        ];
+        let c = with_current(claim(Engine::Postgres), "pg-b");
+        assert_eq!(pick(&c, &comps, None), Ok("pg-b".into()));
+        assert_eq!(pick(&c, &comps, Some("pg-c")), Ok("pg-b".into()));
+        assert_eq!(pick(&c, &comps, Some("missing")), Ok("pg-b".into()));
+    }
+
+    #[test]
+    fn only_a_reference_to_another_composition_moves() {
+        let comps = [
+            comp("a", &[Engine::Postgres], &[], true),
+            comp("b", &[Engine::Postgres], &[], false),
+        ];
+        let mut c = with_current(claim(Engine::Postgres), "a");
+        c.spec.composition_ref = Some(NameRef { name: "b".into() });
+        assert_eq!(pick(&c, &comps, None), Ok("b".into()));
+        // A move away from a deleted composition is the user's way out.
+        let mut gone = with_current(claim(Engine::Postgres), "deleted");
+        gone.spec.composition_ref = Some(NameRef { name: "b".into() });
+        assert_eq!(pick(&gone, &comps, None), Ok("b".into()));
+        // A reference to the recorded one that is gone stays not found.
+        let mut same = with_current(claim(Engine::Postgres), "deleted");
+        same.spec.composition_ref = Some(NameRef {
+            name: "deleted".into(),
+        });
+        let err = pick(&same, &comps, None);
+        assert_eq!(err, Err(SelectError::RefNotFound("deleted".into())));
+        assert_eq!(
+            err.err().map(|e| e.synced_reason()),
+            Some(SyncedReason::CompositionNotFound)
+        );
+        // Dropping the reference again keeps the claim where it is.
+        let c = with_current(claim(Engine::Postgres), "b");
+        assert_eq!(pick(&c, &comps, None), Ok("b".into()));
+    }
+
+    #[test]
+    fn an_empty_recorded_name_is_no_record() {
+        let comps = [comp("a", &[Engine::Postgres], &[], true)];
+        let c = with_current(claim(Engine::Postgres), "");
+        assert_eq!(pick(&c, &comps, None), Ok("a".into()));
+        assert_eq!(recorded(&c), None);
+    }
+
+    #[test]
+    fn reasons_per_error() {
+        let engine = Engine::Postgres;
+        let invalid = [
+            SelectError::EngineNotServed {
+                name: "x".into(),
+                engine,
+                serves: "mysql".into(),
+            },
+            SelectError::BadSelector("x".into()),
+        ];
+        for e in invalid {
+            assert_eq!(e.synced_reason(), SyncedReason::CompositionInvalid, "{e}");
+        }
+        let not_found = [
+            SelectError::RefNotFound("x".into()),
+            SelectError::NoMatch {
+                engine,
+                selector: "a=b".into(),
+            },
+            SelectError::NoDefault { engine },
+            SelectError::PolicyDefaultMissing("x".into()),
+            SelectError::RecordedGone("x".into()),
+            SelectError::RecordedEngineDropped {
+                name: "x".into(),
+                engine,
+                serves: "mysql".into(),
+            },
+            SelectError::RecordedNoLongerMatches {
+                name: "x".into(),
+                selector: "a=b".into(),
+            },
+        ];
+        for e in not_found {
+            assert_eq!(e.synced_reason(), SyncedReason::CompositionNotFound, "{e}");
+        }
     }
 
     #[test]

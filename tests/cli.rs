@@ -276,3 +276,103 @@ fn bad_usage_exits_2() {
         );
     }
 }
+
+/// The shipped shared-postgres composition never renders a Database name
+/// that the Database CRD refuses (^[a-z_][a-z0-9_-]{0,62}$), and leaves a
+/// name that already fits as it is.
+#[test]
+fn shared_postgres_database_names_always_fit_the_database_crd() {
+    let pattern = regex::Regex::new(r"^[a-z_][a-z0-9_-]{0,62}$").unwrap_or_else(|e| panic!("{e}"));
+    let long_ns = format!("t{}", "e".repeat(62));
+    let long_db = format!("d{}", "b".repeat(62));
+    let cases: Vec<(String, String, Option<String>, Option<&str>)> = vec![
+        // (namespace, claim name, databaseName, expected name when it fits)
+        (
+            "team-a".into(),
+            "orders-db".into(),
+            Some("orders".into()),
+            Some("team-a_orders"),
+        ),
+        (
+            "team-a".into(),
+            "orders-db".into(),
+            None,
+            Some("team-a_orders_db"),
+        ),
+        (long_ns.clone(), "c".into(), Some(long_db), None),
+        (long_ns, "orders".into(), None, None),
+        ("1team".into(), "orders".into(), None, Some("team_orders")),
+        ("42".into(), "orders".into(), None, Some("_orders")),
+        (
+            "team-a".into(),
+            "orders.v2".into(),
+            None,
+            Some("team-a_orders"),
+        ),
+        ("9-x".into(), "a.b.c".into(), None, Some("x_a")),
+    ];
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (i, (ns, name, db, want)) in cases.into_iter().enumerate() {
+        let db_line = db
+            .map(|d| format!("  databaseName: {d}\n"))
+            .unwrap_or_default();
+        let claim = format!(
+            "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata:\n  name: {name}\n  namespace: \"{ns}\"\nspec:\n  engine: postgres\n{db_line}"
+        );
+        let path = dir.path().join(format!("claim-{i}.yaml"));
+        std::fs::write(&path, claim).unwrap_or_else(|e| panic!("{e}"));
+        let out = dbclaim(&[
+            "render",
+            "-c",
+            &path.display().to_string(),
+            "-C",
+            "compositions/shared-postgres.yaml",
+        ]);
+        assert!(out.status.success(), "{ns}/{name}: {}", text(&out.stderr));
+        let docs: Vec<serde_json::Value> =
+            dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
+        let got = docs[1]["spec"]["forProvider"]["databaseName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            pattern.is_match(&got),
+            "{ns}/{name}: {got:?} does not fit the CRD"
+        );
+        if let Some(want) = want {
+            assert_eq!(got, want, "{ns}/{name}");
+        }
+    }
+}
+
+#[test]
+fn validate_refuses_connection_detail_names_that_are_not_secret_keys() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("bad-key.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: dbclaim.io/v1alpha1\nkind: Composition\nmetadata:\n  name: bad-key\nspec:\n  engines: [postgres]\n  resources:\n  - name: cm\n    base:\n      apiVersion: v1\n      kind: ConfigMap\n    connectionDetails:\n    - name: \"db host\"\n      value: x\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = dbclaim(&["validate", &path.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("connection detail \"db host\"") && all.contains("not a valid Secret key"),
+        "{all}"
+    );
+    // And render refuses it too, as the claim controller would.
+    let out = dbclaim(&[
+        "render",
+        "-c",
+        "examples/claim.yaml",
+        "-C",
+        &path.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not a valid Secret key"),
+        "{}",
+        text(&out.stderr)
+    );
+}

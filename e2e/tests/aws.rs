@@ -27,7 +27,7 @@ const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
 
 /// One test's world: moto, the proxy in front of it, a namespace, a
 /// ProviderConfig pointing at the proxy, and the operator.
-struct World {
+pub(crate) struct World {
     // Declaration order is drop order: the operator goes first.
     op: Operator,
     pc: String,
@@ -41,7 +41,7 @@ struct World {
 impl World {
     /// `pc`: the ProviderConfig's name (`default` for claims through the
     /// shipped compositions).
-    async fn start(prefix: &str, pc: &str) -> World {
+    pub(crate) async fn start(prefix: &str, pc: &str) -> World {
         support::apply_crds();
         let moto = Moto::start();
         let proxy = FaultProxy::start(&moto.endpoint).await;
@@ -68,12 +68,12 @@ impl World {
         }
     }
 
-    fn ns(&self) -> &str {
+    pub(crate) fn ns(&self) -> &str {
         self.ns.name()
     }
 
     /// The instance as moto reports it, or None.
-    async fn describe(&self, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
+    pub(crate) async fn describe(&self, id: &str) -> Option<aws_sdk_rds::types::DbInstance> {
         match self
             .rds
             .describe_db_instances()
@@ -263,7 +263,7 @@ spec:
     )
 }
 
-async fn get_instance(name: &str) -> Option<RDSInstance> {
+pub(crate) async fn get_instance(name: &str) -> Option<RDSInstance> {
     let api: Api<RDSInstance> = Api::all(support::kube_client().await);
     api.get_opt(name).await.ok().flatten()
 }
@@ -816,7 +816,7 @@ async fn throttling_and_503_are_retried_with_backoff() {
 }
 
 /// Installs the shipped AWS compositions.
-fn apply_aws_compositions() {
+pub(crate) fn apply_aws_compositions() {
     kubectl_ok([
         "apply",
         "--server-side",
@@ -828,7 +828,7 @@ fn apply_aws_compositions() {
     ]);
 }
 
-fn aws_claim(ns: &str, name: &str, engine: &str, extra: &str) -> String {
+pub(crate) fn aws_claim(ns: &str, name: &str, engine: &str, extra: &str) -> String {
     let composition = format!("aws-rds-{engine}");
     claim_yaml(ns, name, "").replace("engine: postgres", &format!("engine: {engine}"))
         + &format!("  compositionRef: {{name: {composition}}}\n{extra}")

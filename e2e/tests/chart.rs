@@ -138,13 +138,13 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// A release installed with `helm install`, uninstalled on Drop (its
 /// cluster-scoped roles would otherwise outlive the test).
-struct Release {
+pub(crate) struct Release {
     name: String,
     namespace: String,
 }
 
 impl Release {
-    fn install(name: &str, namespace: &str, values: &str) -> Self {
+    pub(crate) fn install(name: &str, namespace: &str, values: &str) -> Self {
         support::apply_crds();
         let (_dir, file) = values_file(values);
         let chart = chart_dir().display().to_string();
@@ -174,14 +174,14 @@ impl Release {
         ]))
     }
 
-    fn service_account(&self) -> String {
+    pub(crate) fn service_account(&self) -> String {
         one(&self.manifest(), "ServiceAccount")["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
-    fn lease_name(&self) -> String {
+    pub(crate) fn lease_name(&self) -> String {
         let manifest = self.manifest();
         let deployment = one(&manifest, "Deployment");
         strings(&deployment["spec"]["template"]["spec"]["containers"][0]["args"])
@@ -227,7 +227,11 @@ fn can_i(identity: &[&str], args: &[&str]) -> bool {
 
 /// A kubeconfig that authenticates as `namespace/service_account` with a
 /// fresh token, for the operator to run under.
-fn service_account_kubeconfig(dir: &Path, namespace: &str, service_account: &str) -> PathBuf {
+pub(crate) fn service_account_kubeconfig(
+    dir: &Path,
+    namespace: &str,
+    service_account: &str,
+) -> PathBuf {
     let token = kubectl_ok([
         "create",
         "token",

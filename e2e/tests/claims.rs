@@ -49,7 +49,7 @@ spec:
 }
 
 /// The shipped shared-postgres composition under another name, not the default.
-fn shared_postgres_named(name: &str) -> String {
+pub fn shared_postgres_named(name: &str) -> String {
     std::fs::read_to_string(support::repo_root().join("compositions/shared-postgres.yaml"))
         .unwrap_or_else(|e| panic!("{e}"))
         .replace("name: shared-postgres", &format!("name: {name}"))
@@ -93,10 +93,11 @@ pub async fn wait_condition(
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(c) = get_claim(ns, name).await {
-            if let Some((s, r, _)) = condition(&c, type_) {
-                if s == status && reason.is_none_or(|want| want == r) {
-                    return c;
-                }
+            if let Some((s, r, _)) = condition(&c, type_)
+                && s == status
+                && reason.is_none_or(|want| want == r)
+            {
+                return c;
             }
             last = Some(c);
         }
@@ -173,7 +174,7 @@ pub async fn roles_like(pg: &Postgres, prefix: &str) -> Vec<String> {
     .await
 }
 
-async fn delete_claim_and_wait(ns: &str, name: &str) {
+pub async fn delete_claim_and_wait(ns: &str, name: &str) {
     kubectl_ok(["delete", "dbc", name, "-n", ns, "--wait=false"]);
     wait_for(
         READY_TIMEOUT,

@@ -6,5 +6,6 @@ mod chart;
 mod claims;
 mod policy;
 mod postgres_provider;
+mod safety;
 mod smoke;
 mod support;

@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ConfigStatus, DeletionPolicy, ProviderConfigRef, SecretRef};
+use super::common::{ConfigStatus, ManagedSpec, ManagedStatus};
 
 /// An AWS RDS DB instance, reconciled through the RDS API.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -42,13 +41,9 @@ use super::common::{ConfigStatus, DeletionPolicy, ProviderConfigRef, SecretRef};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RDSInstanceSpec {
-    #[serde(default)]
-    pub provider_config_ref: ProviderConfigRef,
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    #[serde(flatten)]
+    pub managed: ManagedSpec,
     pub for_provider: RDSInstanceParameters,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_connection_secret_to_ref: Option<SecretRef>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -96,16 +91,7 @@ fn default_backup_retention() -> i64 {
     7
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RDSInstanceStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at_provider: Option<RDSInstanceObservation>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+pub type RDSInstanceStatus = ManagedStatus<RDSInstanceObservation>;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -80,9 +80,22 @@ pub struct DatabaseClaimSpec {
     pub composition_selector: Option<LabelSelector>,
     /// Where the connection Secret is written; `<claim name>-connection` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_connection_secret_to_ref: Option<NameRef>,
+    pub write_connection_secret_to_ref: Option<ConnectionSecretRef>,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+/// The claim's connection Secret: a name the API server accepts for a
+/// Secret, checked here so a bad one is refused on apply, not by a silent
+/// 422 when the database turns ready.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct ConnectionSecretRef {
+    /// A DNS-1123 subdomain: lower-case alphanumerics, `-` and `.`, at most 253.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
 }
 
 fn default_storage_gb() -> i64 {

@@ -52,6 +52,42 @@ pub fn default_provider_config() -> String {
     "default".to_string()
 }
 
+// The spec fields every managed resource has (Crossplane's ResourceSpec),
+// flattened into each kind's spec. No doc comment: the schema would carry it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedSpec {
+    #[serde(default)]
+    pub provider_config_ref: ProviderConfigRef,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<SecretRef>,
+}
+
+// The status every managed resource carries, around its kind's observation.
+// No doc comment: it would become the CRD's status description.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedStatus<O> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_provider: Option<O>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl<O> Default for ManagedStatus<O> {
+    fn default() -> Self {
+        Self {
+            at_provider: None,
+            conditions: Vec::new(),
+            observed_generation: None,
+        }
+    }
+}
+
 /// The status every provider config carries.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,11 +1,10 @@
 //! `postgres.dbclaim.io`: databases on an existing, shared PostgreSQL server.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ConfigStatus, DeletionPolicy, NamespacedRef, ProviderConfigRef, SecretRef};
+use super::common::{ConfigStatus, ManagedSpec, ManagedStatus, NamespacedRef};
 
 /// A database and its owner role on a shared server.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -39,13 +38,9 @@ use super::common::{ConfigStatus, DeletionPolicy, NamespacedRef, ProviderConfigR
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseSpec {
-    #[serde(default)]
-    pub provider_config_ref: ProviderConfigRef,
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    #[serde(flatten)]
+    pub managed: ManagedSpec,
     pub for_provider: DatabaseParameters,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_connection_secret_to_ref: Option<SecretRef>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -68,16 +63,7 @@ fn default_connection_limit() -> i64 {
     -1
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DatabaseStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at_provider: Option<DatabaseObservation>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+pub type DatabaseStatus = ManagedStatus<DatabaseObservation>;
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

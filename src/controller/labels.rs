@@ -9,8 +9,19 @@ use crate::naming::label_value;
 
 pub use crate::contract::{
     LABEL_CLAIM_NAME as CLAIM_NAME, LABEL_CLAIM_NAMESPACE as CLAIM_NAMESPACE,
-    LABEL_COMPOSITION as COMPOSITION, LABEL_RESOURCE as RESOURCE,
+    LABEL_CLAIM_UID as CLAIM_UID, LABEL_COMPOSITION as COMPOSITION,
+    LABEL_DELETION_POLICY as DELETION_POLICY, LABEL_RESOURCE as RESOURCE,
 };
+
+/// Every label dbclaim puts on a composed object: what releasing it removes.
+pub const RELEASED: [&str; 6] = [
+    CLAIM_NAME,
+    CLAIM_NAMESPACE,
+    COMPOSITION,
+    RESOURCE,
+    DELETION_POLICY,
+    CLAIM_UID,
+];
 
 /// The claim an object's labels point at. Long claim names are hashed in
 /// labels; such objects are matched back through the claim store instead.

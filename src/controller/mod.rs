@@ -4,6 +4,7 @@
 //! `crate::operator`.
 
 pub mod claim;
+pub mod collector;
 pub mod context;
 pub mod kinds;
 pub mod labels;

@@ -22,6 +22,22 @@ pub enum DetailError {
     },
     #[error("fromFieldPath: {0}")]
     BadPath(PathError),
+    #[error(
+        "the name is not a valid Secret key: use letters, digits, '-', '_' and '.' (not \".\" or \"..\"), at most 253 characters"
+    )]
+    BadKey,
+}
+
+/// Whether `key` may be a key of a Secret (Kubernetes' IsConfigMapKey):
+/// the API server refuses the whole Secret otherwise.
+pub fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && key != "."
+        && !key.starts_with("..")
 }
 
 /// Where a detail's value comes from, its `type` resolved.
@@ -35,6 +51,9 @@ pub enum Source<'a> {
 /// that is set, in Crossplane's order: value, fromConnectionSecretKey,
 /// fromFieldPath.
 pub fn source(d: &ConnectionDetail) -> Result<Source<'_>, DetailError> {
+    if !is_secret_key(&d.name) {
+        return Err(DetailError::BadKey);
+    }
     let path = |p: &str| {
         FieldPath::parse(p)
             .map(Source::Field)
@@ -174,6 +193,43 @@ pub fn connection_secret(
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn secret_keys_follow_kubernetes() {
+        for ok in [
+            "host",
+            "a.b",
+            "_x",
+            "-",
+            "A-Z_0.9",
+            "..a"[1..].as_ref(),
+            &"k".repeat(253),
+        ] {
+            assert!(is_secret_key(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "..x",
+            "a b",
+            "a/b",
+            "é",
+            "a:b",
+            &"k".repeat(254),
+        ] {
+            assert!(!is_secret_key(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_key_is_refused_at_render() {
+        let d = details(json!([{"name": "my key", "value": "x"}]));
+        assert_eq!(
+            extract(&d, None).err(),
+            Some(("my key".to_string(), DetailError::BadKey))
+        );
+    }
 
     fn details(v: Value) -> Vec<ConnectionDetail> {
         serde_json::from_value(v).unwrap()

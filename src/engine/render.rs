@@ -11,8 +11,12 @@ use super::readiness;
 use super::scope::is_core_secret;
 use super::value::kind_of;
 use super::{ComposedResource, RenderRequest, Rendered, Scope, connection};
+use crate::api::DeletionPolicy;
 use crate::api::composition::ComposedTemplate;
-use crate::contract::{LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_COMPOSITION, LABEL_RESOURCE};
+use crate::contract::{
+    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_CLAIM_UID, LABEL_COMPOSITION,
+    LABEL_DELETION_POLICY, LABEL_RESOURCE,
+};
 use crate::naming;
 
 /// The namespace of a claim that has none set, as kubectl would use.
@@ -125,6 +129,15 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
         });
     }
     Ok(rendered)
+}
+
+fn claim_uid<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
+    ctx.req
+        .claim
+        .metadata
+        .uid
+        .as_deref()
+        .filter(|u| !u.is_empty())
 }
 
 struct Ctx<'a> {
@@ -252,6 +265,19 @@ fn finalize(ctx: &Ctx<'_>, t: &ComposedTemplate, obj: &mut Value) -> Result<Scop
     ] {
         labels.insert(key.into(), Value::String(naming::label_value(value)));
     }
+    let policy = match ctx.req.claim.spec.deletion_policy {
+        DeletionPolicy::Delete => "Delete",
+        DeletionPolicy::Orphan => "Orphan",
+    };
+    labels.insert(LABEL_DELETION_POLICY.into(), Value::String(policy.into()));
+    // Offline renders have no UID; a base or patch cannot forge one either.
+    labels.remove(LABEL_CLAIM_UID);
+    if let Some(uid) = claim_uid(ctx) {
+        labels.insert(
+            LABEL_CLAIM_UID.into(),
+            Value::String(naming::label_value(uid)),
+        );
+    }
 
     // Owner references are dbclaim's to set: one to the claim for namespaced
     // objects, none for cluster-scoped ones (Kubernetes forbids a namespaced
@@ -276,14 +302,7 @@ fn finalize(ctx: &Ctx<'_>, t: &ComposedTemplate, obj: &mut Value) -> Result<Scop
                 }
             }
             meta.insert("namespace".into(), Value::String(ctx.namespace.to_string()));
-            if let Some(uid) = ctx
-                .req
-                .claim
-                .metadata
-                .uid
-                .as_deref()
-                .filter(|u| !u.is_empty())
-            {
+            if let Some(uid) = claim_uid(ctx) {
                 meta.insert(
                     "ownerReferences".into(),
                     json!([{

@@ -111,7 +111,9 @@ fn renders_a_realistic_rds_composition() {
                     "dbclaim.io/claim-name": "orders-db",
                     "dbclaim.io/claim-namespace": "team-a",
                     "dbclaim.io/composition": "aws-rds-postgres",
-                    "dbclaim.io/resource": "instance"
+                    "dbclaim.io/resource": "instance",
+                    "dbclaim.io/deletion-policy": "Delete",
+                    "dbclaim.io/claim-uid": "1234-abcd"
                 }
             },
             "spec": {"forProvider": {
@@ -153,7 +155,9 @@ fn renders_a_realistic_rds_composition() {
                     "dbclaim.io/claim-name": "orders-db",
                     "dbclaim.io/claim-namespace": "team-a",
                     "dbclaim.io/composition": "aws-rds-postgres",
-                    "dbclaim.io/resource": "config"
+                    "dbclaim.io/resource": "config",
+                    "dbclaim.io/deletion-policy": "Delete",
+                    "dbclaim.io/claim-uid": "1234-abcd"
                 },
                 "ownerReferences": [{
                     "apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim", "name": "orders-db",
@@ -366,7 +370,8 @@ fn dbclaim_owns_name_labels_namespace_and_owners() {
     let out = render_one(json!({"name": "db", "base": {
         "apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
         "metadata": {"name": "chosen", "namespace": "ignored-for-cluster-kinds",
-                     "labels": {"dbclaim.io/claim-name": "spoofed", "keep": "me"},
+                     "labels": {"dbclaim.io/claim-name": "spoofed", "keep": "me",
+                                "dbclaim.io/claim-uid": "forged", "dbclaim.io/deletion-policy": "Orphan"},
                      "ownerReferences": [{"name": "x"}]}
     }}))
     .unwrap();
@@ -380,7 +385,9 @@ fn dbclaim_owns_name_labels_namespace_and_owners() {
                 "dbclaim.io/claim-name": "orders-db",
                 "dbclaim.io/claim-namespace": "team-a",
                 "dbclaim.io/composition": "aws-rds-postgres",
-                "dbclaim.io/resource": "db"
+                "dbclaim.io/resource": "db",
+                "dbclaim.io/deletion-policy": "Delete",
+                "dbclaim.io/claim-uid": "1234-abcd"
             }
         })
     );
@@ -698,4 +705,24 @@ proptest! {
             let _ = validate(&comp);
         }
     }
+}
+
+#[test]
+fn deletion_policy_and_uid_are_recorded_on_every_object() {
+    let comp = single(
+        json!({"name": "cm", "base": {"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"labels": {"dbclaim.io/claim-uid": "forged"}}}}),
+    );
+    let mut c = orders_claim();
+    c.spec.deletion_policy = crate::api::DeletionPolicy::Orphan;
+    let out = render_with(&c, &comp, &BTreeMap::new()).unwrap();
+    let labels = &out.resources[0].object["metadata"]["labels"];
+    assert_eq!(labels["dbclaim.io/deletion-policy"], "Orphan");
+    assert_eq!(labels["dbclaim.io/claim-uid"], "1234-abcd");
+    // Offline (no UID): no UID label, and a forged one is dropped.
+    let offline = claim(json!({"metadata": {"name": "orders-db"}, "spec": {"engine": "postgres"}}));
+    let out = render_with(&offline, &comp, &BTreeMap::new()).unwrap();
+    let labels = &out.resources[0].object["metadata"]["labels"];
+    assert_eq!(labels["dbclaim.io/deletion-policy"], "Delete");
+    assert!(labels.get("dbclaim.io/claim-uid").is_none(), "{labels}");
 }

@@ -1,6 +1,7 @@
 //! Providers: controllers that reconcile managed resources against external systems.
 
 pub mod aws;
+pub mod managed;
 pub mod password;
 pub mod postgres;
 

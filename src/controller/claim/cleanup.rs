@@ -4,20 +4,16 @@
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::apply::Applied;
 use super::error::failed;
-use super::observe::{base_kind, dynamic_api};
+use super::observe::dynamic_api;
 use super::{Error, Pass, status};
 use crate::api::{DatabaseClaim, DeletionPolicy};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
 use crate::controller::context::Context;
-use crate::controller::kinds::Kind;
-use crate::controller::labels;
-use crate::naming;
+use crate::controller::{collector, labels};
 
 pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Error> {
     let ns = claim.namespace().unwrap_or_default();
@@ -50,7 +46,10 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
         warn!(error = %e, "could not mark the claim as deleting");
     }
     let mut remaining = 0;
-    for (kind, object_name) in composed_objects(claim, ctx).await {
+    // Found by their labels, not by the status alone: a claim deleted
+    // before its first status write still finds what it made, and a kind
+    // discovery cannot resolve is a retry, never "nothing there".
+    for (kind, object_name) in collector::composed_for_claim(ctx, claim).await? {
         let api = dynamic_api(ctx, &kind, &ns);
         let object = format!("{} {object_name}", kind.resource.kind);
         let Some(obj) = api
@@ -81,10 +80,7 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
                 remaining += 1;
             }
             DeletionPolicy::Orphan => {
-                let release = json!({"metadata": {
-                    "ownerReferences": null,
-                    "labels": {labels::CLAIM_NAME: null, labels::CLAIM_NAMESPACE: null, labels::COMPOSITION: null, labels::RESOURCE: null},
-                }});
+                let release = collector::release_patch();
                 api.patch(
                     &object_name,
                     &PatchParams::default(),
@@ -100,38 +96,4 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
         return Err(Error::WaitingForDeletion(remaining));
     }
     Ok(Action::await_change())
-}
-
-/// Every object the claim may have composed: those in its status, and those
-/// its composition would name (a crash before the status write must not
-/// leak an object).
-async fn composed_objects(claim: &DatabaseClaim, ctx: &Context) -> Vec<(Kind, String)> {
-    let ns = claim.namespace().unwrap_or_default();
-    let status = claim.status.as_ref();
-    let mut wanted: Vec<(String, String, String)> = status
-        .iter()
-        .flat_map(|s| &s.resources)
-        .map(|r| {
-            let (v, k, n) = (&r.api_version, &r.kind, &r.resource_name);
-            (v.clone(), k.clone(), n.clone())
-        })
-        .collect();
-    let previous = status.and_then(|s| s.composition.as_ref());
-    if let Some(comp) = previous.and_then(|c| ctx.compositions.get(&ObjectRef::new(&c.name))) {
-        for t in &comp.spec.resources {
-            if let Some((api_version, kind)) = base_kind(&t.base) {
-                let object_name = naming::composed_name(&ns, &claim.name_any(), &t.name);
-                wanted.push((api_version, kind, object_name));
-            }
-        }
-    }
-    wanted.sort();
-    wanted.dedup();
-    let mut out = Vec::new();
-    for (api_version, kind, object_name) in wanted {
-        if let Ok(k) = ctx.kinds.resolve(&api_version, &kind).await {
-            out.push((k, object_name));
-        }
-    }
-    out
 }

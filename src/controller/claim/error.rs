@@ -123,6 +123,8 @@ pub enum PassError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
+    Replacement(#[from] crate::replacement::Blocked),
+    #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -133,16 +135,13 @@ impl PassError {
     /// `None` for an API failure, retried without a status write (it says
     /// nothing about the claim).
     pub fn synced_reason(&self) -> Option<SyncedReason> {
-        use selection::SelectError as Sel;
         Some(match self {
             PassError::Select(SelectError::Api(_))
             | PassError::Observe(ObserveError::Api(_))
             | PassError::Apply(ApplyError::Api(_))
             | PassError::Secret(SecretError::Api(_)) => return None,
-            PassError::Select(SelectError::Selection(
-                Sel::EngineNotServed { .. } | Sel::BadSelector(_),
-            )) => SyncedReason::CompositionInvalid,
-            PassError::Select(SelectError::Selection(_)) => SyncedReason::CompositionNotFound,
+            PassError::Select(SelectError::Selection(e)) => e.synced_reason(),
+            PassError::Replacement(blocked) => blocked.synced_reason(),
             PassError::Select(SelectError::Policy(_)) => SyncedReason::PolicyViolation,
             PassError::Observe(ObserveError::NoKind { .. } | ObserveError::NotServed { .. })
             | PassError::Render(_)

@@ -48,6 +48,9 @@ pub enum Error {
     /// The status write, or a request of the deletion.
     #[error(transparent)]
     Api(#[from] error::ApiError),
+    /// Finding the composed objects of a claim being deleted.
+    #[error(transparent)]
+    Collect(#[from] crate::controller::collector::Error),
     #[error("waiting for {0} composed object(s) to be deleted")]
     WaitingForDeletion(usize),
     #[error("{0}")]
@@ -73,6 +76,8 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     debug!(composition = %selected.name(), "composition selected");
     let observed = observe::observe(claim, &selected, ctx).await?;
     let desired = render::render(claim, &selected, &observed)?;
+    // Before anything is applied or pruned: a move must not delete a database.
+    crate::replacement::check(claim, &selected.name(), &render::keys(&desired))?;
     let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
     let applied = pass.applied.insert(applied);
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;

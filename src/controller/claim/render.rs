@@ -35,3 +35,26 @@ pub fn render(
         error: Box::new(error),
     })
 }
+
+/// (apiVersion, kind, name) of every rendered object.
+pub fn keys(rendered: &Rendered) -> Vec<(&str, &str, &str)> {
+    rendered
+        .resources
+        .iter()
+        .map(|r| {
+            let o = &r.object;
+            (
+                field(o, "/apiVersion"),
+                field(o, "/kind"),
+                field(o, "/metadata/name"),
+            )
+        })
+        .collect()
+}
+
+fn field<'a>(object: &'a serde_json::Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}

@@ -26,7 +26,7 @@ use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
-use crate::controller::labels;
+use crate::controller::{collector, labels};
 use crate::metrics::Metrics;
 use crate::server::Readiness;
 
@@ -139,6 +139,16 @@ pub fn run(
             }
         }
     };
+    // Composed objects whose claim is gone without its cleanup (finalizer
+    // removed by hand, claim deleted while no operator ran): on the leader
+    // only, like the claim controller, and only once the caches are in.
+    let collect = {
+        let (ctx, mut synced) = (ctx.clone(), synced_rx.clone());
+        async move {
+            let _ = synced.wait_for(|open| *open).await;
+            collector::run(ctx, collector::Settings::default()).await;
+        }
+    };
     let claims = Controller::for_stream(claim_events, claim_store.clone())
         // Connection Secrets only wake their claim: metadata is enough,
         // their data never needs to cross the wire for that.
@@ -164,7 +174,9 @@ pub fn run(
     async move {
         tokio::select! {
             _ = claims => info!("claim controller stopped"),
-            _ = async { ready_watch.await; gauge.await } => error!("background tasks ended"),
+            _ = async { futures::join!(async { ready_watch.await; gauge.await }, collect) } => {
+                error!("background tasks ended")
+            }
         }
     }
 }

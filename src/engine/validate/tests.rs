@@ -406,3 +406,26 @@ fn the_broken_fixture_reports_patch_1_and_2() {
         vec![Some(1), Some(2)]
     );
 }
+
+#[test]
+fn connection_detail_names_must_be_secret_keys() {
+    let problems = one(json!({
+        "name": "r",
+        "base": {"apiVersion": "v1", "kind": "ConfigMap"},
+        "connectionDetails": [
+            {"name": "host name", "value": "x"},
+            {"name": "..", "value": "x"},
+            {"name": "", "value": "x"},
+            {"name": "ok-key_1.x", "value": "x"}
+        ]
+    }));
+    let bad = "the name is not a valid Secret key: use letters, digits, '-', '_' and '.' (not \".\" or \"..\"), at most 253 characters";
+    assert_eq!(
+        texts(&problems),
+        vec![
+            format!("resource \"r\": connection detail \"host name\": {bad}"),
+            format!("resource \"r\": connection detail \"..\": {bad}"),
+            format!("resource \"r\": connection detail \"\": {bad}"),
+        ]
+    );
+}

@@ -2,25 +2,16 @@
 //! client cache, and its controller, which reports in status whether the
 //! config is usable.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
-use tracing::Instrument;
+use kube::{Api, Client, ResourceExt};
 
+use super::Aws;
 use super::credentials::{self, ProfileError};
 use super::rds::{CredentialSource, Rds, Settings};
-use super::{Context, MANAGER};
 use crate::api::aws::{CredentialsSource, ProviderConfig};
-use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
-
-/// How often a healthy ProviderConfig is checked again.
-const RESYNC: Duration = Duration::from_secs(600);
+use crate::api::common::ConfigStatus;
+use crate::provider::managed::config::{ConfigKind, Resolve};
+use crate::provider::managed::secret::value as secret_value;
 
 /// A ProviderConfig made usable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,8 +113,8 @@ pub fn valid_region(region: &str) -> bool {
 }
 
 /// Reads ProviderConfig `name` (and its Secret) and checks it.
-pub async fn resolve(ctx: &Context, name: &str) -> Result<Resolved, ResolveError> {
-    let api: Api<ProviderConfig> = Api::all(ctx.client.clone());
+pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
+    let api: Api<ProviderConfig> = Api::all(client.clone());
     let pc = api
         .get_opt(name)
         .await
@@ -132,10 +123,13 @@ pub async fn resolve(ctx: &Context, name: &str) -> Result<Resolved, ResolveError
             source,
         })?
         .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
-    resolve_config(ctx, &pc).await
+    resolve_config(client, &pc).await
 }
 
-pub async fn resolve_config(ctx: &Context, pc: &ProviderConfig) -> Result<Resolved, ResolveError> {
+pub async fn resolve_config(
+    client: &Client,
+    pc: &ProviderConfig,
+) -> Result<Resolved, ResolveError> {
     let config = pc.name_any();
     if !valid_region(&pc.spec.region) {
         return Err(ResolveError::Region {
@@ -162,7 +156,7 @@ pub async fn resolve_config(ctx: &Context, pc: &ProviderConfig) -> Result<Resolv
                 .secret_ref
                 .as_ref()
                 .ok_or_else(|| ResolveError::NoSecretRef(config.clone()))?;
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &r.namespace);
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
             let secret = secrets
                 .get_opt(&r.name)
                 .await
@@ -205,28 +199,11 @@ pub async fn resolve_config(ctx: &Context, pc: &ProviderConfig) -> Result<Resolv
     })
 }
 
-/// A UTF-8 value of a Secret (from `data`, or `stringData` if a client left it).
-pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|v| String::from_utf8(v.0.clone()).ok())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .cloned()
-        })
-        .filter(|v| !v.trim().is_empty())
-}
-
 /// The client of ProviderConfig `name` in `region` (the ProviderConfig's
 /// region unless the object names one), from the cache while neither the
 /// config nor its Secret changed.
-pub async fn client(ctx: &Context, name: &str, region: Option<&str>) -> Result<Rds, ResolveError> {
-    let mut resolved = resolve(ctx, name).await?;
+pub async fn client(aws: &Aws, name: &str, region: Option<&str>) -> Result<Rds, ResolveError> {
+    let mut resolved = resolve(&aws.client, name).await?;
     if let Some(r) = region {
         if !valid_region(r) {
             return Err(ResolveError::Region {
@@ -237,7 +214,7 @@ pub async fn client(ctx: &Context, name: &str, region: Option<&str>) -> Result<R
         resolved.settings.region = r.to_string();
     }
     let key = (name.to_string(), resolved.settings.region.clone());
-    if let Some((version, rds)) = ctx
+    if let Some((version, rds)) = aws
         .clients
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -246,100 +223,51 @@ pub async fn client(ctx: &Context, name: &str, region: Option<&str>) -> Result<R
     {
         return Ok(rds.clone());
     }
-    let rds = Rds::new(&resolved.settings, ctx.http.clone(), ctx.metrics.clone()).await;
-    ctx.clients
+    let rds = Rds::new(&resolved.settings, aws.http.clone(), aws.metrics.clone()).await;
+    aws.clients
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(key, (resolved.version, rds.clone()));
     Ok(rds)
 }
 
-/// The ProviderConfig controller: says in status whether the config is usable.
-pub async fn reconcile(pc: Arc<ProviderConfig>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
-    let name = pc.name_any();
-    let span = tracing::info_span!("reconcile", kind = "aws.ProviderConfig", name = %name);
-    async move {
-        let result = resolve_config(&ctx, &pc).await;
-        let old = pc.status.clone().unwrap_or_default();
-        let conds = match &result {
-            Ok(r) => {
-                let source = match &r.settings.credentials {
-                    CredentialSource::Static(c) => format!(
-                        "credentials from Secret (access key {})",
-                        mask(&c.access_key_id)
-                    ),
-                    CredentialSource::Environment => {
-                        "credentials from the environment's default chain".to_string()
-                    }
-                };
-                let message = format!(
-                    "{source}, region {}, endpoint {}",
-                    r.settings.region,
-                    r.settings.endpoint_display()
-                );
-                [
-                    Cond::ready(true, ReadyReason::Available, message),
-                    Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
-                ]
-            }
-            Err(e) => [
-                Cond::ready(false, ReadyReason::Unavailable, e.to_string()),
-                Cond::synced(false, SyncedReason::ProviderError, e.to_string()),
-            ],
-        };
-        let mut new = old.clone();
-        for c in &conds {
-            conditions::set(
-                &mut new.conditions,
-                c,
-                pc.meta().generation,
-                Timestamp::now(),
-            );
-        }
-        new.observed_generation = pc.meta().generation;
-        if new != old {
-            let api: Api<ProviderConfig> = Api::all(ctx.client.clone());
-            let patch = serde_json::json!({
-                "apiVersion": ProviderConfig::api_version(&()),
-                "kind": ProviderConfig::kind(&()),
-                "status": new,
-            });
-            api.patch_status(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-            let was =
-                conditions::find(&old.conditions, ConditionType::Ready).map(|c| c.status.clone());
-            let now =
-                conditions::find(&new.conditions, ConditionType::Ready).map(|c| c.status.clone());
-            if was != now {
-                match &result {
-                    Ok(_) => {
-                        ctx.event(
-                            &*pc,
-                            EventType::Normal,
-                            "ConfigValid",
-                            "the ProviderConfig is usable".into(),
-                        )
-                        .await
-                    }
-                    Err(e) => {
-                        ctx.event(&*pc, EventType::Warning, "ConfigInvalid", e.to_string())
-                            .await
-                    }
-                }
-            }
-        }
-        Ok(Action::requeue(RESYNC))
+impl ConfigKind for ProviderConfig {
+    fn config_status(&self) -> Option<&ConfigStatus> {
+        self.status.as_ref()
     }
-    .instrument(span)
-    .await
+
+    fn uses_secret(&self, namespace: &str, name: &str) -> bool {
+        self.spec
+            .credentials
+            .secret_ref
+            .as_ref()
+            .is_some_and(|r| r.namespace == namespace && r.name == name)
+    }
 }
 
-pub fn error_policy(_pc: Arc<ProviderConfig>, _e: &kube::Error, _ctx: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(15))
+impl Resolve<ProviderConfig> for Aws {
+    type Error = ResolveError;
+    const VALID: &'static str = "ConfigValid";
+    const INVALID: &'static str = "ConfigInvalid";
+
+    /// Resolves `pc`: where the credentials come from, region and endpoint.
+    async fn check(&self, pc: &ProviderConfig) -> Result<String, ResolveError> {
+        let r = resolve_config(&self.client, pc).await?;
+        let source = match &r.settings.credentials {
+            CredentialSource::Static(c) => format!(
+                "credentials from Secret (access key {})",
+                mask(&c.access_key_id)
+            ),
+            CredentialSource::Environment => {
+                "credentials from the environment's default chain".to_string()
+            }
+        };
+        Ok(format!(
+            "{source}, region {}, endpoint {}",
+            r.settings.region,
+            r.settings.endpoint_display()
+        ))
+    }
 }
 
 /// `AKIA…XMPL`: enough to tell keys apart, not enough to use one.

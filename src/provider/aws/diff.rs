@@ -15,7 +15,7 @@ use crate::api::aws::RDSInstanceParameters;
 
 /// The tag dbclaim puts on every instance it creates: the name of the
 /// RDSInstance object that manages it.
-pub const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
+pub use crate::contract::aws::OWNER_TAG;
 
 /// What DescribeDBInstances reported, in plain types.
 #[derive(Clone, Debug, Default, PartialEq)]

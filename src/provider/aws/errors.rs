@@ -4,8 +4,6 @@
 //! error code, HTTP status, transport problem); [`classify`] is pure and maps
 //! it to a [`Class`], which decides retry and wording.
 
-use std::time::Duration;
-
 /// One failed AWS call, stripped of the SDK's types.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiFailure {
@@ -71,20 +69,7 @@ pub enum Class {
     Other,
 }
 
-/// How the controller reacts to a class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retry {
-    /// Transient: retry with jittered exponential backoff.
-    Backoff,
-    /// The instance is busy: look again after the transitional poll.
-    Wait,
-    /// A person must change something: report, retry rarely (changes to the
-    /// object or its ProviderConfig wake the controller anyway).
-    Slow,
-}
-
-/// How long a [`Retry::Slow`] failure waits before it is tried again.
-pub const SLOW_RETRY: Duration = Duration::from_secs(300);
+pub use crate::provider::managed::Retry;
 
 /// Throttling codes of the AWS query protocol and the SDK's classifier.
 pub const THROTTLING_CODES: &[&str] = &[

@@ -1,0 +1,173 @@
+//! ProviderConfigs: the status controller every provider shares, generic
+//! over how a provider checks its config ([`Resolve`]), and the watch that
+//! checks them again when a referenced credentials Secret changes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::reconcile::Context;
+use super::{Events, status};
+use crate::api::common::ConfigStatus;
+use crate::conditions::{Cond, ReadyReason, SyncedReason};
+
+/// How often a healthy ProviderConfig is checked again.
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// A provider's ProviderConfig kind.
+pub trait ConfigKind:
+    Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    fn config_status(&self) -> Option<&ConfigStatus>;
+    /// Whether the config reads the Secret `namespace/name`.
+    fn uses_secret(&self, namespace: &str, name: &str) -> bool;
+}
+
+/// How a provider checks a ProviderConfig.
+pub trait Resolve<C: ConfigKind>: Send + Sync + 'static {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Event reasons when the config turns usable and when it fails.
+    const VALID: &'static str;
+    const INVALID: &'static str;
+
+    /// Checks `pc`; on success, what the Ready condition says.
+    fn check(&self, pc: &C) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Check(E),
+    #[error("cannot write the status of ProviderConfig: {0}")]
+    Status(#[source] kube::Error),
+}
+
+/// Ready and Synced of a checked ProviderConfig.
+pub fn conditions<E: std::fmt::Display>(checked: &Result<String, E>) -> [Cond; 2] {
+    match checked {
+        Ok(message) => [
+            Cond::ready(true, ReadyReason::Available, message.clone()),
+            Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+        ],
+        Err(e) => [
+            Cond::ready(false, ReadyReason::Unavailable, e.to_string()),
+            Cond::synced(false, SyncedReason::ProviderError, e.to_string()),
+        ],
+    }
+}
+
+async fn reconcile<C: ConfigKind, X: Resolve<C>>(
+    pc: Arc<C>,
+    ctx: Arc<Context<X>>,
+) -> Result<Action, Error<X::Error>> {
+    let name = pc.name_any();
+    let span = tracing::info_span!("reconcile", kind = %format!("{}.{}", C::group(&()), C::kind(&())), name = %name);
+    async move {
+        let checked = ctx.external.check(&pc).await;
+        let old = pc.config_status().cloned().unwrap_or_default();
+        let mut new = old.clone();
+        let generation = pc.meta().generation;
+        status::set_all(
+            &mut new.conditions,
+            &conditions(&checked),
+            generation,
+            Timestamp::now(),
+        );
+        new.observed_generation = generation;
+        let manager = ctx.manager;
+        if new != old {
+            status::write(&ctx.client, pc.as_ref(), manager, &new)
+                .await
+                .map_err(Error::Status)?;
+            if status::synced_changed(&old.conditions, &new.conditions) {
+                let mut events = Events::default();
+                match &checked {
+                    Ok(message) => events.normal(X::VALID, message.clone()),
+                    Err(e) => events.warning(X::INVALID, e.to_string()),
+                }
+                ctx.publish(pc.as_ref(), events).await;
+            }
+        }
+        let key = format!("ProviderConfig/{name}");
+        match checked {
+            Ok(_) => {
+                ctx.backoff.reset(&key);
+                Ok(Action::requeue(RESYNC))
+            }
+            Err(e) => Err(Error::Check(e)),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_policy<C: ConfigKind, X: Resolve<C>>(
+    pc: Arc<C>,
+    _error: &Error<X::Error>,
+    ctx: Arc<Context<X>>,
+) -> Action {
+    Action::requeue(
+        ctx.backoff
+            .next(&format!("ProviderConfig/{}", pc.name_any())),
+    )
+}
+
+/// Runs the ProviderConfig controller until the future is dropped.
+pub async fn run<C: ConfigKind, X: Resolve<C>>(client: Client, ctx: Arc<Context<X>>) {
+    let concurrency = controller::Config::default().concurrency(ctx.config.concurrency.max(1));
+    let pc_controller = Controller::new(Api::<C>::all(client.clone()), watcher::Config::default())
+        .with_config(concurrency);
+    let referenced = pc_controller.store();
+    // A credentials Secret changed: check every ProviderConfig again (they
+    // are few). Only metadata is watched; the Secret is read when checking.
+    let credentials_changed = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .filter_map(move |meta| {
+        let hit = meta.ok().is_some_and(|m| {
+            let (ns, name) = (m.namespace().unwrap_or_default(), m.name_any());
+            referenced
+                .state()
+                .iter()
+                .any(|pc| pc.uses_secret(&ns, &name))
+        });
+        futures::future::ready(hit.then_some(()))
+    });
+    pc_controller
+        .reconcile_all_on(credentials_changed)
+        .run(reconcile::<C, X>, error_policy::<C, X>, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(provider_config = %obj.name, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::warn!(provider_config = %obj.name, error = %e, "reconcile failed")
+                }
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(provider_config = %obj.name, "gone before its requeue")
+                }
+                Err(e) => tracing::warn!(error = %e, "provider config controller"),
+            }
+        })
+        .await
+}

@@ -1,0 +1,513 @@
+//! The reconcile of every managed kind: controller wiring, the wrapper
+//! (span, finalizer, backoff, metrics), a pass (observe → Secret → create or
+//! update → Secret → status → events) and deletion.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use super::backoff::Backoff;
+use super::config::{self, Resolve};
+use super::{
+    Connection, Credentials, Deletion, Events, External, Managed, ProviderError, Retry, Synced,
+    secret, status,
+};
+use crate::api::common::DeletionPolicy;
+use crate::conditions::SyncedReason;
+use crate::metrics::Metrics;
+
+/// A failure of a pass: the provider's, or one of the scaffold's own steps.
+#[derive(Debug, thiserror::Error)]
+pub enum Error<E: ProviderError> {
+    #[error(transparent)]
+    Provider(E),
+    #[error("cannot {action} Secret \"{namespace}/{name}\": {source}")]
+    Secret {
+        action: &'static str,
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error(
+        "Secret \"{namespace}/{name}\" {owner}: set spec.writeConnectionSecretToRef to another Secret, or delete that one"
+    )]
+    SecretTaken {
+        namespace: String,
+        name: String,
+        owner: String,
+    },
+    #[error(
+        "{why}: delete the key password from Secret {namespace}/{name} to have dbclaim generate one"
+    )]
+    Password {
+        why: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("cannot write the status: {0}")]
+    Status(#[source] kube::Error),
+    /// Deletion in progress: not a failure, but an error keeps the finalizer.
+    #[error("{0}")]
+    Waiting(String),
+    /// Adding or removing the finalizer failed. Boxed as a trait object:
+    /// `finalizer::Error<Error<E>>` would make this type recursive.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl<E: ProviderError> ProviderError for Error<E> {
+    fn reason(&self) -> SyncedReason {
+        match self {
+            Error::Provider(e) => e.reason(),
+            _ => SyncedReason::ReconcileError,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Error::Provider(e) => e.retry(),
+            Error::SecretTaken { .. } | Error::Password { .. } => Retry::Slow,
+            Error::Waiting(_) => Retry::Wait,
+            Error::Secret { .. } | Error::Status(_) | Error::Finalizer(_) => Retry::Backoff,
+        }
+    }
+
+    fn keeps_ready(&self) -> bool {
+        match self {
+            Error::Provider(e) => e.keeps_ready(),
+            _ => true,
+        }
+    }
+}
+
+fn secret_error<E: ProviderError>(
+    (namespace, name): &(String, String),
+    (action, source): secret::Failure,
+) -> Error<E> {
+    Error::Secret {
+        action,
+        namespace: namespace.clone(),
+        name: name.clone(),
+        source,
+    }
+}
+
+/// Where connection Secrets are read and written: the API server, or a map
+/// in tests.
+pub trait SecretStore: Send + Sync {
+    fn read(
+        &self,
+        target: &(String, String),
+    ) -> impl Future<Output = Result<Option<Secret>, secret::Failure>> + Send;
+    /// Server-side applies `desired` as `manager`; returns the result.
+    fn apply(
+        &self,
+        desired: &Secret,
+        manager: &str,
+    ) -> impl Future<Output = Result<Secret, secret::Failure>> + Send;
+}
+
+/// Applies `desired` unless `existing` is up to date: (Secret now, written).
+async fn ensure<M: Managed, S: SecretStore>(
+    secrets: &S,
+    existing: Option<Secret>,
+    desired: Secret,
+) -> Result<(Option<Secret>, bool), secret::Failure> {
+    if existing
+        .as_ref()
+        .is_some_and(|e| secret::up_to_date::<M>(e, &desired))
+    {
+        return Ok((existing, false));
+    }
+    let written = secrets.apply(&desired, M::FIELD_MANAGER).await?;
+    tracing::info!(secret = %format!("{}/{}", written.namespace().unwrap_or_default(), written.name_any()), "connection secret written");
+    Ok((Some(written), true))
+}
+
+/// One pass without its status write: observe, make the Secret hold the
+/// password, create or update, bring the Secret up to date. Returns what
+/// the provider decided and the Secret ("namespace/name") if it was written.
+pub async fn sync<M, X, S>(
+    obj: &M,
+    ext: &X,
+    secrets: &S,
+    operator_namespace: &str,
+    events: &mut Events,
+) -> Result<(Synced<M::Observation>, Option<String>), Error<X::Error>>
+where
+    M: Managed,
+    X: External<M>,
+    S: SecretStore,
+{
+    let observed = ext.observe(obj, events).await.map_err(Error::Provider)?;
+    let target = secret::target(obj, operator_namespace);
+    let existing = secrets
+        .read(&target)
+        .await
+        .map_err(|f| secret_error(&target, f))?;
+    if let Some(owner) = existing.as_ref().and_then(|s| secret::foreign(s, obj)) {
+        return Err(Error::SecretTaken {
+            namespace: target.0,
+            name: target.1,
+            owner,
+        });
+    }
+    let (password, reset_due) = secret::password::<M>(existing.as_ref());
+    if (!observed.exists || reset_due)
+        && let Some(why) = X::password_problem(obj, &password)
+    {
+        return Err(Error::Password {
+            why,
+            namespace: target.0,
+            name: target.1,
+        });
+    }
+    // The password is stored before any call that sends it: a crash after
+    // the call finds it here. Marked pending while an update owes a reset.
+    let pending = observed.exists && reset_due;
+    let before = secret::desired(
+        obj,
+        &target,
+        existing.as_ref(),
+        &password,
+        &observed.connection,
+        pending,
+    );
+    let (current, written) = ensure::<M, S>(secrets, existing, before)
+        .await
+        .map_err(|f| secret_error(&target, f))?;
+    let creds = Credentials {
+        password,
+        reset_due,
+        secret: target.clone(),
+        secret_version: current.as_ref().and_then(|s| s.resource_version()),
+    };
+    let synced = if observed.exists {
+        ext.update(obj, observed.seen, &creds, events).await
+    } else {
+        ext.create(obj, observed.seen, &creds, events).await
+    }
+    .map_err(Error::Provider)?;
+    let mut connection: Connection = observed.connection;
+    connection.extend(synced.connection.clone());
+    let after = secret::desired(
+        obj,
+        &target,
+        current.as_ref(),
+        &creds.password,
+        &connection,
+        pending && !synced.password_sent,
+    );
+    let (_, again) = ensure::<M, S>(secrets, current, after)
+        .await
+        .map_err(|f| secret_error(&target, f))?;
+    let (ns, name) = &target;
+    Ok((synced, (written || again).then(|| format!("{ns}/{name}"))))
+}
+
+/// Shared by a provider's two controllers.
+pub struct Context<X> {
+    pub client: Client,
+    pub config: crate::provider::Config,
+    pub metrics: Metrics,
+    /// Events go through a Recorder made per pass: a shared one caches a
+    /// series per object (memory, and an old message kept for a new event).
+    pub reporter: Reporter,
+    pub backoff: Backoff,
+    /// Field manager of every write (the managed kind's).
+    pub manager: &'static str,
+    pub external: X,
+}
+
+impl<X> Context<X> {
+    /// Publishes the events of one pass, folded (`crate::events::fold_pass`).
+    pub async fn publish<K: Resource<DynamicType = ()>>(&self, obj: &K, events: Events) {
+        if events.0.is_empty() {
+            return;
+        }
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        for ev in crate::events::fold_pass(events.0) {
+            if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+                tracing::warn!(error = %e, reason = ev.reason, "failed to publish event");
+            }
+        }
+    }
+}
+
+fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!("{}/{}", K::kind(&()), obj.name_any())
+}
+
+/// Runs the controller of `M` and of its ProviderConfigs until the future is
+/// dropped. `external` is built once the object store exists (a provider
+/// may look at its other objects).
+pub async fn run<M, X>(
+    client: Client,
+    config: crate::provider::Config,
+    metrics: Metrics,
+    external: impl FnOnce(Store<M>) -> X,
+) where
+    M: Managed,
+    X: External<M> + Resolve<M::Config>,
+{
+    let concurrency = controller::Config::default().concurrency(config.concurrency.max(1));
+    let objects: Api<M> = Api::all(client.clone());
+    let configs: Api<M::Config> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::all(client.clone());
+
+    let object_controller =
+        Controller::new(objects, watcher::Config::default()).with_config(concurrency.clone());
+    let store = object_controller.store();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        metrics,
+        reporter: Reporter {
+            controller: M::REPORTER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+        backoff: Backoff::default(),
+        manager: M::FIELD_MANAGER,
+        external: external(store.clone()),
+    });
+
+    // A ProviderConfig changed (spec, or its status after its Secret
+    // changed): reconcile the objects that use it.
+    let by_config = move |pc: M::Config| {
+        let name = pc.name_any();
+        store
+            .state()
+            .iter()
+            .filter(|o| o.managed().provider_config_ref.name == name)
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    // A connection Secret changed or went away: reconcile its object.
+    let by_secret = |s: Secret| {
+        s.annotations()
+            .get(M::SECRET_ANNOTATION)
+            .map(|name| ObjectRef::<M>::new(name))
+    };
+    let objects_run = object_controller
+        .watches(configs, watcher::Config::default(), by_config)
+        .watches(
+            secrets,
+            watcher::Config::default().labels(M::SECRET_LABEL),
+            by_secret,
+        )
+        .run(reconcile::<M, X>, error_policy::<M, X>, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(kind = M::KIND, name = %obj.name, "reconciled"),
+                Err(controller::Error::ReconcilerFailed(e @ Error::Waiting(_), obj)) => {
+                    tracing::debug!(kind = M::KIND, name = %obj.name, error = %e, "waiting")
+                }
+                Err(controller::Error::ReconcilerFailed(e, obj)) => {
+                    tracing::warn!(kind = M::KIND, name = %obj.name, error = %e, "reconcile failed")
+                }
+                // A requeue for an object deleted meanwhile.
+                Err(controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(kind = M::KIND, name = %obj.name, "gone before its requeue")
+                }
+                Err(e) => tracing::warn!(kind = M::KIND, error = %e, "controller"),
+            }
+        });
+    futures::join!(objects_run, config::run::<M::Config, X>(client, ctx));
+}
+
+pub fn error_policy<M: Managed, X: External<M>>(
+    obj: Arc<M>,
+    error: &Error<X::Error>,
+    ctx: Arc<Context<X>>,
+) -> Action {
+    Action::requeue(ctx.backoff.delay(&backoff_key(obj.as_ref()), error.retry()))
+}
+
+pub async fn reconcile<M: Managed, X: External<M>>(
+    obj: Arc<M>,
+    ctx: Arc<Context<X>>,
+) -> Result<Action, Error<X::Error>> {
+    let span = tracing::info_span!("reconcile", kind = M::KIND, name = %obj.name_any());
+    async move {
+        let started = Instant::now();
+        let key = backoff_key(obj.as_ref());
+        let api: Api<M> = Api::all(ctx.client.clone());
+        let result = finalizer(&api, M::FINALIZER, obj, |event| async {
+            match event {
+                finalizer::Event::Apply(o) => apply(o.as_ref(), &ctx).await,
+                finalizer::Event::Cleanup(o) => cleanup(o.as_ref(), &ctx).await,
+            }
+        })
+        .await;
+        let result = match result {
+            Ok(action) => {
+                ctx.backoff.reset(&key);
+                Ok(action)
+            }
+            Err(finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e)) => Err(e),
+            // The object this reconcile saw was stale (the finalizer was
+            // already added, or the object already gone): the watch brings
+            // the current one.
+            Err(
+                finalizer::Error::AddFinalizer(kube::Error::Api(s))
+                | finalizer::Error::RemoveFinalizer(kube::Error::Api(s)),
+            ) if matches!(s.code, 404 | 409 | 422) => {
+                tracing::debug!(code = s.code, "finalizer patch on a stale object");
+                Ok(Action::await_change())
+            }
+            Err(e) => Err(Error::Finalizer(Box::new(e))),
+        };
+        let ok = matches!(result, Ok(_) | Err(Error::Waiting(_)));
+        ctx.metrics.reconciled(M::CONTROLLER, ok, started.elapsed());
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+/// A pass on a live object: sync, then status (only when changed) and the
+/// pass's events, folded.
+async fn apply<M: Managed, X: External<M>>(
+    obj: &M,
+    ctx: &Context<X>,
+) -> Result<Action, Error<X::Error>> {
+    let mut events = Events::default();
+    let outcome = sync(
+        obj,
+        &ctx.external,
+        &ctx.client,
+        &ctx.config.operator_namespace,
+        &mut events,
+    )
+    .await;
+    let old = status::current(obj);
+    let generation = obj.meta().generation;
+    let result = match outcome {
+        Ok((s, written)) => {
+            let new = status::next(
+                &old,
+                generation,
+                Some(s.observation),
+                &[s.ready, s.synced],
+                Timestamp::now(),
+            );
+            let write = write_status(obj, ctx, &old, &new).await;
+            if let Some((type_, reason, note)) = status::ready_event(&old, &new) {
+                events.push(type_, &reason, note);
+            }
+            // Last, as the folded event's reason: what the object is for.
+            if let Some(secret) = written {
+                let note = format!("wrote connection Secret {secret}");
+                events.normal("ConnectionSecretWritten", note);
+            }
+            if let Some((reason, note)) = status::synced_event(&old, &new) {
+                events.warning(&reason, note);
+            }
+            write.map(|()| Action::requeue(s.requeue))
+        }
+        Err(e) => {
+            let conds = status::failure(&old, &X::describe(obj), &e);
+            let new = status::next(&old, generation, None, &conds, Timestamp::now());
+            if let Err(status_err) = write_status(obj, ctx, &old, &new).await {
+                tracing::warn!(error = %status_err, "cannot report the failure in status");
+            }
+            if status::synced_transitioned(&old, &new) {
+                events.warning(e.reason().as_str(), e.to_string());
+            }
+            Err(e)
+        }
+    };
+    ctx.publish(obj, events).await;
+    result
+}
+
+/// Deletion: `Orphan` leaves the resource and its Secret; `Delete` deletes
+/// it, waits until it is gone, then deletes the Secret. Until then the
+/// finalizer stays and status says what deletion waits for.
+async fn cleanup<M: Managed, X: External<M>>(
+    obj: &M,
+    ctx: &Context<X>,
+) -> Result<Action, Error<X::Error>> {
+    let mut events = Events::default();
+    if obj.managed().deletion_policy == DeletionPolicy::Orphan {
+        tracing::info!("deletionPolicy Orphan: leaving the external resource and its Secret");
+        ctx.external.release(obj, &mut events);
+        ctx.publish(obj, events).await;
+        return Ok(Action::await_change());
+    }
+    let result = match deleted(ctx.external.delete(obj, &mut events).await) {
+        Ok(()) => {
+            let target = secret::target(obj, &ctx.config.operator_namespace);
+            secret::delete(&ctx.client, obj, &target)
+                .await
+                .map(|()| Action::await_change())
+                .map_err(|f| secret_error(&target, f))
+        }
+        Err(Error::Waiting(message)) => {
+            deletion_status(obj, ctx, Ok(&message)).await?;
+            Err(Error::Waiting(message))
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result
+        && !matches!(e, Error::Waiting(_))
+        && deletion_status(obj, ctx, Err((e.reason(), e.to_string()))).await?
+    {
+        events.warning("CannotDelete", format!("cannot delete: {e}"));
+    }
+    ctx.publish(obj, events).await;
+    result
+}
+
+/// Whether the finalizer may go: only once the resource is gone. A deletion
+/// in progress is an error, as kube's finalizer removes itself on success.
+#[allow(clippy::result_large_err)] // the error every pass returns anyway
+pub fn deleted<E: ProviderError>(step: Result<Deletion, E>) -> Result<(), Error<E>> {
+    match step {
+        Ok(Deletion::Gone) => Ok(()),
+        Ok(Deletion::Waiting(message)) => Err(Error::Waiting(message)),
+        Err(e) => Err(Error::Provider(e)),
+    }
+}
+
+/// Writes the deletion conditions; returns whether Synced changed.
+async fn deletion_status<M: Managed, X: External<M>>(
+    obj: &M,
+    ctx: &Context<X>,
+    waiting: Result<&str, (SyncedReason, String)>,
+) -> Result<bool, Error<X::Error>> {
+    let old = status::current(obj);
+    let conds = status::deleting(&X::describe(obj), waiting);
+    let new = status::next(&old, obj.meta().generation, None, &conds, Timestamp::now());
+    write_status(obj, ctx, &old, &new).await?;
+    Ok(status::synced_transitioned(&old, &new))
+}
+
+/// Writes `new` unless it equals `old`.
+async fn write_status<M: Managed, X>(
+    obj: &M,
+    ctx: &Context<X>,
+    old: &crate::api::common::ManagedStatus<M::Observation>,
+    new: &crate::api::common::ManagedStatus<M::Observation>,
+) -> Result<(), Error<X::Error>>
+where
+    X: External<M>,
+{
+    if old == new {
+        return Ok(());
+    }
+    status::write(&ctx.client, obj, M::FIELD_MANAGER, new)
+        .await
+        .map_err(Error::<X::Error>::Status)
+}

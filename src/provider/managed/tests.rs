@@ -1,0 +1,552 @@
+//! The scaffold's decisions driven by a fake provider, without a cluster:
+//! Secrets live in a map, the provider records what it saw.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::reconcile::{Error, SecretStore, sync};
+use super::*;
+use crate::api::aws::RDSInstance;
+use crate::api::common::ManagedStatus;
+use crate::api::postgres::Database;
+use crate::conditions::{ReadyReason, SyncedReason};
+
+const NS: &str = "dbclaim-system";
+
+/// Connection Secrets in a map; counts writes.
+#[derive(Default)]
+struct Store {
+    secrets: Mutex<BTreeMap<(String, String), Secret>>,
+    writes: Mutex<u32>,
+}
+
+impl Store {
+    fn get(&self, name: &str) -> Option<Secret> {
+        self.secrets
+            .lock()
+            .unwrap()
+            .get(&(NS.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    fn put(&self, s: Secret) {
+        let key = (s.namespace().unwrap_or_default(), s.name_any());
+        self.secrets.lock().unwrap().insert(key, s);
+    }
+
+    fn writes(&self) -> u32 {
+        *self.writes.lock().unwrap()
+    }
+}
+
+impl SecretStore for Store {
+    async fn read(&self, target: &(String, String)) -> Result<Option<Secret>, secret::Failure> {
+        Ok(self.secrets.lock().unwrap().get(target).cloned())
+    }
+
+    async fn apply(&self, desired: &Secret, _manager: &str) -> Result<Secret, secret::Failure> {
+        let mut writes = self.writes.lock().unwrap();
+        *writes += 1;
+        let mut written = desired.clone();
+        written.metadata.resource_version = Some(writes.to_string());
+        self.put(written.clone());
+        Ok(written)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fake failure")]
+struct FakeError {
+    retry: Retry,
+    keeps_ready: bool,
+}
+
+impl ProviderError for FakeError {
+    fn reason(&self) -> SyncedReason {
+        SyncedReason::ProviderError
+    }
+    fn retry(&self) -> Retry {
+        self.retry
+    }
+    fn keeps_ready(&self) -> bool {
+        self.keeps_ready
+    }
+}
+
+/// A provider whose resource exists or not, that sends the password when a
+/// reset is due (if `sends`), and records the Secret as each call saw it.
+struct Fake<'a> {
+    exists: bool,
+    sends: bool,
+    store: &'a Store,
+    seen: Mutex<Vec<String>>,
+}
+
+impl<'a> Fake<'a> {
+    fn new(store: &'a Store, exists: bool) -> Self {
+        Self {
+            exists,
+            sends: true,
+            store,
+            seen: Mutex::default(),
+        }
+    }
+
+    fn record(&self, verb: &str, obj_secret: &str, creds: &Credentials) {
+        let s = self.store.get(obj_secret);
+        let holds = s
+            .as_ref()
+            .and_then(|s| secret::value(s, "password"))
+            .is_some_and(|p| p == creds.password);
+        let pending = s.as_ref().is_some_and(secret::pending::<RDSInstance>);
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{verb} holds={holds} pending={pending}"));
+    }
+
+    fn synced<O>(&self, observation: O, password_sent: bool) -> Synced<O> {
+        Synced {
+            observation,
+            ready: Cond::ready(true, ReadyReason::Available, "up"),
+            synced: Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+            requeue: Duration::from_secs(60),
+            connection: Connection::from([("host".to_string(), "db.example".to_string())]),
+            password_sent,
+        }
+    }
+}
+
+// `'static` is required of External; the tests leak their store.
+impl<M: Managed<Observation: Default>> External<M> for Fake<'static> {
+    type Error = FakeError;
+    type Seen = ();
+
+    async fn observe(&self, _obj: &M, _events: &mut Events) -> Result<Observation<()>, FakeError> {
+        Ok(Observation {
+            exists: self.exists,
+            connection: Connection::from([("username".to_string(), "u".to_string())]),
+            seen: (),
+        })
+    }
+
+    async fn create(
+        &self,
+        obj: &M,
+        _seen: (),
+        creds: &Credentials,
+        events: &mut Events,
+    ) -> Result<Synced<M::Observation>, FakeError> {
+        self.record("create", &obj.name_any(), creds);
+        events.normal("Created", "created");
+        Ok(self.synced(M::Observation::default(), true))
+    }
+
+    async fn update(
+        &self,
+        obj: &M,
+        _seen: (),
+        creds: &Credentials,
+        _events: &mut Events,
+    ) -> Result<Synced<M::Observation>, FakeError> {
+        self.record("update", &obj.name_any(), creds);
+        Ok(self.synced(M::Observation::default(), creds.reset_due && self.sends))
+    }
+
+    async fn delete(&self, _obj: &M, _events: &mut Events) -> Result<Deletion, FakeError> {
+        Ok(Deletion::Gone)
+    }
+
+    fn describe(_obj: &M) -> String {
+        "the thing".to_string()
+    }
+
+    fn password_problem(_obj: &M, password: &str) -> Option<String> {
+        password.contains('/').then(|| "no slashes".to_string())
+    }
+}
+
+fn leak(store: Store) -> &'static Store {
+    Box::leak(Box::new(store))
+}
+
+fn rds(name: &str) -> RDSInstance {
+    let mut o = RDSInstance::new(
+        name,
+        serde_json::from_value(serde_json::json!({
+            "forProvider": {"dbInstanceClass": "db.t3.micro", "engine": "postgres", "allocatedStorage": 20}
+        }))
+        .unwrap(),
+    );
+    o.metadata.labels = Some(BTreeMap::from([(
+        "dbclaim.io/claim-name".to_string(),
+        "orders".to_string(),
+    )]));
+    o
+}
+
+fn database(name: &str) -> Database {
+    Database::new(
+        name,
+        serde_json::from_value(serde_json::json!({"forProvider": {"databaseName": "orders"}}))
+            .unwrap(),
+    )
+}
+
+fn secret_with(name: &str, data: &[(&str, &str)], annotations: &[(&str, &str)]) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn data(s: &Secret) -> BTreeMap<String, String> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_finds_the_password_in_the_secret_first() {
+    let store = leak(Store::default());
+    let fake = Fake::new(store, false);
+    let obj = rds("a");
+    let mut events = Events::default();
+    let (synced, written) = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
+    assert!(synced.password_sent);
+    assert_eq!(written.as_deref(), Some("dbclaim-system/a"));
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["create holds=true pending=false"]
+    );
+    let s = store.get("a").unwrap();
+    let d = data(&s);
+    assert_eq!(d["username"], "u");
+    assert_eq!(
+        d["host"], "db.example",
+        "details after the call are written"
+    );
+    assert_eq!(d["password"].len(), crate::provider::password::LENGTH);
+    assert_eq!(s.annotations()["aws.dbclaim.io/rdsinstance"], "a");
+    assert_eq!(s.labels()["dbclaim.io/claim-name"], "orders");
+    assert_eq!(store.writes(), 2, "before the call, then with the host");
+    let reasons: Vec<&str> = events.0.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["Created"]);
+}
+
+#[tokio::test]
+async fn a_pass_at_rest_writes_nothing() {
+    let store = leak(Store::default());
+    let obj = database("d");
+    sync(
+        &obj,
+        &Fake::new(store, false),
+        store,
+        NS,
+        &mut Events::default(),
+    )
+    .await
+    .unwrap();
+    let writes = store.writes();
+    let password = data(&store.get("d").unwrap())["password"].clone();
+    let mut events = Events::default();
+    let fake = Fake::new(store, true);
+    let (_, written) = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
+    assert_eq!(written, None);
+    assert_eq!(store.writes(), writes);
+    assert!(events.0.is_empty());
+    assert_eq!(data(&store.get("d").unwrap())["password"], password, "kept");
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["update holds=true pending=false"]
+    );
+}
+
+#[tokio::test]
+async fn a_due_reset_is_marked_pending_until_the_password_is_sent() {
+    let store = leak(Store::default());
+    // An adopted instance: its Secret has no password yet.
+    store.put(secret_with(
+        "a",
+        &[("host", "old.example")],
+        &[("aws.dbclaim.io/rdsinstance", "a")],
+    ));
+    let obj = rds("a");
+    let mut fake = Fake::new(store, true);
+    fake.sends = false;
+    sync(&obj, &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["update holds=true pending=true"]
+    );
+    assert!(
+        secret::pending::<RDSInstance>(&store.get("a").unwrap()),
+        "not sent: still due"
+    );
+    let password = data(&store.get("a").unwrap())["password"].clone();
+
+    let fake = Fake::new(store, true);
+    let (synced, _) = sync(&obj, &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap();
+    assert!(synced.password_sent);
+    assert_eq!(
+        *fake.seen.lock().unwrap(),
+        ["update holds=true pending=true"]
+    );
+    let s = store.get("a").unwrap();
+    assert!(!secret::pending::<RDSInstance>(&s), "sent: the mark goes");
+    assert_eq!(
+        data(&s)["password"],
+        password,
+        "the same password throughout"
+    );
+}
+
+#[tokio::test]
+async fn a_foreign_secret_is_refused_and_never_written() {
+    let store = leak(Store::default());
+    store.put(secret_with("d", &[("password", "mine")], &[]));
+    let fake = Fake::new(store, false);
+    let err = sync(&database("d"), &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SecretTaken { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("exists and was not written by dbclaim")
+    );
+    assert_eq!(err.retry(), Retry::Slow);
+    assert_eq!(err.reason(), SyncedReason::ReconcileError);
+    assert_eq!(store.writes(), 0);
+    assert!(
+        fake.seen.lock().unwrap().is_empty(),
+        "no call sent the password"
+    );
+
+    // Another object's Secret is refused for every kind.
+    store.put(secret_with(
+        "a",
+        &[],
+        &[("aws.dbclaim.io/rdsinstance", "b")],
+    ));
+    let err = sync(&rds("a"), &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("belongs to RDSInstance \"b\""),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_the_provider_refuses_stops_before_any_write() {
+    let store = leak(Store::default());
+    store.put(secret_with(
+        "a",
+        &[("password", "a/b")],
+        &[("aws.dbclaim.io/rdsinstance", "a")],
+    ));
+    let fake = Fake::new(store, false);
+    let err = sync(&rds("a"), &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Password { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("delete the key password from Secret dbclaim-system/a")
+    );
+    assert_eq!(store.writes(), 0);
+    assert!(fake.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn retry_class_decides_the_requeue() {
+    let b = backoff::Backoff::default();
+    let wait = Error::Provider(FakeError {
+        retry: Retry::Wait,
+        keeps_ready: true,
+    });
+    assert_eq!(b.delay("k", wait.retry()), backoff::WAIT);
+    let slow = Error::Provider(FakeError {
+        retry: Retry::Slow,
+        keeps_ready: true,
+    });
+    assert_eq!(b.delay("k", slow.retry()), backoff::SLOW);
+    let transient = Error::<FakeError>::Status(kube::Error::LinesCodecMaxLineLengthExceeded);
+    assert_eq!(transient.retry(), Retry::Backoff);
+    let first = b.delay("k", transient.retry());
+    let second = b.delay("k", transient.retry());
+    assert!(
+        first <= Duration::from_secs(5) && second >= Duration::from_secs(5),
+        "{first:?} {second:?}"
+    );
+}
+
+#[test]
+fn status_is_written_only_when_the_decision_changes() {
+    let t = |s| Timestamp::from_second(s).unwrap();
+    let conds = [
+        Cond::ready(true, ReadyReason::Available, "up"),
+        Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+    ];
+    let a = status::next(
+        &ManagedStatus::<u8>::default(),
+        Some(1),
+        Some(1),
+        &conds,
+        t(1),
+    );
+    let b = status::next(&a, Some(1), Some(1), &conds, t(2));
+    assert_eq!(a, b, "same decision: no write");
+    assert!(status::ready_event(&ManagedStatus::default(), &a).is_some());
+    assert!(status::ready_event(&a, &b).is_none());
+
+    // A failure keeps Ready when it says nothing about the resource…
+    let outage = FakeError {
+        retry: Retry::Backoff,
+        keeps_ready: true,
+    };
+    let f = status::failure(&b, "the thing", &outage);
+    assert_eq!((f[0].status, f[0].reason), (true, "Available"));
+    assert_eq!((f[1].status, f[1].reason), (false, "ProviderError"));
+    let c = status::next(&b, Some(1), None, &f, t(3));
+    assert!(status::synced_transitioned(&b, &c));
+    assert_eq!(c.at_provider, Some(1), "observation kept");
+    let again = status::next(
+        &c,
+        Some(1),
+        None,
+        &status::failure(&c, "the thing", &outage),
+        t(4),
+    );
+    assert!(
+        !status::synced_transitioned(&c, &again),
+        "one warning per message"
+    );
+    // …turns Unavailable when it cannot be reached, and Creating before anything.
+    let down = FakeError {
+        retry: Retry::Backoff,
+        keeps_ready: false,
+    };
+    assert_eq!(status::failure(&b, "x", &down)[0].reason, "Unavailable");
+    let fresh = status::failure(&ManagedStatus::<u8>::default(), "the thing", &down);
+    assert_eq!(
+        (fresh[0].reason, fresh[0].message.as_str()),
+        (
+            "Creating",
+            "the thing is not created yet: see the Synced condition"
+        )
+    );
+}
+
+#[test]
+fn the_finalizer_stays_until_the_resource_is_gone() {
+    assert!(super::reconcile::deleted::<FakeError>(Ok(Deletion::Gone)).is_ok());
+    let waiting = super::reconcile::deleted::<FakeError>(Ok(Deletion::Waiting("going".into())));
+    assert!(matches!(&waiting, Err(Error::Waiting(m)) if m == "going"));
+    assert_eq!(waiting.unwrap_err().retry(), Retry::Wait);
+    let failed = super::reconcile::deleted(Err(FakeError {
+        retry: Retry::Slow,
+        keeps_ready: true,
+    }));
+    assert_eq!(failed.unwrap_err().retry(), Retry::Slow);
+}
+
+#[test]
+fn deletion_says_what_it_waits_for() {
+    let [ready, synced] = status::deleting("the thing", Ok("going"));
+    assert_eq!(
+        (ready.status, ready.reason, ready.message.as_str()),
+        (false, "Deleting", "going")
+    );
+    assert!(synced.status);
+    let [ready, synced] = status::deleting(
+        "the thing",
+        Err((SyncedReason::ProviderError, "denied".into())),
+    );
+    assert_eq!(
+        ready.message,
+        "cannot delete the thing: see the Synced condition"
+    );
+    assert_eq!(
+        synced.message,
+        "cannot delete: denied; to keep the thing instead, set spec.deletionPolicy to Orphan"
+    );
+}
+
+#[test]
+fn secret_ownership_and_content() {
+    let obj = rds("a");
+    let target = (NS.to_string(), "a".to_string());
+    let mine = secret::desired(&obj, &target, None, "pw", &Connection::new(), false);
+    assert_eq!(secret::foreign(&mine, &obj), None);
+    assert!(secret::foreign(&mine, &rds("b")).is_some_and(|m| m.contains("\"a\"")));
+    // The RDS provider still writes over unmarked Secrets (audit M8); others refuse.
+    assert_eq!(secret::foreign(&Secret::default(), &obj), None);
+    assert!(secret::foreign(&Secret::default(), &database("d")).is_some());
+
+    // Keys the provider no longer reports are kept; the pending mark counts.
+    let with_host = secret_with("a", &[("host", "h"), ("port", "5432")], &[]);
+    let kept = secret::desired(
+        &obj,
+        &target,
+        Some(&with_host),
+        "pw",
+        &Connection::new(),
+        false,
+    );
+    assert_eq!(data(&kept)["host"], "h");
+    assert!(
+        secret::up_to_date::<RDSInstance>(&kept, &mine),
+        "a superset is up to date"
+    );
+    assert!(!secret::up_to_date::<RDSInstance>(&mine, &kept));
+    let pending = secret::desired(&obj, &target, None, "pw", &Connection::new(), true);
+    assert!(!secret::up_to_date::<RDSInstance>(&mine, &pending));
+    assert!(
+        !secret::up_to_date::<RDSInstance>(&pending, &mine),
+        "the mark must go"
+    );
+    // Database Secrets never carry the mark.
+    let db = database("d");
+    let d = secret::desired(&db, &target, None, "pw", &Connection::new(), true);
+    assert!(!secret::pending::<Database>(&d));
+
+    let mut o = rds("x");
+    assert_eq!(secret::target(&o, NS), (NS.to_string(), "x".to_string()));
+    o.spec.managed.write_connection_secret_to_ref = Some(crate::api::common::SecretRef {
+        name: "s".into(),
+        namespace: None,
+    });
+    assert_eq!(
+        secret::target(&o, "ns"),
+        ("ns".to_string(), "s".to_string())
+    );
+}
