@@ -323,7 +323,7 @@ async fn read(request: Request<Body>) -> Seen {
         .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), decode(v)))
         .collect();
     Seen {
         method: parts.method,
@@ -366,4 +366,11 @@ pub(super) fn merge(target: &mut Value, fields: &Value) {
         }
         (t, f) => *t = f.clone(),
     }
+}
+
+/// A query value as sent, percent-decoded (label selectors are encoded).
+fn decode(value: &str) -> String {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned()
 }

@@ -8,6 +8,7 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::{reconcile, requeue};
+use crate::api::aws::RDSInstance;
 use crate::api::postgres::Database;
 use crate::api::{DatabaseClaim, DatabaseClaimStatus, DeletionPolicy};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
@@ -19,6 +20,11 @@ const CLAIM: &str = "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/
 const CLAIM_STATUS: &str =
     "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db/status";
 const DATABASE: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases/team-a-orders-db-database";
+const DATABASES: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases";
+const RDS_INSTANCES: &str = "/apis/aws.dbclaim.io/v1alpha1/rdsinstances";
+/// Composed objects of team-a/orders-db (its connection Secret has no resource label).
+const COMPOSED_SELECTOR: &str =
+    "dbclaim.io/claim-namespace=team-a,dbclaim.io/claim-name=orders-db,dbclaim.io/resource";
 /// Where the postgres provider writes the Database's credentials.
 const PROVIDER_SECRET: &str = "/api/v1/namespaces/dbclaim-system/secrets/team-a-orders-db-database";
 const SECRET: &str = "/api/v1/namespaces/team-a/secrets/orders-db-connection";
@@ -275,7 +281,7 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
         .deleting()
         .with_status(ready_status());
     let (result, _) = pass(
-        world(),
+        world().kind(kind::<RDSInstance>(Scope::Cluster)),
         claim.clone(),
         vec![
             apply(CLAIM_STATUS)
@@ -286,6 +292,14 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
                     ("Stalled", "False", "Idle"),
                 ])}}))
                 .returns(&claim),
+            // Composed objects are found by their labels, across every
+            // kind dbclaim composes (the status alone could miss some).
+            get(RDS_INSTANCES)
+                .query("labelSelector", COMPOSED_SELECTOR)
+                .returns(metadata_list(&[])),
+            get(DATABASES)
+                .query("labelSelector", COMPOSED_SELECTOR)
+                .returns(metadata_list(&[ready_database(&claim)])),
             get(DATABASE).returns(ready_database(&claim)),
             // The object loses its ties to the claim and stays.
             merge_patch(DATABASE)
@@ -296,6 +310,8 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
                         "dbclaim.io/claim-namespace": null,
                         "dbclaim.io/composition": null,
                         "dbclaim.io/resource": null,
+                        "dbclaim.io/deletion-policy": null,
+                        "dbclaim.io/claim-uid": null,
                     },
                 }}))
                 .returns(ready_database(&claim)),
@@ -449,4 +465,13 @@ async fn pass_on_a_cache_without_its_last_status_write_repeats_nothing() {
     let ready = Ok(Action::requeue(requeue::READY));
     assert_eq!(results, [ready.clone(), ready]);
     assert_eq!(transcript.writes().len(), 3, "the second pass wrote");
+}
+
+/// A metadata list as the API server answers `list_metadata`.
+fn metadata_list(items: &[Value]) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|o| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]}))
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": items})
 }
