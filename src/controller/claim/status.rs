@@ -52,7 +52,7 @@ pub async fn report(
         true => requeue::READY,
         false => requeue::NOT_DONE,
     });
-    debug!(ready = ready.status, synced = synced.status, reason = synced.reason, message = %ready.message, "claim reconciled");
+    debug!(ready = ready.status, synced = synced.status, reason = synced.reason.as_str(), message = %ready.message, "claim reconciled");
     write(claim, ctx, pass, synced, ready).await?;
     Ok(Action::requeue(after))
 }
@@ -64,7 +64,7 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
         .applied
         .as_ref()
         .is_some_and(|a| !a.resources.is_empty());
-    let provider_trouble = synced.reason() == Some(SyncedReason::ProviderError.into());
+    let provider_trouble = synced.reason == SyncedReason::ProviderError.into();
     if !synced.status && !provider_trouble && !computed {
         let Some(c) = conditions::find(&old.conditions, ConditionType::Ready) else {
             let message = format!("not provisioned: {}", synced.message);

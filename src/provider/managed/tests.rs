@@ -434,8 +434,14 @@ fn status_is_written_only_when_the_decision_changes() {
         keeps_ready: true,
     };
     let f = status::failure(&b, "the thing", &outage);
-    assert_eq!((f[0].status, f[0].reason), (true, "Available"));
-    assert_eq!((f[1].status, f[1].reason), (false, "ProviderError"));
+    assert_eq!(
+        (f[0].status, f[0].reason),
+        (true, ReadyReason::Available.into())
+    );
+    assert_eq!(
+        (f[1].status, f[1].reason),
+        (false, SyncedReason::ProviderError.into())
+    );
     let c = status::next(&b, Some(1), None, &f, t(3));
     assert!(status::synced_transitioned(&b, &c));
     assert_eq!(c.at_provider, Some(1), "observation kept");
@@ -455,12 +461,15 @@ fn status_is_written_only_when_the_decision_changes() {
         retry: Retry::Backoff,
         keeps_ready: false,
     };
-    assert_eq!(status::failure(&b, "x", &down)[0].reason, "Unavailable");
+    assert_eq!(
+        status::failure(&b, "x", &down)[0].reason,
+        ReadyReason::Unavailable.into()
+    );
     let fresh = status::failure(&ManagedStatus::<u8>::default(), "the thing", &down);
     assert_eq!(
         (fresh[0].reason, fresh[0].message.as_str()),
         (
-            "Creating",
+            ReadyReason::Creating.into(),
             "the thing is not created yet: see the Synced condition"
         )
     );
@@ -484,7 +493,7 @@ fn deletion_says_what_it_waits_for() {
     let [ready, synced] = status::deleting("the thing", Ok("going"));
     assert_eq!(
         (ready.status, ready.reason, ready.message.as_str()),
-        (false, "Deleting", "going")
+        (false, ReadyReason::Deleting.into(), "going")
     );
     assert!(synced.status);
     let [ready, synced] = status::deleting(
