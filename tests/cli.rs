@@ -197,7 +197,10 @@ fn render_follows_size_and_storage() {
     assert_eq!(docs[0]["status"]["composition"]["name"], "aws-rds-postgres");
     let rds = &docs[1];
     assert_eq!(rds["kind"], "RDSInstance");
-    assert_eq!(rds["metadata"]["name"], "team-a-orders-db-instance");
+    assert_eq!(
+        rds["metadata"]["name"],
+        dbclaim::naming::composed_name("team-a", "orders-db", "instance").as_str()
+    );
     assert_eq!(
         rds["spec"]["forProvider"]["dbInstanceClass"],
         "db.m6g.large"

@@ -220,3 +220,17 @@ impl DatabaseClaimSpec {
         }
     }
 }
+
+impl DatabaseClaim {
+    /// The object name recorded in `status.resources` for the composed
+    /// resource `resource`: the record that keeps objects made under an
+    /// earlier naming at their names (see [`crate::naming::object_name`]).
+    pub fn recorded_resource_name(&self, resource: &str) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .resources
+            .iter()
+            .find(|r| r.name == resource && !r.resource_name.is_empty())
+            .map(|r| r.resource_name.as_str())
+    }
+}

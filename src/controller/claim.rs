@@ -271,7 +271,8 @@ async fn provision(
             )
         })?;
         let kind = resolve(ctx, &comp_name, &t.name, &api_version, &kind_name).await?;
-        let object_name = naming::composed_name(&ns, &name, &t.name);
+        let object_name =
+            naming::object_name(&ns, &name, &t.name, claim.recorded_resource_name(&t.name));
         let api = dynamic_api(ctx, &kind, &ns);
         let current = api.get_opt(&object_name).await?;
         if let Some(obj) = &current
