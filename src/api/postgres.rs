@@ -38,6 +38,12 @@ use super::common::{ConfigStatus, DeletionPolicy, NamespacedRef, ProviderConfigR
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Another provider config is another server: an edit would make a second,
+// empty database and leave this one behind (audit M3).
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.providerConfigRef == oldSelf.providerConfigRef",
+    "message": "providerConfigRef is immutable: it would create a second database elsewhere and leave this one behind"
+}]))]
 pub struct DatabaseSpec {
     #[serde(default)]
     pub provider_config_ref: ProviderConfigRef,
