@@ -279,3 +279,47 @@ fn bad_usage_exits_2() {
         );
     }
 }
+
+/// The shipped compositions give tenants only what a platform team would
+/// allow by default: connectionLimit 1..100, backupRetentionDays 1..35.
+#[test]
+fn shipped_compositions_clamp_tenant_knobs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let render = |composition: &str, params: &str| {
+        let path = dir.path().join("claim.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata: {{name: app, namespace: team-a}}\nspec:\n  engine: postgres\n  parameters: {params}\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let out = dbclaim(&[
+            "render",
+            "-c",
+            &path.display().to_string(),
+            "-C",
+            composition,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let docs =
+            dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
+        docs[1]["spec"]["forProvider"].clone()
+    };
+    for (given, got) in [("-1", 1), ("0", 1), ("50", 50), ("100000", 100)] {
+        let fp = render(
+            "compositions/shared-postgres.yaml",
+            &format!("{{connectionLimit: \"{given}\"}}"),
+        );
+        assert_eq!(fp["connectionLimit"], got, "connectionLimit {given}");
+    }
+    for comp in [
+        "compositions/aws-rds-postgres.yaml",
+        "compositions/aws-rds-mysql.yaml",
+    ] {
+        for (given, got) in [("0", 1), ("14", 14), ("400", 35)] {
+            let fp = render(comp, &format!("{{backupRetentionDays: \"{given}\"}}"));
+            assert_eq!(fp["backupRetentionPeriod"], got, "{comp} {given}");
+        }
+    }
+}
