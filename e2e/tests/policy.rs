@@ -255,7 +255,7 @@ spec:
     ]);
     assert_eq!(labels, "other");
     assert!(
-        databases_like(&pg, &format!("{}_victim", ns.replace('-', "_")))
+        databases_like(&pg, &format!("{ns}_victim"))
             .await
             .is_empty()
     );
