@@ -126,6 +126,11 @@ async fn a_burst_of_claims_never_passes_max_total_storage() {
     kubectl_apply(&format!(
         "apiVersion: dbclaim.io/v1alpha1\nkind: ClaimPolicy\nmetadata: {{name: {policy}}}\nspec:\n  namespaceSelector: {{matchLabels: {{team: {team}}}}}\n  maxTotalStorageGB: 100\n"
     ));
+    // Once a claim too big for the total alone is refused, the operator
+    // has the policy and the namespace's labels in its caches.
+    kubectl_apply(&claim_yaml(ns, "probe", "  storageGB: 101\n"));
+    wait_condition(ns, "probe", "Synced", "False", Some("PolicyViolation")).await;
+    kubectl_ok(["delete", "dbc", "probe", "-n", ns]);
     let names: Vec<String> = (1..=20).map(|i| format!("b{i:02}")).collect();
     let burst: Vec<String> = names
         .iter()
