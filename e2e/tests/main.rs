@@ -4,6 +4,7 @@
 mod aws;
 mod chart;
 mod claims;
+mod isolation;
 mod policy;
 mod postgres_provider;
 mod safety;

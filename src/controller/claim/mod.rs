@@ -70,14 +70,19 @@ pub struct Pass {
 /// The stages in order; each failure stops the pass where it happened.
 async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result<(), PassError> {
     let selected = select::select(claim, ctx).await?;
-    // Recorded before the policy check: a violation still names it.
-    pass.composition = Some(selected.name());
+    // Recorded before the policy check, so a violation still names it; but
+    // a claim that has a composition keeps it on record until a move to
+    // another one has passed every check below (a later pass would take a
+    // recorded move as done, and prune what the old composition made).
+    let recorded = crate::selection::recorded(claim).map(str::to_string);
+    pass.composition = Some(recorded.unwrap_or_else(|| selected.name()));
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
     let observed = observe::observe(claim, &selected, ctx).await?;
     let desired = render::render(claim, &selected, &observed)?;
     // Before anything is applied or pruned: a move must not delete a database.
     crate::replacement::check(claim, &selected.name(), &render::keys(&desired))?;
+    pass.composition = Some(selected.name());
     let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
     let applied = pass.applied.insert(applied);
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;

@@ -41,7 +41,10 @@ pub async fn observe(
             resource: t.name.clone(),
         })?;
         let kind = resolve(ctx, &composition, &t.name, &api_version, &kind_name).await?;
-        let object_name = naming::composed_name(&ns, &name, &t.name);
+        // A name recorded in the status is kept: objects made under an
+        // earlier naming are found, never replaced.
+        let recorded = claim.recorded_resource_name(&t.name);
+        let object_name = naming::object_name(&ns, &name, &t.name, recorded);
         let current = dynamic_api(ctx, &kind, &ns)
             .get_opt(&object_name)
             .await

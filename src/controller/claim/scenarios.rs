@@ -141,12 +141,15 @@ async fn new_claim_first_gets_the_finalizer_and_nothing_else() {
 #[tokio::test]
 async fn new_claim_composes_its_objects_and_reports_once() {
     let claim = orders_db().finalized();
+    // A new claim's object gets the injective name: <ns>-<claim>-<resource>-<hash>.
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
     let (result, _) = pass(
         world(),
         claim.clone(),
         vec![
-            get(DATABASE).not_found(),
-            apply(DATABASE)
+            get(&path).not_found(),
+            apply(&path)
                 .body(applied(&claim, &shared_postgres(), "database"))
                 .body(json!({"spec": {"forProvider": {"databaseName": "team-a_orders"}}}))
                 // Cluster-scoped: no owner reference to a namespaced claim.
@@ -159,7 +162,7 @@ async fn new_claim_composes_its_objects_and_reports_once() {
                     "observedGeneration": 1,
                     "composition": {"name": "shared-postgres"},
                     "resources": [{"name": "database", "kind": "Database",
-                        "resourceName": "team-a-orders-db-database", "ready": false}],
+                        "resourceName": name, "ready": false}],
                     "conditions": conditions(&[
                         ("Synced", "True", "ReconcileSuccess"),
                         ("Ready", "False", "Creating"),
@@ -173,7 +176,7 @@ async fn new_claim_composes_its_objects_and_reports_once() {
             create(EVENTS).body(json!({
                 "type": "Normal",
                 "reason": "ResourceCreated",
-                "note": "composition shared-postgres selected; created Database team-a-orders-db-database",
+                "note": format!("composition shared-postgres selected; created Database {name}"),
                 "regarding": {"kind": "DatabaseClaim", "name": "orders-db"},
             })),
         ],
@@ -417,16 +420,18 @@ async fn foreign_secret_is_reported_and_left_alone() {
 #[tokio::test]
 async fn api_failure_stops_the_pass_before_anything_else_is_written() {
     let claim = orders_db().finalized();
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
     let (result, transcript) = pass(
         world(),
         claim.clone(),
-        vec![get(DATABASE).not_found(), apply(DATABASE).fails(409)],
+        vec![get(&path).not_found(), apply(&path).fails(409)],
     )
     .await;
     let error = result.expect_err("a failed apply passed");
     // The error names what failed, for the log and the retry.
     assert!(
-        error.contains("cannot apply Database team-a-orders-db-database"),
+        error.contains(&format!("cannot apply Database {name}")),
         "{error}"
     );
     assert_eq!(transcript.writes().len(), 1);
