@@ -110,6 +110,9 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.reset(&uid);
+    }
     if deleting && result.is_ok() {
         ctx.finalized.insert(&uid, ());
         ctx.status_writes.remove(&uid);
@@ -119,7 +122,10 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     result
 }
 
-pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Retries a failed pass: a deletion waiting on its composed objects soon,
+/// a transient API failure after the claim's backoff (refusals never get
+/// here: they are reported on the claim).
+pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>) -> Action {
     let cause = match error {
         Error::Finalizer(e) => match &**e {
             finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
@@ -130,8 +136,13 @@ pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context
     if let Error::WaitingForDeletion(_) = cause {
         return Action::requeue(requeue::DELETION);
     }
-    warn!(%error, "claim reconcile failed");
-    Action::requeue(requeue::API_FAILURE)
+    let uid = claim.uid().unwrap_or_default();
+    let delay = ctx.backoff.next(&uid, || {
+        let claims = ctx.claims.state();
+        claims.iter().filter_map(|c| c.uid()).collect()
+    });
+    warn!(%error, retry_in = ?delay, "claim reconcile failed");
+    Action::requeue(delay)
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {

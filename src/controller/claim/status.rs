@@ -21,8 +21,9 @@ use crate::contract::CLAIM_FIELD_MANAGER;
 use crate::controller::context::Context;
 use crate::events;
 
-/// Writes what the pass decided; an API failure is returned instead (it
-/// says nothing about the claim, and its status stays as it was).
+/// Writes what the pass decided, a refusal of the API server included (on
+/// a claim's first pass too); a transient API failure is returned instead
+/// (it says nothing about the claim, and its status stays as it was).
 pub async fn report(
     claim: &DatabaseClaim,
     ctx: &Context,
@@ -32,10 +33,7 @@ pub async fn report(
     let provider_errors = pass.applied.as_ref().map(|a| a.provider_errors.join("; "));
     let (synced, after) = match outcome {
         Err(e) => match e.synced_reason() {
-            Some(reason) => (
-                Cond::synced(false, reason, e.to_string()),
-                Some(e.requeue()),
-            ),
+            Some(reason) => (Cond::synced(false, reason, e.to_string()), e.requeue()),
             None => return Err(Error::Pass(e)),
         },
         Ok(()) => match provider_errors.filter(|m| !m.is_empty()) {

@@ -233,10 +233,10 @@ fn failures_map_to_a_reason_and_a_requeue() {
         render.synced_reason(),
         Some(SyncedReason::CompositionInvalid)
     );
-    assert_eq!(render.requeue(), requeue::NEEDS_CHANGE);
+    assert_eq!(render.requeue(), Some(requeue::NEEDS_CHANGE));
     let foreign = PassError::from(SecretError::Foreign("s".into()));
     assert_eq!(foreign.synced_reason(), Some(SyncedReason::ReconcileError));
-    assert_eq!(foreign.requeue(), requeue::NOT_DONE);
+    assert_eq!(foreign.requeue(), Some(requeue::NOT_DONE));
     let policy = PassError::from(SelectError::Policy("too big".into()));
     assert_eq!(policy.synced_reason(), Some(SyncedReason::PolicyViolation));
     assert_eq!(policy.to_string(), "too big");
@@ -244,6 +244,104 @@ fn failures_map_to_a_reason_and_a_requeue() {
         kube::Error::LinesCodecMaxLineLengthExceeded,
     )));
     assert_eq!(api.synced_reason(), None);
-    assert_eq!(api.requeue(), requeue::API_FAILURE);
+    assert_eq!(api.requeue(), None);
     assert!(api.to_string().starts_with("cannot write Secret s: "));
+}
+
+fn status_error(code: u16, reason: &str, fields: &[&str]) -> kube::Error {
+    let causes: Vec<_> = fields
+        .iter()
+        .map(|f| json!({"reason": "FieldValueInvalid", "message": "bad", "field": f}))
+        .collect();
+    let status = json!({"status": "Failure", "code": code, "reason": reason,
+        "message": format!("the server says {code}"), "details": {"causes": causes}});
+    kube::Error::Api(Box::new(
+        serde_json::from_value(status).unwrap_or_else(|e| panic!("{e}")),
+    ))
+}
+
+#[test]
+fn refusals_are_told_from_transient_failures() {
+    use super::error::refusal;
+    let refused = [
+        ("apply", 400, "BadRequest"),
+        ("apply", 403, "Forbidden"),
+        ("read", 403, "Forbidden"),
+        ("apply", 404, "NotFound"),
+        ("write", 404, "NotFound"),
+        ("apply", 409, "AlreadyExists"),
+        ("apply", 413, "RequestEntityTooLarge"),
+        ("apply", 422, "Invalid"),
+    ];
+    for (verb, code, reason) in refused {
+        let r = refusal(verb, &status_error(code, reason, &[]));
+        assert_eq!(r.map(|r| r.code), Some(code), "{verb} {code} {reason}");
+    }
+    let transient = [
+        ("apply", 409, "Conflict"),
+        ("apply", 429, "TooManyRequests"),
+        ("apply", 500, "InternalError"),
+        ("apply", 503, "ServiceUnavailable"),
+        ("apply", 504, "Timeout"),
+        ("apply", 401, "Unauthorized"),
+        ("apply", 410, "Gone"),
+        // Gone already: the next pass sees it.
+        ("delete", 404, "NotFound"),
+        ("prune", 404, "NotFound"),
+        ("read", 404, "NotFound"),
+    ];
+    for (verb, code, reason) in transient {
+        let r = refusal(verb, &status_error(code, reason, &[]));
+        assert_eq!(r, None, "{verb} {code} {reason}");
+    }
+    // Not an answer of the server at all: a connection error, a timeout.
+    assert_eq!(
+        refusal("apply", &kube::Error::LinesCodecMaxLineLengthExceeded),
+        None
+    );
+}
+
+#[test]
+fn a_refusal_names_object_field_and_message_and_is_reported() {
+    use super::error::{ApiError, ApplyError, ObserveError};
+    let invalid = status_error(
+        422,
+        "Invalid",
+        &[
+            "spec.forProvider.backupRetentionPeriod",
+            "spec.forProvider.backupRetentionPeriod",
+        ],
+    );
+    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(invalid)));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::CompositionInvalid));
+    assert_eq!(e.requeue(), Some(requeue::NEEDS_CHANGE));
+    assert_eq!(
+        e.to_string(),
+        "cannot apply RDSInstance x: refused by the API server (422 Invalid), \
+         field spec.forProvider.backupRetentionPeriod: the server says 422"
+    );
+    // The operator may not touch the kind: the platform's trouble.
+    let forbidden = status_error(403, "Forbidden", &[]);
+    let e = PassError::from(ObserveError::from(failed("observe", "ConfigMap c")(
+        forbidden,
+    )));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    // The Secret, and a namespace read.
+    let e = PassError::from(SecretError::from(failed("write", "Secret s")(
+        status_error(422, "Invalid", &["metadata.name"]),
+    )));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    assert!(e.to_string().contains("Secret s"), "{e}");
+    assert!(e.to_string().contains("field metadata.name"), "{e}");
+    let e = PassError::from(SelectError::from(ApiError {
+        verb: "read",
+        object: "Namespace n".into(),
+        error: status_error(403, "Forbidden", &[]),
+    }));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    // Transient: no status, the backoff.
+    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(
+        status_error(503, "ServiceUnavailable", &[]),
+    )));
+    assert_eq!((e.synced_reason(), e.requeue()), (None, None));
 }

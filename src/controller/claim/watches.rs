@@ -96,6 +96,7 @@ pub fn run(
         metrics: metrics.clone(),
         finalized: Default::default(),
         status_writes: Default::default(),
+        backoff: Default::default(),
     });
 
     // A composition change wakes the claims using it and those still
