@@ -345,3 +345,57 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
     )));
     assert_eq!((e.synced_reason(), e.requeue()), (None, None));
 }
+
+#[test]
+fn a_waiting_deletion_names_each_object_and_what_it_waits_for() {
+    use super::cleanup::{deleting_conditions, waits_for};
+    let protected = json!({"metadata": {"finalizers": ["aws.dbclaim.io/finalizer"]},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "message": "deleting"},
+            {"type": "Synced", "status": "False", "message": "deletion protection is on"}]}});
+    let pending = json!({"metadata": {"finalizers": ["a/b", "c/d"]},
+        "status": {"conditions": [{"type": "Synced", "status": "True", "message": ""}]}});
+    let bare = json!({"metadata": {}});
+    assert_eq!(
+        waits_for("RDSInstance", "x", &protected),
+        "RDSInstance x: deletion protection is on"
+    );
+    assert_eq!(
+        waits_for("ConfigMap", "y", &pending),
+        "ConfigMap y: waiting for finalizer a/b, c/d"
+    );
+    assert_eq!(
+        waits_for("Database", "z", &bare),
+        "Database z: being deleted"
+    );
+
+    let waiting = ["RDSInstance x: deletion protection is on".to_string()];
+    let message =
+        "the claim is being deleted; waiting for RDSInstance x: deletion protection is on";
+    let ready = Cond::ready(false, ReadyReason::Deleting, message);
+    // Synced stays as it was, its reason included.
+    let cases = [
+        (
+            status(&[("Synced", "True", "ReconcileSuccess", "")]),
+            Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+        ),
+        (
+            status(&[("Synced", "False", "ProviderError", "quota")]),
+            Cond::synced(false, SyncedReason::ProviderError, "quota"),
+        ),
+        (
+            status(&[("Synced", "False", "SomethingOld", "m")]),
+            Cond::synced(false, SyncedReason::ReconcileError, "m"),
+        ),
+        (
+            DatabaseClaimStatus::default(),
+            Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+        ),
+    ];
+    for (i, (old, synced)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            deleting_conditions(&old, &waiting),
+            (synced, ready.clone()),
+            "case {i}"
+        );
+    }
+}
