@@ -66,8 +66,15 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.composition = Some(selected.name());
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
-    let observed = observe::observe(claim, &selected, ctx).await?;
+    let mut observed = observe::observe(claim, &selected, ctx).await?;
+    // Connection Secrets are read from where the rendered objects name
+    // them, never the observed ones (a tenant may edit those): render once
+    // to learn where, and again with what was read.
     let desired = render::render(claim, &selected, &observed)?;
+    let desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
+        true => render::render(claim, &selected, &observed)?,
+        false => desired,
+    };
     let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
     let applied = pass.applied.insert(applied);
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;

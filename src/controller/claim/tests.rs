@@ -399,3 +399,115 @@ fn a_waiting_deletion_names_each_object_and_what_it_waits_for() {
         );
     }
 }
+
+#[test]
+fn connection_details_never_cross_a_namespace() {
+    use super::observe::{SecretSource, connection_source};
+    use crate::engine::Scope;
+    use std::collections::BTreeMap;
+    let (claim_ns, op_ns) = ("team-a", "dbclaim-system");
+    let rds = |reference: serde_json::Value| {
+        json!({"apiVersion": "aws.dbclaim.io/v1alpha1", "kind": "RDSInstance",
+            "metadata": {"name": "team-a-db"}, "spec": {"writeConnectionSecretToRef": reference}})
+    };
+    let rds_default = json!({"apiVersion": "aws.dbclaim.io/v1alpha1", "kind": "RDSInstance",
+        "metadata": {"name": "team-a-db"}, "spec": {}});
+    let database = json!({"apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
+        "metadata": {"name": "team-a-pg"}});
+    let foreign_cluster = json!({"apiVersion": "example.org/v1", "kind": "Instance",
+        "metadata": {"name": "team-a-x"},
+        "spec": {"writeConnectionSecretToRef": {"name": "s", "namespace": op_ns}}});
+    let namespaced = |reference: serde_json::Value| {
+        json!({"apiVersion": "example.org/v1", "kind": "Cluster",
+            "metadata": {"name": "team-a-c", "namespace": claim_ns},
+            "spec": {"writeConnectionSecretToRef": reference}})
+    };
+    let src = |ns: &str, name: &str, owner: Option<(&'static str, &str)>| {
+        Some(SecretSource {
+            namespace: ns.into(),
+            name: name.into(),
+            owner: owner.map(|(k, v)| (k, v.to_string())),
+        })
+    };
+    let instance = Some(("aws.dbclaim.io/rdsinstance", "team-a-db"));
+    let cases = [
+        // Cluster-scoped managed resources: where the rendered object says,
+        // by default its own name in the operator namespace, annotated.
+        (
+            rds_default.clone(),
+            Scope::Cluster,
+            src(op_ns, "team-a-db", instance),
+        ),
+        (
+            rds(json!({"name": "conn", "namespace": op_ns})),
+            Scope::Cluster,
+            src(op_ns, "conn", instance),
+        ),
+        (
+            rds(json!({"name": "conn", "namespace": claim_ns})),
+            Scope::Cluster,
+            src(claim_ns, "conn", instance),
+        ),
+        (
+            database,
+            Scope::Cluster,
+            src(
+                op_ns,
+                "team-a-pg",
+                Some(("postgres.dbclaim.io/database", "team-a-pg")),
+            ),
+        ),
+        // Another tenant's namespace: never.
+        (
+            rds(json!({"name": "conn", "namespace": "team-b"})),
+            Scope::Cluster,
+            None,
+        ),
+        // A cluster-scoped kind dbclaim has no ownership annotation for.
+        (foreign_cluster, Scope::Cluster, None),
+        // Namespaced: only its own namespace, whatever the ref says.
+        (
+            namespaced(json!({"name": "conn"})),
+            Scope::Namespaced,
+            src(claim_ns, "conn", None),
+        ),
+        (
+            namespaced(json!({"name": "conn", "namespace": claim_ns})),
+            Scope::Namespaced,
+            src(claim_ns, "conn", None),
+        ),
+        (
+            namespaced(json!({"name": "shared-postgres-admin", "namespace": op_ns})),
+            Scope::Namespaced,
+            None,
+        ),
+        // No ref, not a managed resource: nothing to read.
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": claim_ns}}),
+            Scope::Namespaced,
+            None,
+        ),
+    ];
+    for (i, (object, scope, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            connection_source(&object, scope, claim_ns, op_ns),
+            want,
+            "case {i}"
+        );
+    }
+    // The ownership annotation must name that very object.
+    let source = connection_source(&rds_default, Scope::Cluster, claim_ns, op_ns)
+        .unwrap_or_else(|| panic!("a source"));
+    let annotated =
+        |v: &str| BTreeMap::from([("aws.dbclaim.io/rdsinstance".to_string(), v.into())]);
+    assert!(source.may_read(&annotated("team-a-db")));
+    assert!(!source.may_read(&annotated("team-b-db")));
+    assert!(!source.may_read(&BTreeMap::new()));
+    let local = SecretSource {
+        namespace: claim_ns.into(),
+        name: "conn".into(),
+        owner: None,
+    };
+    assert!(local.may_read(&BTreeMap::new()));
+}
