@@ -211,7 +211,7 @@ impl Drop for World {
 }
 
 /// A Secret with an AWS credentials profile and a ProviderConfig using it.
-fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
+pub(crate) fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
     let endpoint = endpoint
         .map(|e| format!("  endpoint: \"{e}\"\n"))
         .unwrap_or_default();
@@ -816,7 +816,7 @@ async fn throttling_and_503_are_retried_with_backoff() {
 }
 
 /// Installs the shipped AWS compositions.
-fn apply_aws_compositions() {
+pub(crate) fn apply_aws_compositions() {
     kubectl_ok([
         "apply",
         "--server-side",
@@ -828,7 +828,7 @@ fn apply_aws_compositions() {
     ]);
 }
 
-fn aws_claim(ns: &str, name: &str, engine: &str, extra: &str) -> String {
+pub(crate) fn aws_claim(ns: &str, name: &str, engine: &str, extra: &str) -> String {
     let composition = format!("aws-rds-{engine}");
     claim_yaml(ns, name, "").replace("engine: postgres", &format!("engine: {engine}"))
         + &format!("  compositionRef: {{name: {composition}}}\n{extra}")

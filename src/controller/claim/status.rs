@@ -74,12 +74,17 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
         };
         return Cond::ready(c.status == "True", reason, c.message.clone());
     }
+    // Composed objects computed but no Secret published: its write failed
+    // (a refusal, on Synced), so the claim gives nothing to connect with.
+    let unpublished = (computed && pass.secret.is_none())
+        .then_some("the connection secret, which could not be written (see Synced)");
     let not_ready: Vec<&str> = pass
         .applied
         .iter()
         .flat_map(|a| &a.not_ready)
         .chain(pass.secret.as_ref().and_then(|s| s.incomplete.as_ref()))
         .map(String::as_str)
+        .chain(unpublished)
         .collect();
     if not_ready.is_empty() {
         return Cond::ready(true, ReadyReason::Available, "");

@@ -104,6 +104,20 @@ fn ready_follows_what_the_pass_computed() {
             Pass::default(),
             r(false, ReadyReason::Creating, "not provisioned: too big"),
         ),
+        // The Secret could not be written: not ready, whatever the objects say.
+        (
+            &was_ready,
+            &Cond::synced(false, SyncedReason::ReconcileError, "cannot write Secret s"),
+            Pass {
+                secret: None,
+                ..pass(1, &[], None)
+            },
+            r(
+                false,
+                ReadyReason::Unavailable,
+                "waiting for: the connection secret, which could not be written (see Synced)",
+            ),
+        ),
         // A provider's trouble still recomputes readiness.
         (
             &was_ready,
