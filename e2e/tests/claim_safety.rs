@@ -54,6 +54,15 @@ spec:
     )
 }
 
+/// A namespace, a [`configmap_composition`] and a ready operator.
+async fn configmap_world(prefix: &str) -> (TestNamespace, String, Operator) {
+    support::apply_crds();
+    let ns = TestNamespace::new(prefix);
+    let comp = unique_name("safety-cm");
+    kubectl_apply(&configmap_composition(&comp));
+    (ns, comp, ready_operator().await)
+}
+
 /// Waits up to `timeout` for `Synced=False` with `reason`; returns the claim.
 async fn wait_refused(ns: &str, name: &str, reason: &str, timeout: Duration) -> DatabaseClaim {
     let deadline = Instant::now() + timeout;
@@ -80,12 +89,8 @@ fn message(claim: &DatabaseClaim, type_: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_secret_name_the_api_server_refuses_is_reported() {
     let _lock = support::exclusive().await;
-    support::apply_crds();
-    let ns = TestNamespace::new("safety-secret");
+    let (ns, comp, _op) = configmap_world("safety-secret").await;
     let ns = ns.name();
-    let comp = unique_name("safety-cm");
-    kubectl_apply(&configmap_composition(&comp));
-    let _op = ready_operator().await;
 
     let spec = format!(
         "  compositionRef: {{name: {comp}}}\n  writeConnectionSecretToRef: {{name: Bad_Name}}\n"
@@ -190,13 +195,9 @@ impl Drop for DenyConfigMaps {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composed_object_denied_by_admission_is_reported() {
     let _lock = support::exclusive().await;
-    support::apply_crds();
-    let ns = TestNamespace::new("safety-admission");
+    let (ns, comp, _op) = configmap_world("safety-admission").await;
     let ns = ns.name();
     let _deny = DenyConfigMaps::install(ns).await;
-    let comp = unique_name("safety-cm");
-    kubectl_apply(&configmap_composition(&comp));
-    let _op = ready_operator().await;
 
     let spec = format!("  compositionRef: {{name: {comp}}}\n");
     kubectl_apply(&claim_yaml(ns, "denied", &spec));
@@ -343,12 +344,8 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_deletion_names_the_object_and_the_secret_goes_with_the_claim() {
     let _lock = support::exclusive().await;
-    support::apply_crds();
-    let ns = TestNamespace::new("safety-delete");
+    let (ns, comp, _op) = configmap_world("safety-delete").await;
     let ns = ns.name();
-    let comp = unique_name("safety-cm");
-    kubectl_apply(&configmap_composition(&comp));
-    let _op = ready_operator().await;
 
     let spec = format!("  compositionRef: {{name: {comp}}}\n");
     kubectl_apply(&claim_yaml(ns, "held", &spec));

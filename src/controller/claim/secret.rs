@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::apply::Applied;
 use super::error::{ApiError, SecretError, failed};
@@ -159,6 +159,12 @@ pub async fn delete_owned(
         Ok(_) => Ok(true),
         // Gone meanwhile (the garbage collector), or replaced.
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        // RBAC without `delete` on Secrets: the owner reference is the
+        // backstop, and a deletion must not hang on it.
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            warn!(secret = %name, error = %e.message, "cannot delete the connection secret; the garbage collector will, through its owner reference");
+            Ok(false)
+        }
         Err(e) => Err(failed("delete", object)(e)),
     }
 }
