@@ -16,16 +16,52 @@ use crate::support::{
 const REFUSAL: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The operator, once it reports ready: the time a refusal takes to show
-/// is measured from a running operator, not from its start.
-async fn ready_operator() -> Operator {
-    let op = Operator::start();
-    let port = op.probes_port;
-    wait_for(TIMEOUT, "the operator to be ready", || async move {
-        Operator::http_get(port, "/readyz").is_some_and(|(code, _)| code == 200)
-    })
-    .await;
-    op
+/// A test's namespace and a ready operator (the time a refusal takes to
+/// show is measured from a running operator, not from its start). On drop
+/// its claims are deleted and awaited while the operator still runs: a
+/// claim left behind would be the next test's operator's to clean up, under
+/// whatever RBAC that one has.
+struct World {
+    _op: Operator,
+    ns: TestNamespace,
+}
+
+impl World {
+    async fn start(prefix: &str) -> World {
+        support::apply_crds();
+        let ns = TestNamespace::new(prefix);
+        let op = Operator::start();
+        let port = op.probes_port;
+        wait_for(TIMEOUT, "the operator to be ready", || async move {
+            Operator::http_get(port, "/readyz").is_some_and(|(code, _)| code == 200)
+        })
+        .await;
+        World { _op: op, ns }
+    }
+
+    fn ns(&self) -> &str {
+        self.ns.name()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let out = kubectl([
+            "delete",
+            "databaseclaims",
+            "--all",
+            "-n",
+            self.ns.name(),
+            "--timeout=60s",
+        ]);
+        if !out.status.success() {
+            eprintln!(
+                "warning: claims in {} not deleted: {}",
+                self.ns.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
 
 /// A composition of one ConfigMap, always ready, publishing every key a
@@ -54,13 +90,12 @@ spec:
     )
 }
 
-/// A namespace, a [`configmap_composition`] and a ready operator.
-async fn configmap_world(prefix: &str) -> (TestNamespace, String, Operator) {
+/// A [`World`] and a [`configmap_composition`].
+async fn configmap_world(prefix: &str) -> (World, String) {
     support::apply_crds();
-    let ns = TestNamespace::new(prefix);
     let comp = unique_name("safety-cm");
     kubectl_apply(&configmap_composition(&comp));
-    (ns, comp, ready_operator().await)
+    (World::start(prefix).await, comp)
 }
 
 /// Waits up to `timeout` for `Synced=False` with `reason`; returns the claim.
@@ -89,8 +124,8 @@ fn message(claim: &DatabaseClaim, type_: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_secret_name_the_api_server_refuses_is_reported() {
     let _lock = support::exclusive().await;
-    let (ns, comp, _op) = configmap_world("safety-secret").await;
-    let ns = ns.name();
+    let (w, comp) = configmap_world("safety-secret").await;
+    let ns = w.ns();
 
     let spec = format!(
         "  compositionRef: {{name: {comp}}}\n  writeConnectionSecretToRef: {{name: Bad_Name}}\n"
@@ -114,9 +149,8 @@ async fn a_parameter_the_rdsinstance_schema_refuses_is_reported_on_the_first_pas
     let moto = Moto::start();
     apply_provider_config("default", Some(&moto.endpoint), "AKIAE2EDBCLAIMSAFETY");
     apply_aws_compositions();
-    let ns = TestNamespace::new("safety-rds");
-    let ns = ns.name();
-    let _op = ready_operator().await;
+    let w = World::start("safety-rds").await;
+    let ns = w.ns();
 
     let extra = "  parameters: {backupRetentionDays: \"100\"}\n";
     kubectl_apply(&aws_claim(ns, "retention", "postgres", extra));
@@ -195,8 +229,8 @@ impl Drop for DenyConfigMaps {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_composed_object_denied_by_admission_is_reported() {
     let _lock = support::exclusive().await;
-    let (ns, comp, _op) = configmap_world("safety-admission").await;
-    let ns = ns.name();
+    let (w, comp) = configmap_world("safety-admission").await;
+    let ns = w.ns();
     let _deny = DenyConfigMaps::install(ns).await;
 
     let spec = format!("  compositionRef: {{name: {comp}}}\n");
@@ -253,8 +287,8 @@ async fn a_namespaced_object_cannot_pull_a_secret_from_the_operator_namespace() 
     let _lock = support::exclusive().await;
     support::apply_crds();
     apply_widget_crd();
-    let ns = TestNamespace::new("safety-h6");
-    let ns = ns.name();
+    let w = World::start("safety-h6").await;
+    let ns = w.ns();
     kubectl_apply(&format!(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {OPERATOR_NAMESPACE}\n"
     ));
@@ -299,7 +333,6 @@ spec:
     - {{name: password, fromConnectionSecretKey: password}}
 "#
     ));
-    let _op = ready_operator().await;
 
     // Its own namespace: read.
     let local =
@@ -344,8 +377,8 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_deletion_names_the_object_and_the_secret_goes_with_the_claim() {
     let _lock = support::exclusive().await;
-    let (ns, comp, _op) = configmap_world("safety-delete").await;
-    let ns = ns.name();
+    let (w, comp) = configmap_world("safety-delete").await;
+    let ns = w.ns();
 
     let spec = format!("  compositionRef: {{name: {comp}}}\n");
     kubectl_apply(&claim_yaml(ns, "held", &spec));
