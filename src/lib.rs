@@ -5,6 +5,7 @@
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod conditions;
 pub mod contract;

@@ -302,9 +302,18 @@ pub fn secret(name: &str) -> Secret {
 pub trait SecretFixture: Sized {
     fn ns(self, namespace: &str) -> Self;
     fn data(self, data: &[(&str, &str)]) -> Self;
+    fn annotation(self, key: &str, value: &str) -> Self;
 }
 
 impl SecretFixture for Secret {
+    fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        self
+    }
+
     fn ns(mut self, namespace: &str) -> Self {
         self.metadata.namespace = Some(namespace.into());
         self
@@ -421,6 +430,10 @@ impl World {
             metrics: Metrics::default(),
             finalized: Default::default(),
             status_writes: Default::default(),
+            backoff: crate::backoff::Backoff::new(
+                crate::controller::claim::requeue::BACKOFF_MIN,
+                crate::controller::claim::requeue::BACKOFF_MAX,
+            ),
         })
     }
 }

@@ -211,7 +211,7 @@ impl Drop for World {
 }
 
 /// A Secret with an AWS credentials profile and a ProviderConfig using it.
-fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
+pub(crate) fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
     let endpoint = endpoint
         .map(|e| format!("  endpoint: \"{e}\"\n"))
         .unwrap_or_default();

@@ -3,6 +3,7 @@
 
 mod aws;
 mod chart;
+mod claim_safety;
 mod claims;
 mod isolation;
 mod policy;

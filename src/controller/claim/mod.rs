@@ -78,8 +78,15 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.composition = Some(recorded.unwrap_or_else(|| selected.name()));
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
-    let observed = observe::observe(claim, &selected, ctx).await?;
+    let mut observed = observe::observe(claim, &selected, ctx).await?;
+    // Connection Secrets are read from where the rendered objects name
+    // them, never the observed ones (a tenant may edit those): render once
+    // to learn where, and again with what was read.
     let desired = render::render(claim, &selected, &observed)?;
+    let desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
+        true => render::render(claim, &selected, &observed)?,
+        false => desired,
+    };
     // Before anything is applied or pruned: a move must not delete a database.
     crate::replacement::check(claim, &selected.name(), &render::keys(&desired))?;
     pass.composition = Some(selected.name());
@@ -125,6 +132,9 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.reset(&uid);
+    }
     if deleting && result.is_ok() {
         ctx.finalized.insert(&uid, ());
         ctx.status_writes.remove(&uid);
@@ -134,7 +144,10 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     result
 }
 
-pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Retries a failed pass: a deletion waiting on its composed objects soon,
+/// a transient API failure after the claim's backoff (refusals never get
+/// here: they are reported on the claim).
+pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>) -> Action {
     let cause = match error {
         Error::Finalizer(e) => match &**e {
             finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
@@ -145,8 +158,14 @@ pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context
     if let Error::WaitingForDeletion(_) = cause {
         return Action::requeue(requeue::DELETION);
     }
-    warn!(%error, "claim reconcile failed");
-    Action::requeue(requeue::API_FAILURE)
+    let uid = claim.uid().unwrap_or_default();
+    ctx.backoff.prune(|uid| {
+        let claims = ctx.claims.state();
+        claims.iter().any(|c| c.uid().as_deref() == Some(uid))
+    });
+    let delay = ctx.backoff.next(&uid);
+    warn!(%error, retry_in = ?delay, "claim reconcile failed");
+    Action::requeue(delay)
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {

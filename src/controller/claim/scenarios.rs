@@ -63,9 +63,15 @@ fn ready_database(claim: &DatabaseClaim) -> Value {
     with_conditions(db, &[("Ready", "True"), ("Synced", "True")])
 }
 
+/// The provider's connection Secret, marked for its Database (the claim
+/// reads no other Secret of a cluster-scoped object).
 fn provider_secret() -> Secret {
     secret("team-a-orders-db-database")
         .ns(OPERATOR_NAMESPACE)
+        .annotation(
+            crate::contract::postgres::DATABASE_ANNOTATION,
+            "team-a-orders-db-database",
+        )
         .data(CREDENTIALS)
 }
 
@@ -287,14 +293,7 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
         world().kind(kind::<RDSInstance>(Scope::Cluster)),
         claim.clone(),
         vec![
-            apply(CLAIM_STATUS)
-                .body(json!({"status": {"conditions": conditions(&[
-                    ("Synced", "True", "ReconcileSuccess"),
-                    ("Ready", "False", "Deleting"),
-                    ("Reconciling", "True", "Deleting"),
-                    ("Stalled", "False", "Idle"),
-                ])}}))
-                .returns(&claim),
+            // Nothing to wait for: no status write, the claim is going.
             // Composed objects are found by their labels, across every
             // kind dbclaim composes (the status alone could miss some).
             get(RDS_INSTANCES)
@@ -318,6 +317,10 @@ async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
                     },
                 }}))
                 .returns(ready_database(&claim)),
+            // The connection Secret goes with the claim, by a delete bound
+            // to the Secret's uid (the garbage collector lags behind).
+            get(SECRET).returns(written_secret(&claim)),
+            delete(SECRET).body(json!({"preconditions": {"uid": "uid-secret"}})),
             json_patch(CLAIM)
                 .body(json!([
                     {"op": "test", "path": "/metadata/finalizers/0", "value": "dbclaim.io/finalizer"},
@@ -394,8 +397,9 @@ async fn foreign_secret_is_reported_and_left_alone() {
             apply(CLAIM_STATUS)
                 .body(json!({"status": {"conditions": conditions(&[
                     ("Synced", "False", "ReconcileError"),
-                    ("Ready", "True", "Available"),
-                    ("Reconciling", "False", "Idle"),
+                    // Not ready: the application has no credentials.
+                    ("Ready", "False", "Creating"),
+                    ("Reconciling", "True", "Creating"),
                     ("Stalled", "False", "Idle"),
                 ])}}))
                 .check("a Synced message naming the Secret", |body| {
@@ -406,7 +410,6 @@ async fn foreign_secret_is_reported_and_left_alone() {
                 .lacks("/status/connectionSecretRef")
                 .returns(&claim),
             create(EVENTS).body(json!({"type": "Warning", "reason": "ReconcileError"})),
-            create(EVENTS).body(json!({"type": "Normal", "reason": "Ready"})),
         ],
     )
     .await;

@@ -388,21 +388,21 @@ async fn a_password_the_provider_refuses_stops_before_any_write() {
 
 #[test]
 fn retry_class_decides_the_requeue() {
-    let b = backoff::Backoff::default();
+    let b = backoff::backoff();
     let wait = Error::Provider(FakeError {
         retry: Retry::Wait,
         keeps_ready: true,
     });
-    assert_eq!(b.delay("k", wait.retry()), backoff::WAIT);
+    assert_eq!(backoff::delay(&b, "k", wait.retry()), backoff::WAIT);
     let slow = Error::Provider(FakeError {
         retry: Retry::Slow,
         keeps_ready: true,
     });
-    assert_eq!(b.delay("k", slow.retry()), backoff::SLOW);
+    assert_eq!(backoff::delay(&b, "k", slow.retry()), backoff::SLOW);
     let transient = Error::<FakeError>::Status(kube::Error::LinesCodecMaxLineLengthExceeded);
     assert_eq!(transient.retry(), Retry::Backoff);
-    let first = b.delay("k", transient.retry());
-    let second = b.delay("k", transient.retry());
+    let first = backoff::delay(&b, "k", transient.retry());
+    let second = backoff::delay(&b, "k", transient.retry());
     assert!(
         first <= Duration::from_secs(5) && second >= Duration::from_secs(5),
         "{first:?} {second:?}"
