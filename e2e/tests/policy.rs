@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::claims::{
-    admin_query, claim_yaml, condition, databases_like, get_claim, psql, secret_data,
-    setup_shared_postgres, wait_condition, wait_ready,
+    claim_yaml, condition, databases_like, psql, secret_data, setup_shared_postgres,
+    wait_condition, wait_ready,
 };
 use crate::support::{
     self, Operator, Postgres, TestNamespace, kubectl, kubectl_apply, kubectl_ok, wait_for,
