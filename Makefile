@@ -23,6 +23,8 @@ build:
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	# The e2e target is `test = false` (it needs a plane), so --all-targets skips it.
+	$(CARGO) clippy --test e2e -- -D warnings
 
 unit:
 	$(CARGO) test --lib --bins --test cli

@@ -265,7 +265,12 @@ fn observed_by_resource(
     let ns = claim.namespace().unwrap_or_default();
     let mut out = BTreeMap::new();
     for t in &composition.spec.resources {
-        let name = crate::naming::composed_name(&ns, &claim.name_any(), &t.name);
+        let name = crate::naming::object_name(
+            &ns,
+            &claim.name_any(),
+            &t.name,
+            claim.recorded_resource_name(&t.name),
+        );
         let found = docs.iter().find(|d| {
             d.pointer("/metadata/name").and_then(|v| v.as_str()) == Some(name.as_str())
                 || d.pointer("/metadata/labels/dbclaim.io~1resource")

@@ -63,13 +63,14 @@ const READY_REASONS: [ReadyReason; 4] = [
     ReadyReason::Unavailable,
     ReadyReason::Deleting,
 ];
-const SYNCED_REASONS: [SyncedReason; 6] = [
+const SYNCED_REASONS: [SyncedReason; 7] = [
     SyncedReason::ReconcileSuccess,
     SyncedReason::ReconcileError,
     SyncedReason::CompositionNotFound,
     SyncedReason::CompositionInvalid,
     SyncedReason::PolicyViolation,
     SyncedReason::ProviderError,
+    SyncedReason::ReplacementBlocked,
 ];
 
 impl ReadyReason {
@@ -143,9 +144,7 @@ impl std::str::FromStr for Reason {
 pub struct Cond {
     pub type_: ConditionType,
     pub status: bool,
-    /// Always a [`Reason`]'s `as_str()`; read it typed with [`Cond::reason`].
-    /// A string still because the providers build `Cond` literals.
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -162,20 +161,23 @@ impl Cond {
         Self {
             type_,
             status,
-            reason: reason.as_str(),
+            reason,
             message: message.into(),
         }
-    }
-
-    /// The typed reason (`None` only for a literal built with a foreign string).
-    pub fn reason(&self) -> Option<Reason> {
-        self.reason.parse().ok()
     }
 }
 
 /// The typed reason of a stored condition; `None` when unknown to dbclaim.
 pub fn reason_of(c: &Condition) -> Option<Reason> {
     c.reason.parse().ok()
+}
+
+/// The `Ready` reason of a stored condition, if it is one.
+pub fn ready_reason_of(c: &Condition) -> Option<ReadyReason> {
+    match reason_of(c)? {
+        Reason::Ready(r) => Some(r),
+        _ => None,
+    }
 }
 
 /// Merges `new` into `conditions`. The transition time moves only when the
@@ -192,14 +194,14 @@ pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>,
                 c.last_transition_time = Time(now);
             }
             c.status = status;
-            c.reason = new.reason.to_string();
+            c.reason = new.reason.as_str().to_string();
             c.message = new.message.clone();
             c.observed_generation = generation;
         }
         None => conditions.push(Condition {
             type_: new.type_.as_str().to_string(),
             status,
-            reason: new.reason.to_string(),
+            reason: new.reason.as_str().to_string(),
             message: new.message.clone(),
             observed_generation: generation,
             last_transition_time: Time(now),
@@ -213,20 +215,14 @@ pub fn set(conditions: &mut Vec<Condition>, new: &Cond, generation: Option<i64>,
 pub fn kstatus(synced: &Cond, ready: &Cond) -> [Cond; 2] {
     let stalled = !synced.status
         && matches!(
-            synced.reason(),
-            Some(Reason::Synced(
-                SyncedReason::PolicyViolation | SyncedReason::CompositionInvalid
-            ))
+            synced.reason,
+            Reason::Synced(SyncedReason::PolicyViolation | SyncedReason::CompositionInvalid)
         );
     let reconciling = !ready.status && !stalled;
     let with = |type_, on: bool, why: &Cond| Cond {
         type_,
         status: on,
-        reason: if on {
-            why.reason
-        } else {
-            Reason::Idle.as_str()
-        },
+        reason: if on { why.reason } else { Reason::Idle },
         message: if on {
             why.message.clone()
         } else {
@@ -259,12 +255,22 @@ mod tests {
         let creating = Cond::ready(false, ReadyReason::Creating, "waiting for x");
         let ready = Cond::ready(true, ReadyReason::Available, "");
         let [r, s] = kstatus(&ok, &creating);
-        assert!(r.status && r.reason == "Creating" && r.message == "waiting for x" && !s.status);
+        assert!(
+            r.status
+                && r.reason == ReadyReason::Creating.into()
+                && r.message == "waiting for x"
+                && !s.status
+        );
         let [r, s] = kstatus(&ok, &ready);
-        assert!(!r.status && !s.status && r.reason == "Idle");
+        assert!(!r.status && !s.status && r.reason == Reason::Idle);
         let bad = Cond::synced(false, SyncedReason::PolicyViolation, "too big");
         let [r, s] = kstatus(&bad, &creating);
-        assert!(!r.status && s.status && s.reason == "PolicyViolation" && s.message == "too big");
+        assert!(
+            !r.status
+                && s.status
+                && s.reason == SyncedReason::PolicyViolation.into()
+                && s.message == "too big"
+        );
         let invalid = Cond::synced(false, SyncedReason::CompositionInvalid, "bad");
         assert!(kstatus(&invalid, &ready)[1].status);
         let missing = Cond::synced(false, SyncedReason::CompositionNotFound, "later");
@@ -290,7 +296,7 @@ mod tests {
             Err(UnknownReason("Ready".into()))
         );
         let c = Cond::synced(false, SyncedReason::PolicyViolation, "x");
-        assert_eq!(c.reason(), Some(SyncedReason::PolicyViolation.into()));
+        assert_eq!(c.reason, SyncedReason::PolicyViolation.into());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod conditions;
 pub mod contract;
@@ -20,3 +21,5 @@ pub mod provider;
 pub mod replacement;
 pub mod selection;
 pub mod server;
+#[cfg(test)]
+pub mod testing;

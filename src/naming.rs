@@ -7,11 +7,51 @@ pub const MAX_NAME_LEN: usize = 63;
 /// Hex digits of the hash that replaces the cut part of a long name.
 const HASH_LEN: usize = 8;
 
-/// `<namespace>-<claim>-<resource>`, cut to a DNS-1123 label with a stable
-/// hash of the whole when too long. The same claim always yields the same
-/// names, so a restarted operator finds what it made before.
+/// `<namespace>-<claim>-<resource>-<hash>`, a DNS-1123 label. The hash
+/// covers the three parts unambiguously, so namespace `a` with claim `b-c`
+/// and namespace `a-b` with claim `c` get different names (the joined text
+/// alone is the same). Too long a name keeps its head and the hash. The
+/// same claim always yields the same names, so a restarted operator finds
+/// what it made before.
 pub fn composed_name(namespace: &str, claim: &str, resource: &str) -> String {
-    fit(&format!("{namespace}-{claim}-{resource}"), MAX_NAME_LEN)
+    let hash = triple_hash(namespace, claim, resource);
+    let cleaned: String = format!("{namespace}-{claim}-{resource}")
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-') => c,
+            _ => '-',
+        })
+        .collect();
+    let keep = MAX_NAME_LEN - HASH_LEN - 1;
+    let head: String = cleaned.chars().take(keep).collect();
+    let head = head.trim_matches('-');
+    if head.is_empty() {
+        format!("x-{hash}")
+    } else {
+        format!("{head}-{hash}")
+    }
+}
+
+/// The name of a composed object: the one recorded in the claim's
+/// `status.resources[].resourceName` for `resource` when there is one, so
+/// objects made under an earlier naming keep their names; otherwise
+/// [`composed_name`]. A recorded name that is not a DNS-1123 label was not
+/// written by dbclaim and is ignored.
+pub fn object_name(namespace: &str, claim: &str, resource: &str, recorded: Option<&str>) -> String {
+    match recorded {
+        Some(name) if is_dns_label(name) => name.to_string(),
+        _ => composed_name(namespace, claim, resource),
+    }
+}
+
+/// Hash of (namespace, claim, resource), each part length-prefixed so no
+/// two different triples share an encoding.
+fn triple_hash(namespace: &str, claim: &str, resource: &str) -> String {
+    let mut encoded = String::new();
+    for part in [namespace, claim, resource] {
+        encoded.push_str(&format!("{}:{part};", part.len()));
+    }
+    short_hash(&encoded)
 }
 
 /// A label value (at most 63 characters) standing for `value`.
@@ -74,11 +114,57 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn short_names_are_kept() {
+    fn short_names_read_as_the_claim_plus_a_hash() {
+        let name = composed_name("team-a", "orders-db", "instance");
+        let (head, hash) = name.split_at(name.len() - HASH_LEN);
+        assert_eq!(head, "team-a-orders-db-instance-");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()), "{name}");
+        // Pinned: a change here renames every object in every cluster.
         assert_eq!(
-            composed_name("team-a", "orders-db", "instance"),
+            name,
+            format!(
+                "team-a-orders-db-instance-{}",
+                short_hash("6:team-a;9:orders-db;8:instance;")
+            )
+        );
+    }
+
+    #[test]
+    fn hyphen_shuffled_triples_differ() {
+        // The audit's H5 pair: both joined read "a-b-c-database".
+        assert_ne!(
+            composed_name("a", "b-c", "database"),
+            composed_name("a-b", "c", "database")
+        );
+        assert_ne!(
+            composed_name("a", "b", "c-d"),
+            composed_name("a", "b-c", "d")
+        );
+    }
+
+    #[test]
+    fn a_recorded_name_is_kept() {
+        assert_eq!(
+            object_name(
+                "team-a",
+                "orders-db",
+                "instance",
+                Some("team-a-orders-db-instance")
+            ),
             "team-a-orders-db-instance"
         );
+        assert_eq!(
+            object_name("team-a", "orders-db", "instance", None),
+            composed_name("team-a", "orders-db", "instance")
+        );
+        // Garbage in the status is not a name dbclaim wrote.
+        for bad in ["", "Team-A", "x/y", &"a".repeat(64)] {
+            assert_eq!(
+                object_name("team-a", "orders-db", "instance", Some(bad)),
+                composed_name("team-a", "orders-db", "instance"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -122,13 +208,40 @@ mod tests {
         }
 
         #[test]
-        fn distinct_plain_names_never_collide(
+        fn distinct_triples_never_collide(
             a in (dns_label(), dns_subdomain(), dns_label()),
             b in (dns_label(), dns_subdomain(), dns_label()),
         ) {
-            let plain_a = format!("{}-{}-{}", a.0, a.1, a.2);
-            let plain_b = format!("{}-{}-{}", b.0, b.1, b.2);
-            prop_assume!(plain_a != plain_b);
+            prop_assume!(a != b);
+            prop_assert_ne!(composed_name(&a.0, &a.1, &a.2), composed_name(&b.0, &b.1, &b.2));
+        }
+
+        /// The same joined text split at different hyphens: the case a
+        /// plain join gets wrong.
+        #[test]
+        fn hyphen_shuffled_triples_never_collide(
+            parts in prop::collection::vec("[a-z0-9]{1,12}", 3..8),
+            cuts in (any::<prop::sample::Index>(), any::<prop::sample::Index>(),
+                     any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+        ) {
+            // Two ways to cut `parts` into three non-empty hyphen-joined groups.
+            let n = parts.len();
+            let split = |i: &prop::sample::Index, j: &prop::sample::Index| {
+                let first = 1 + i.index(n - 2);
+                let second = first + 1 + j.index(n - first - 1);
+                (
+                    parts[..first].join("-"),
+                    parts[first..second].join("-"),
+                    parts[second..].join("-"),
+                )
+            };
+            let a = split(&cuts.0, &cuts.1);
+            let b = split(&cuts.2, &cuts.3);
+            prop_assume!(a != b);
+            prop_assert_eq!(
+                format!("{}-{}-{}", a.0, a.1, a.2),
+                format!("{}-{}-{}", b.0, b.1, b.2)
+            );
             prop_assert_ne!(composed_name(&a.0, &a.1, &a.2), composed_name(&b.0, &b.1, &b.2));
         }
 

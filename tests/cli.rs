@@ -197,7 +197,10 @@ fn render_follows_size_and_storage() {
     assert_eq!(docs[0]["status"]["composition"]["name"], "aws-rds-postgres");
     let rds = &docs[1];
     assert_eq!(rds["kind"], "RDSInstance");
-    assert_eq!(rds["metadata"]["name"], "team-a-orders-db-instance");
+    assert_eq!(
+        rds["metadata"]["name"],
+        dbclaim::naming::composed_name("team-a", "orders-db", "instance").as_str()
+    );
     assert_eq!(
         rds["spec"]["forProvider"]["dbInstanceClass"],
         "db.m6g.large"
@@ -375,4 +378,48 @@ fn validate_refuses_connection_detail_names_that_are_not_secret_keys() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The shipped compositions give tenants only what a platform team would
+/// allow by default: connectionLimit 1..100, backupRetentionDays 1..35.
+#[test]
+fn shipped_compositions_clamp_tenant_knobs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let render = |composition: &str, params: &str| {
+        let path = dir.path().join("claim.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata: {{name: app, namespace: team-a}}\nspec:\n  engine: postgres\n  parameters: {params}\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let out = dbclaim(&[
+            "render",
+            "-c",
+            &path.display().to_string(),
+            "-C",
+            composition,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let docs =
+            dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
+        docs[1]["spec"]["forProvider"].clone()
+    };
+    for (given, got) in [("-1", 1), ("0", 1), ("50", 50), ("100000", 100)] {
+        let fp = render(
+            "compositions/shared-postgres.yaml",
+            &format!("{{connectionLimit: \"{given}\"}}"),
+        );
+        assert_eq!(fp["connectionLimit"], got, "connectionLimit {given}");
+    }
+    for comp in [
+        "compositions/aws-rds-postgres.yaml",
+        "compositions/aws-rds-mysql.yaml",
+    ] {
+        for (given, got) in [("0", 1), ("14", 14), ("400", 35)] {
+            let fp = render(comp, &format!("{{backupRetentionDays: \"{given}\"}}"));
+            assert_eq!(fp["backupRetentionPeriod"], got, "{comp} {given}");
+        }
+    }
 }

@@ -211,7 +211,7 @@ impl Drop for World {
 }
 
 /// A Secret with an AWS credentials profile and a ProviderConfig using it.
-fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
+pub(crate) fn apply_provider_config(name: &str, endpoint: Option<&str>, access_key: &str) {
     let endpoint = endpoint
         .map(|e| format!("  endpoint: \"{e}\"\n"))
         .unwrap_or_default();
@@ -889,7 +889,7 @@ async fn postgres_and_mysql_claims_on_rds_become_ready_and_grow() {
             .get(EXTERNAL_NAME)
             .cloned()
             .unwrap_or_default();
-        assert_eq!(id, format!("{ns}-{claim}-instance"));
+        assert_eq!(id, dbclaim::naming::composed_name(&ns, claim, "instance"));
         let d = w
             .describe(&id)
             .await
@@ -939,7 +939,7 @@ async fn postgres_and_mysql_claims_on_rds_become_ready_and_grow() {
     }
 
     // A growing claim: storageGB 20 → 50 reaches RDS and the claim stays Ready.
-    let id = format!("{ns}-orders-instance");
+    let id = dbclaim::naming::composed_name(&ns, "orders", "instance");
     kubectl_ok([
         "patch",
         "databaseclaim",
@@ -982,7 +982,11 @@ async fn postgres_and_mysql_claims_on_rds_become_ready_and_grow() {
         w.describe(&id).await.is_none(),
         "deletionPolicy Delete removes the instance"
     );
-    assert!(w.describe(&format!("{ns}-carts-instance")).await.is_none());
+    assert!(
+        w.describe(&dbclaim::naming::composed_name(&ns, "carts", "instance"))
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -993,7 +997,7 @@ async fn emulator_outage_is_reported_on_the_claim_then_recovers() {
     let ns = w.ns().to_string();
     kubectl_apply(&aws_claim(&ns, "app", "postgres", "  databaseName: app\n"));
     wait_ready(&ns, "app").await;
-    let id = format!("{ns}-app-instance");
+    let id = dbclaim::naming::composed_name(&ns, "app", "instance");
 
     // The endpoint refuses connections; a change makes the provider call it.
     w.proxy.stop().await;

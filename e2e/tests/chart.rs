@@ -945,12 +945,12 @@ async fn chart_rbac_grants_what_the_operator_uses_and_nothing_more() {
     no(&["delete", "namespaces"]);
     no(&["create", "namespaces"]);
 
-    // Secrets: what connection Secrets need, delete only at home.
-    for verb in ["get", "list", "watch", "create", "patch"] {
+    // Secrets: what connection Secrets need (deleted when their claim's
+    // cleanup finishes), never updated or deleted in bulk.
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
         yes(&[verb, "secrets", "-n", elsewhere]);
     }
     yes(&["delete", "secrets", "-n", ns]);
-    no(&["delete", "secrets", "-n", elsewhere]);
     no(&["update", "secrets", "-n", elsewhere]);
     no(&["deletecollection", "secrets", "-n", ns]);
     no(&["deletecollection", "secrets", "-n", elsewhere]);

@@ -356,7 +356,7 @@ async fn orphaned_claim_leaves_a_working_database() {
     assert_eq!(databases_like(&pg, &db).await, vec![db.clone()]);
     assert_eq!(psql(&uri, "SELECT count(*) FROM kept").as_deref(), Ok("0"));
     let out = kubectl_ok(["get", "databases.postgres.dbclaim.io", "-o", "name"]);
-    let composed = format!("{ns}-keep-database");
+    let composed = dbclaim::naming::composed_name(ns, "keep", "database");
     assert!(
         out.contains(&composed),
         "the Database object should survive: {out}"
@@ -511,7 +511,7 @@ async fn operator_killed_while_provisioning_makes_exactly_one_database() {
 
     kubectl_apply(&claim_yaml(ns, "app", ""));
     // Kill as soon as the composed Database exists, before the claim is Ready.
-    let composed = format!("{ns}-app-database");
+    let composed = dbclaim::naming::composed_name(ns, "app", "database");
     wait_for(READY_TIMEOUT, "the composed Database", || async {
         kubectl(["get", "databases.postgres.dbclaim.io", &composed])
             .status

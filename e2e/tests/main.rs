@@ -3,7 +3,9 @@
 
 mod aws;
 mod chart;
+mod claim_safety;
 mod claims;
+mod isolation;
 mod ownership;
 mod policy;
 mod postgres_provider;

@@ -40,6 +40,12 @@ use super::common::{ConfigStatus, ManagedSpec, ManagedStatus};
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Another provider config is another account or region: an edit would make
+// a second instance and leak the first (audit M3).
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.providerConfigRef == oldSelf.providerConfigRef",
+    "message": "providerConfigRef is immutable: it would create a second instance elsewhere and leave this one behind"
+}]))]
 pub struct RDSInstanceSpec {
     #[serde(flatten)]
     pub managed: ManagedSpec,
@@ -48,6 +54,10 @@ pub struct RDSInstanceSpec {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)",
+    "message": "region is immutable: it would create a second instance in the other region and leave this one behind"
+}]))]
 pub struct RDSInstanceParameters {
     /// Region; the ProviderConfig's when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,14 +69,18 @@ pub struct DatabaseClaimSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]{0,62}$"))]
     pub database_name: Option<String>,
-    /// Free-form inputs for compositions.
+    /// Free-form inputs for compositions: at most 64, names of at most 63
+    /// characters, values of at most 1 KiB.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "bounded_parameters")]
     pub parameters: BTreeMap<String, String>,
     /// Pick exactly this composition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_name_ref")]
     pub composition_ref: Option<NameRef>,
     /// Pick a composition by its labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_label_selector")]
     pub composition_selector: Option<LabelSelector>,
     /// Where the connection Secret is written; `<claim name>-connection` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +104,69 @@ pub struct ConnectionSecretRef {
 
 fn default_storage_gb() -> i64 {
     20
+}
+
+/// Most parameters a claim may carry; with [`MAX_PARAMETER_VALUE_LEN`] it
+/// bounds what one claim costs the operator's memory (every claim is cached).
+pub const MAX_PARAMETERS: usize = 64;
+pub const MAX_PARAMETER_VALUE_LEN: usize = 1024;
+
+// The schemas below bound every tenant-written field of a claim, so no
+// tenant can exhaust the operator's memory (audit M4).
+
+fn bounded_parameters(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Free-form inputs for compositions: at most 64, names of at most 63 characters, values of at most 1 KiB.",
+        "type": "object",
+        "maxProperties": MAX_PARAMETERS,
+        "additionalProperties": { "type": "string", "maxLength": MAX_PARAMETER_VALUE_LEN },
+        "x-kubernetes-validations": [{
+            "rule": "self.all(k, k.matches('^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$'))",
+            "message": "parameter names are 1 to 63 letters, digits, '_', '.' or '-', starting and ending with a letter or digit"
+        }]
+    })
+}
+
+fn bounded_name_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Pick exactly this composition.",
+        "type": "object",
+        "nullable": true,
+        "required": ["name"],
+        "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 253 } }
+    })
+}
+
+fn bounded_label_selector(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Pick a composition by its labels.",
+        "type": "object",
+        "nullable": true,
+        "properties": {
+            "matchLabels": {
+                "type": "object",
+                "maxProperties": 32,
+                "additionalProperties": { "type": "string", "maxLength": 63 }
+            },
+            "matchExpressions": {
+                "type": "array",
+                "maxItems": 32,
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": { "type": "string", "maxLength": 317 },
+                        "operator": { "type": "string", "maxLength": 16 },
+                        "values": {
+                            "type": "array",
+                            "maxItems": 32,
+                            "items": { "type": "string", "maxLength": 63 }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 #[derive(
@@ -231,5 +298,19 @@ impl DatabaseClaimSpec {
             Some(n) => n.clone(),
             None => claim_name.replace('-', "_"),
         }
+    }
+}
+
+impl DatabaseClaim {
+    /// The object name recorded in `status.resources` for the composed
+    /// resource `resource`: the record that keeps objects made under an
+    /// earlier naming at their names (see [`crate::naming::object_name`]).
+    pub fn recorded_resource_name(&self, resource: &str) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .resources
+            .iter()
+            .find(|r| r.name == resource && !r.resource_name.is_empty())
+            .map(|r| r.resource_name.as_str())
     }
 }

@@ -50,4 +50,26 @@ pub struct ClaimPolicySpec {
     /// Default composition per engine, instead of the annotated default.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub default_compositions: BTreeMap<Engine, String>,
+    /// Limits on claim parameters, by parameter name; parameters not listed
+    /// are free, and a claim that leaves one unset gets the composition's
+    /// default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub parameters: BTreeMap<String, ParameterLimit>,
+}
+
+/// What values a claim parameter may take.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParameterLimit {
+    /// The values allowed, compared as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 1024)))]
+    pub allowed: Option<Vec<String>>,
+    /// Smallest value; the parameter must then be a whole number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    /// Largest value; the parameter must then be a whole number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
 }

@@ -37,6 +37,12 @@ use super::common::{ConfigStatus, ManagedSpec, ManagedStatus, NamespacedRef};
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Another provider config is another server: an edit would make a second,
+// empty database and leave this one behind (audit M3).
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.providerConfigRef == oldSelf.providerConfigRef",
+    "message": "providerConfigRef is immutable: it would create a second database elsewhere and leave this one behind"
+}]))]
 pub struct DatabaseSpec {
     #[serde(flatten)]
     pub managed: ManagedSpec,

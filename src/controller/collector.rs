@@ -294,6 +294,9 @@ pub fn release_patch() -> Value {
     json!({"metadata": {"ownerReferences": null, "labels": labels}})
 }
 
+/// Composed objects read per list request.
+const LIST_PAGE: u32 = 250;
+
 /// Runs the collector until the future is dropped. Start it where the
 /// controllers run (the leader), after the caches' gate opened; it waits one
 /// interval before its first pass.
@@ -363,66 +366,70 @@ async fn pass(
                 continue;
             }
         };
-        // From the API server's watch cache: an object listed stale is read
-        // again live before anything is done to it.
+        // In pages: every composed object of the cluster at once would set
+        // the operator's memory peak. An object listed stale is read again
+        // live before anything is done to it.
         let api = api_for(&ctx.client, &kind, None);
-        let list = api
-            .list_metadata(
-                &ListParams::default()
-                    .labels(&composed_selector())
-                    .match_any(),
-            )
-            .await?;
-        for object in list.items {
-            let Some(key) = claim_key(&object.metadata) else {
-                continue;
-            };
-            let cached = cache
-                .get(&key)
-                .map_or(Cached::Missing, |c| Cached::Found(c.clone()));
-            let mut action = decide(
-                &object.metadata,
-                &cached,
-                &Live::NotAsked,
-                Timestamp::now(),
-                settings.grace,
-            );
-            if action == Action::Confirm {
-                let claims_live = match live.get(&key.0) {
-                    Some(v) => v.clone(),
-                    None => {
-                        let v = live_claims(&ctx.client, &key.0).await;
-                        live.insert(key.0.clone(), v.clone());
-                        v
-                    }
+        let mut params = ListParams::default()
+            .labels(&composed_selector())
+            .limit(LIST_PAGE);
+        loop {
+            let page = api.list_metadata(&params).await?;
+            for object in page.items {
+                let Some(key) = claim_key(&object.metadata) else {
+                    continue;
                 };
-                let seen = match claims_live {
-                    None => Live::Failed,
-                    Some(index) => index
-                        .get(&key)
-                        .map_or(Live::Missing, |c| Live::Found(c.clone())),
-                };
-                // The object as it is now, not as listed: a claim may have
-                // adopted it since.
-                let api = api_for(&ctx.client, &kind, object.metadata.namespace.as_deref());
-                let fresh = match api.get_metadata_opt(&object.name_any()).await {
-                    Ok(Some(o)) => o.metadata,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        debug!(error = %e, "cannot read a composed object; next pass");
-                        continue;
-                    }
-                };
-                action = decide(&fresh, &cached, &seen, Timestamp::now(), settings.grace);
+                let cached = cache
+                    .get(&key)
+                    .map_or(Cached::Missing, |c| Cached::Found(c.clone()));
+                let mut action = decide(
+                    &object.metadata,
+                    &cached,
+                    &Live::NotAsked,
+                    Timestamp::now(),
+                    settings.grace,
+                );
+                if action == Action::Confirm {
+                    let claims_live = match live.get(&key.0) {
+                        Some(v) => v.clone(),
+                        None => {
+                            let v = live_claims(&ctx.client, &key.0).await;
+                            live.insert(key.0.clone(), v.clone());
+                            v
+                        }
+                    };
+                    let seen = match claims_live {
+                        None => Live::Failed,
+                        Some(index) => index
+                            .get(&key)
+                            .map_or(Live::Missing, |c| Live::Found(c.clone())),
+                    };
+                    // The object as it is now, not as listed: a claim may have
+                    // adopted it since.
+                    let api = api_for(&ctx.client, &kind, object.metadata.namespace.as_deref());
+                    let fresh = match api.get_metadata_opt(&object.name_any()).await {
+                        Ok(Some(o)) => o.metadata,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            debug!(error = %e, "cannot read a composed object; next pass");
+                            continue;
+                        }
+                    };
+                    action = decide(&fresh, &cached, &seen, Timestamp::now(), settings.grace);
+                }
+                if action.is_orphan() {
+                    orphans += 1;
+                }
+                if action == Action::Report && !reported.insert(object.uid().unwrap_or_default()) {
+                    continue;
+                }
+                if let Err(e) = handle(ctx, &kind, &object.metadata, action).await {
+                    warn!(error = %e, object = %object.name_any(), "could not handle an orphaned object; next pass");
+                }
             }
-            if action.is_orphan() {
-                orphans += 1;
-            }
-            if action == Action::Report && !reported.insert(object.uid().unwrap_or_default()) {
-                continue;
-            }
-            if let Err(e) = handle(ctx, &kind, &object.metadata, action).await {
-                warn!(error = %e, object = %object.name_any(), "could not handle an orphaned object; next pass");
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => break,
             }
         }
     }

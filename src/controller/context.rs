@@ -36,6 +36,8 @@ pub struct Context {
     pub finalized: Finalized,
     /// Status writes the claim cache may not show yet.
     pub status_writes: StatusWrites,
+    /// Transient failures in a row, by claim uid.
+    pub backoff: crate::backoff::Backoff,
 }
 
 /// Claim uids whose finalizer was removed, remembered for a minute: long

@@ -97,3 +97,27 @@ impl Kinds {
         });
     }
 }
+
+#[cfg(test)]
+impl Kinds {
+    /// Kinds already resolved and watched: a reconcile test's mock API
+    /// server then sees the reconcile's own requests, not discovery or the
+    /// watch that `resolve` starts for a new kind.
+    pub fn preloaded(client: Client, kinds: impl IntoIterator<Item = Kind>) -> Self {
+        let (wake, _) = mpsc::unbounded_channel();
+        let cache: HashMap<(String, String), Kind> = kinds
+            .into_iter()
+            .map(|k| {
+                let key = (k.resource.api_version.clone(), k.resource.kind.clone());
+                (key, k)
+            })
+            .collect();
+        let watched = cache.keys().cloned().collect();
+        Self {
+            client,
+            cache: Mutex::new(cache),
+            watched: Mutex::new(watched),
+            wake,
+        }
+    }
+}

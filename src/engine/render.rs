@@ -94,7 +94,12 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
                 .get("kind")
                 .and_then(Value::as_str)
                 .unwrap_or("object"),
-            naming::composed_name(namespace, claim_name, &t.name)
+            naming::object_name(
+                namespace,
+                claim_name,
+                &t.name,
+                claim.recorded_resource_name(&t.name)
+            )
         );
         let readiness = readiness::evaluate(
             &what,
@@ -232,10 +237,11 @@ fn finalize(ctx: &Ctx<'_>, t: &ComposedTemplate, obj: &mut Value) -> Result<Scop
 
     meta.insert(
         "name".into(),
-        Value::String(naming::composed_name(
+        Value::String(naming::object_name(
             ctx.namespace,
             ctx.claim_name,
             &t.name,
+            ctx.req.claim.recorded_resource_name(&t.name),
         )),
     );
 

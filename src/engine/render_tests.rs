@@ -9,20 +9,20 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::api::Engine;
 use crate::api::composition::ComposedTemplate;
+use crate::api::{Engine, Size};
+use crate::testing::ClaimFixture;
 
 fn claim(v: Value) -> DatabaseClaim {
     serde_json::from_value(v).unwrap()
 }
 
 fn orders_claim() -> DatabaseClaim {
-    claim(json!({
-        "apiVersion": "dbclaim.io/v1alpha1",
-        "kind": "DatabaseClaim",
-        "metadata": {"name": "orders-db", "namespace": "team-a", "uid": "1234-abcd"},
-        "spec": {"engine": "postgres", "size": "medium", "storageGB": 50, "parameters": {"costCenter": "cc-42"}}
-    }))
+    crate::testing::claim("orders-db")
+        .uid("1234-abcd")
+        .size(Size::Medium)
+        .storage_gb(50)
+        .parameter("costCenter", "cc-42")
 }
 
 fn rds_composition() -> CompositionSpec {
@@ -105,7 +105,7 @@ fn renders_a_realistic_rds_composition() {
             "apiVersion": "aws.dbclaim.io/v1alpha1",
             "kind": "RDSInstance",
             "metadata": {
-                "name": "team-a-orders-db-instance",
+                "name": crate::naming::composed_name("team-a", "orders-db", "instance"),
                 "labels": {
                     "tier": "standard",
                     "dbclaim.io/claim-name": "orders-db",
@@ -137,7 +137,10 @@ fn renders_a_realistic_rds_composition() {
         instance.readiness,
         Readiness {
             ready: false,
-            message: "RDSInstance team-a-orders-db-instance: not created yet".into()
+            message: format!(
+                "RDSInstance {}: not created yet",
+                crate::naming::composed_name("team-a", "orders-db", "instance")
+            )
         }
     );
 
@@ -149,7 +152,7 @@ fn renders_a_realistic_rds_composition() {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
-                "name": "team-a-orders-db-config",
+                "name": crate::naming::composed_name("team-a", "orders-db", "config"),
                 "namespace": "team-a",
                 "labels": {
                     "dbclaim.io/claim-name": "orders-db",
@@ -171,7 +174,10 @@ fn renders_a_realistic_rds_composition() {
         config.readiness,
         Readiness {
             ready: false,
-            message: "ConfigMap team-a-orders-db-config: not created yet".into()
+            message: format!(
+                "ConfigMap {}: not created yet",
+                crate::naming::composed_name("team-a", "orders-db", "config")
+            )
         }
     );
     assert_eq!(out.outputs, BTreeMap::new());
@@ -266,7 +272,10 @@ fn readiness_message_quotes_the_object() {
     let out = render_with(&orders_claim(), &rds_composition(), &observed).unwrap();
     assert_eq!(
         out.resources[0].readiness.message,
-        "RDSInstance team-a-orders-db-instance: condition Ready is \"False\" (Creating: DB instance is being created)"
+        format!(
+            "RDSInstance {}: condition Ready is \"False\" (Creating: DB instance is being created)",
+            crate::naming::composed_name("team-a", "orders-db", "instance")
+        )
     );
 }
 
@@ -379,7 +388,7 @@ fn dbclaim_owns_name_labels_namespace_and_owners() {
     assert_eq!(
         meta,
         &json!({
-            "name": "team-a-orders-db-db",
+            "name": crate::naming::composed_name("team-a", "orders-db", "db"),
             "labels": {
                 "keep": "me",
                 "dbclaim.io/claim-name": "orders-db",
@@ -403,7 +412,41 @@ fn offline_claims_without_uid_get_no_owner_reference() {
     assert!(meta.get("ownerReferences").is_none());
     // No namespace in the claim: "default", as kubectl would.
     assert_eq!(meta["namespace"], json!("default"));
-    assert_eq!(meta["name"], json!("default-orders-db-cm"));
+    assert_eq!(
+        meta["name"],
+        json!(crate::naming::composed_name("default", "orders-db", "cm"))
+    );
+}
+
+/// An object made under the earlier naming (`<ns>-<claim>-<resource>`, no
+/// hash) keeps its name: the claim's status is the record.
+#[test]
+fn a_name_recorded_in_the_status_is_kept() {
+    let c = claim(json!({
+        "metadata": {"name": "orders-db", "namespace": "team-a"},
+        "spec": {"engine": "postgres"},
+        "status": {"resources": [
+            {"name": "cm", "apiVersion": "v1", "kind": "ConfigMap", "resourceName": "team-a-orders-db-cm", "ready": true},
+            {"name": "other", "apiVersion": "v1", "kind": "ConfigMap", "resourceName": "elsewhere", "ready": true}
+        ]}
+    }));
+    let comp: CompositionSpec = serde_json::from_value(json!({
+        "engines": ["postgres"],
+        "resources": [
+            {"name": "cm", "base": {"apiVersion": "v1", "kind": "ConfigMap"}},
+            {"name": "new", "base": {"apiVersion": "v1", "kind": "ConfigMap"}}
+        ]
+    }))
+    .unwrap();
+    let out = render_with(&c, &comp, &BTreeMap::new()).unwrap();
+    assert_eq!(
+        out.resources[0].object["metadata"]["name"],
+        json!("team-a-orders-db-cm")
+    );
+    assert_eq!(
+        out.resources[1].object["metadata"]["name"],
+        json!(crate::naming::composed_name("team-a", "orders-db", "new"))
+    );
 }
 
 #[test]

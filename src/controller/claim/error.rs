@@ -14,8 +14,10 @@ pub mod requeue {
 
     /// Composed objects are still being deleted (their finalizers at work).
     pub const DELETION: Duration = Duration::from_secs(2);
-    /// An API failure: the status says nothing about it, so retry soon.
-    pub const API_FAILURE: Duration = Duration::from_secs(10);
+    /// A transient API failure: the first retry, doubling with each failure
+    /// in a row (jittered, see `Context::backoff`) up to `BACKOFF_MAX`.
+    pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
     /// Not ready yet, or the provider's or dbclaim's own trouble.
     pub const NOT_DONE: Duration = Duration::from_secs(30);
     /// Only a person's change helps; the watch on what they change wakes
@@ -28,11 +30,93 @@ pub mod requeue {
 
 /// A request to the API server that failed, naming what it was for.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot {verb} {object}: {error}")]
 pub struct ApiError {
     pub verb: &'static str,
     pub object: String,
+    #[source]
     pub error: kube::Error,
+}
+
+impl ApiError {
+    /// The API server's refusal, `None` when the failure is transient.
+    pub fn refusal(&self) -> Option<Refusal> {
+        refusal(self.verb, &self.error)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { verb, object, .. } = self;
+        match self.refusal() {
+            Some(r) => write!(f, "cannot {verb} {object}: {r}"),
+            None => write!(f, "cannot {verb} {object}: {}", self.error),
+        }
+    }
+}
+
+/// An answer of the API server that retrying cannot change: the request
+/// itself is refused (schema, CEL, admission, RBAC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    /// The server's reason (`Invalid`, `Forbidden`, ...).
+    pub reason: String,
+    /// The fields the server names (`details.causes[].field`), if any.
+    pub fields: Vec<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "refused by the API server ({} {})",
+            self.code, self.reason
+        )?;
+        if !self.fields.is_empty() {
+            write!(f, ", field {}", self.fields.join(", "))?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl Refusal {
+    pub fn is_forbidden(&self) -> bool {
+        self.code == 403
+    }
+}
+
+/// Whether a failed request is refused for good (`Some`) or transient
+/// (`None`: 5xx, 429, timeouts, connection errors, an optimistic-lock
+/// conflict, and a 404 on a delete or read, which the next pass sees as gone).
+pub fn refusal(verb: &str, error: &kube::Error) -> Option<Refusal> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    let refused = match status.code {
+        400 | 403 | 405 | 413 | 415 | 422 => true,
+        404 => !matches!(verb, "delete" | "prune" | "read" | "observe"),
+        // An apply or update that lost a race: the next pass re-reads.
+        409 => status.reason != "Conflict",
+        _ => false,
+    };
+    if !refused {
+        return None;
+    }
+    let mut fields: Vec<String> = status
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .map(|c| c.field.clone())
+        .filter(|f| !f.is_empty())
+        .collect();
+    fields.dedup();
+    Some(Refusal {
+        code: status.code,
+        reason: status.reason.clone(),
+        fields,
+        message: status.message.clone(),
+    })
 }
 
 /// For `map_err`: `.get_opt(name).await.map_err(failed("read", "Secret s"))?`.
@@ -132,14 +216,23 @@ pub enum PassError {
 
 impl PassError {
     /// The reason the claim reports this failure with as `Synced=False`;
-    /// `None` for an API failure, retried without a status write (it says
-    /// nothing about the claim).
+    /// `None` for a transient API failure, retried with backoff without a
+    /// status write (it says nothing about the claim). A refusal is the
+    /// claim's business: it is reported like any other bad input.
     pub fn synced_reason(&self) -> Option<SyncedReason> {
         Some(match self {
-            PassError::Select(SelectError::Api(_))
-            | PassError::Observe(ObserveError::Api(_))
-            | PassError::Apply(ApplyError::Api(_))
-            | PassError::Secret(SecretError::Api(_)) => return None,
+            PassError::Observe(ObserveError::Api(e)) | PassError::Apply(ApplyError::Api(e)) => {
+                // A composed object refused: the composition made it so,
+                // unless the operator may not touch that kind at all.
+                match e.refusal()? {
+                    r if r.is_forbidden() => SyncedReason::ReconcileError,
+                    _ => SyncedReason::CompositionInvalid,
+                }
+            }
+            PassError::Select(SelectError::Api(e)) | PassError::Secret(SecretError::Api(e)) => {
+                e.refusal()?;
+                SyncedReason::ReconcileError
+            }
             PassError::Select(SelectError::Selection(e)) => e.synced_reason(),
             PassError::Replacement(blocked) => blocked.synced_reason(),
             PassError::Select(SelectError::Policy(_)) => SyncedReason::PolicyViolation,
@@ -152,11 +245,12 @@ impl PassError {
         })
     }
 
-    pub fn requeue(&self) -> Duration {
-        match self.synced_reason() {
-            None => requeue::API_FAILURE,
-            Some(SyncedReason::ProviderError | SyncedReason::ReconcileError) => requeue::NOT_DONE,
-            Some(_) => requeue::NEEDS_CHANGE,
-        }
+    /// The requeue of a reported failure; `None` for a transient one,
+    /// whose delay is the claim's backoff.
+    pub fn requeue(&self) -> Option<Duration> {
+        Some(match self.synced_reason()? {
+            SyncedReason::ProviderError | SyncedReason::ReconcileError => requeue::NOT_DONE,
+            _ => requeue::NEEDS_CHANGE,
+        })
     }
 }

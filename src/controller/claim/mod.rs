@@ -17,6 +17,8 @@ pub mod status;
 pub mod watches;
 
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
@@ -33,6 +35,9 @@ use crate::api::DatabaseClaim;
 use crate::contract::{CLAIM_FINALIZER, PAUSED_ANNOTATION};
 
 use super::context::Context;
+/// Also how the reconcile tests' mock API server matches request bodies.
+#[cfg(test)]
+pub(crate) use apply::is_subset;
 pub use error::{PassError, requeue};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,14 +70,26 @@ pub struct Pass {
 /// The stages in order; each failure stops the pass where it happened.
 async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result<(), PassError> {
     let selected = select::select(claim, ctx).await?;
-    // Recorded before the policy check: a violation still names it.
-    pass.composition = Some(selected.name());
+    // Recorded before the policy check, so a violation still names it; but
+    // a claim that has a composition keeps it on record until a move to
+    // another one has passed every check below (a later pass would take a
+    // recorded move as done, and prune what the old composition made).
+    let recorded = crate::selection::recorded(claim).map(str::to_string);
+    pass.composition = Some(recorded.unwrap_or_else(|| selected.name()));
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
-    let observed = observe::observe(claim, &selected, ctx).await?;
+    let mut observed = observe::observe(claim, &selected, ctx).await?;
+    // Connection Secrets are read from where the rendered objects name
+    // them, never the observed ones (a tenant may edit those): render once
+    // to learn where, and again with what was read.
     let desired = render::render(claim, &selected, &observed)?;
+    let desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
+        true => render::render(claim, &selected, &observed)?,
+        false => desired,
+    };
     // Before anything is applied or pruned: a move must not delete a database.
     crate::replacement::check(claim, &selected.name(), &render::keys(&desired))?;
+    pass.composition = Some(selected.name());
     let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
     let applied = pass.applied.insert(applied);
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;
@@ -115,6 +132,9 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.reset(&uid);
+    }
     if deleting && result.is_ok() {
         ctx.finalized.insert(&uid, ());
         ctx.status_writes.remove(&uid);
@@ -124,7 +144,10 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     result
 }
 
-pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Retries a failed pass: a deletion waiting on its composed objects soon,
+/// a transient API failure after the claim's backoff (refusals never get
+/// here: they are reported on the claim).
+pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>) -> Action {
     let cause = match error {
         Error::Finalizer(e) => match &**e {
             finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
@@ -135,8 +158,14 @@ pub fn error_policy(_claim: Arc<DatabaseClaim>, error: &Error, _ctx: Arc<Context
     if let Error::WaitingForDeletion(_) = cause {
         return Action::requeue(requeue::DELETION);
     }
-    warn!(%error, "claim reconcile failed");
-    Action::requeue(requeue::API_FAILURE)
+    let uid = claim.uid().unwrap_or_default();
+    ctx.backoff.prune(|uid| {
+        let claims = ctx.claims.state();
+        claims.iter().any(|c| c.uid().as_deref() == Some(uid))
+    });
+    let delay = ctx.backoff.next(&uid);
+    warn!(%error, retry_in = ?delay, "claim reconcile failed");
+    Action::requeue(delay)
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {

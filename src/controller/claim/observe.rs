@@ -1,5 +1,5 @@
-//! Observe: the kind of every composed object, the object as it is, and
-//! the connection Secret it writes.
+//! Observe: the kind of every composed object and the object as it is;
+//! then, once a render has said where, the connection Secret it writes.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +11,11 @@ use serde_json::Value;
 use super::error::{ObserveError, failed};
 use super::select::Selected;
 use crate::api::DatabaseClaim;
+use crate::contract;
 use crate::controller::context::Context;
 use crate::controller::kinds::Kind;
 use crate::controller::labels;
-use crate::engine::{self, Scope};
+use crate::engine::{self, Rendered, Scope};
 use crate::naming;
 
 /// What exists of the claim's composed objects, keyed by template name.
@@ -41,7 +42,10 @@ pub async fn observe(
             resource: t.name.clone(),
         })?;
         let kind = resolve(ctx, &composition, &t.name, &api_version, &kind_name).await?;
-        let object_name = naming::composed_name(&ns, &name, &t.name);
+        // A name recorded in the status is kept: objects made under an
+        // earlier naming are found, never replaced.
+        let recorded = claim.recorded_resource_name(&t.name);
+        let object_name = naming::object_name(&ns, &name, &t.name, recorded);
         let current = dynamic_api(ctx, &kind, &ns)
             .get_opt(&object_name)
             .await
@@ -54,12 +58,12 @@ pub async fn observe(
                 name: object_name,
             });
         }
-        let connection = match &current {
-            Some(obj) => managed_connection(ctx, obj, &ns).await?,
-            None => BTreeMap::new(),
-        };
         let object = current.map(|o| serde_json::to_value(o).unwrap_or(Value::Null));
-        let seen = engine::Observed { object, connection };
+        // Connection details come later, from what the render names.
+        let seen = engine::Observed {
+            object,
+            connection: BTreeMap::new(),
+        };
         observed.objects.insert(t.name.clone(), seen);
         observed.kinds.insert(t.name.clone(), kind);
     }
@@ -101,43 +105,125 @@ pub fn dynamic_api(ctx: &Context, kind: &Kind, ns: &str) -> Api<DynamicObject> {
     }
 }
 
-/// The data of the Secret a composed object writes its connection details
-/// to (`spec.writeConnectionSecretToRef`, defaulting to the object's name in
-/// the operator's namespace). Only the operator's and the claim's own
-/// namespaces are read, so a composition cannot pull another tenant's Secret.
-async fn managed_connection(
+/// Reads the connection Secret of every composed object that exists, from
+/// where the rendered object (never the observed one, which a tenant may
+/// have edited) names it; true when any details were read, so the caller
+/// renders again with them.
+pub async fn connections(
+    claim: &DatabaseClaim,
+    desired: &Rendered,
+    observed: &mut Observed,
     ctx: &Context,
-    obj: &DynamicObject,
+) -> Result<bool, ObserveError> {
+    let claim_ns = claim.namespace().unwrap_or_default();
+    let mut read = false;
+    for r in &desired.resources {
+        let Some(seen) = observed.objects.get_mut(&r.name) else {
+            continue;
+        };
+        if seen.object.is_none() {
+            continue;
+        }
+        let Some(source) =
+            connection_source(&r.object, r.scope, &claim_ns, &ctx.operator_namespace)
+        else {
+            continue;
+        };
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &source.namespace);
+        let object = format!("Secret {}/{}", source.namespace, source.name);
+        let secret = secrets
+            .get_opt(&source.name)
+            .await
+            .map_err(failed("read", object))?;
+        let Some(secret) = secret.filter(|s| source.may_read(s.annotations())) else {
+            continue;
+        };
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .map(|d| d.into_iter().map(|(k, v)| (k, v.0)).collect())
+            .unwrap_or_default();
+        read |= !data.is_empty();
+        seen.connection = data;
+    }
+    Ok(read)
+}
+
+/// Where a composed object's connection details may be read from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SecretSource {
+    pub namespace: String,
+    pub name: String,
+    /// For a cluster-scoped object: the ownership annotation (key, value)
+    /// the Secret must carry, naming that object.
+    pub owner: Option<(&'static str, String)>,
+}
+
+impl SecretSource {
+    pub fn may_read(&self, annotations: &BTreeMap<String, String>) -> bool {
+        match &self.owner {
+            None => true,
+            Some((key, object)) => annotations.get(*key) == Some(object),
+        }
+    }
+}
+
+/// The Secret a rendered composed object writes its connection details to
+/// (`spec.writeConnectionSecretToRef`, by default the object's name), if
+/// dbclaim may read it (contract: "Never crosses a tenant boundary"):
+/// - a namespaced object: only in its own namespace, the claim's;
+/// - a cluster-scoped object: only a dbclaim managed resource's, in the
+///   operator's or the claim's namespace (default: the operator's), and
+///   only a Secret whose provider ownership annotation names that object.
+pub fn connection_source(
+    rendered: &Value,
+    scope: Scope,
     claim_ns: &str,
-) -> Result<BTreeMap<String, Vec<u8>>, ObserveError> {
-    let reference = obj.data.pointer("/spec/writeConnectionSecretToRef");
-    let is_managed = obj
-        .types
-        .as_ref()
-        .is_some_and(|t| t.api_version.contains(".dbclaim.io/"));
-    if reference.is_none() && !is_managed {
-        return Ok(BTreeMap::new());
+    operator_ns: &str,
+) -> Option<SecretSource> {
+    let reference = rendered.pointer("/spec/writeConnectionSecretToRef");
+    let object_name = rendered.pointer("/metadata/name")?.as_str()?;
+    let api_version = rendered.get("apiVersion")?.as_str()?;
+    let kind = rendered.get("kind")?.as_str()?;
+    let annotation = owner_annotation(api_version, kind);
+    if reference.is_none() && annotation.is_none() {
+        return None;
     }
-    let name = reference
-        .and_then(|r| r.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| obj.name_any());
-    let ns = reference
-        .and_then(|r| r.get("namespace"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| ctx.operator_namespace.clone());
-    if ns != ctx.operator_namespace && ns != claim_ns {
-        return Ok(BTreeMap::new());
+    let field = |f: &str| reference.and_then(|r| r.get(f)).and_then(Value::as_str);
+    let name = field("name").unwrap_or(object_name).to_string();
+    match scope {
+        Scope::Namespaced => {
+            let own = rendered
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or(claim_ns);
+            let namespace = field("namespace").unwrap_or(own);
+            (namespace == own && own == claim_ns).then(|| SecretSource {
+                namespace: namespace.to_string(),
+                name,
+                owner: None,
+            })
+        }
+        Scope::Cluster => {
+            let namespace = field("namespace").unwrap_or(operator_ns);
+            if namespace != operator_ns && namespace != claim_ns {
+                return None;
+            }
+            Some(SecretSource {
+                namespace: namespace.to_string(),
+                name,
+                owner: Some((annotation?, object_name.to_string())),
+            })
+        }
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = secrets
-        .get_opt(&name)
-        .await
-        .map_err(failed("read", format!("Secret {ns}/{name}")))?;
-    Ok(secret
-        .and_then(|s| s.data)
-        .map(|d| d.into_iter().map(|(k, v)| (k, v.0)).collect())
-        .unwrap_or_default())
+}
+
+/// The annotation a dbclaim provider puts on the connection Secrets it
+/// writes, naming their object; `None` for kinds dbclaim does not manage.
+fn owner_annotation(api_version: &str, kind: &str) -> Option<&'static str> {
+    let group = api_version.split_once('/').map(|(g, _)| g)?;
+    match (group, kind) {
+        ("aws.dbclaim.io", "RDSInstance") => Some(contract::aws::INSTANCE_ANNOTATION),
+        ("postgres.dbclaim.io", "Database") => Some(contract::postgres::DATABASE_ANNOTATION),
+        _ => None,
+    }
 }

@@ -5,13 +5,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use tracing::{info, warn};
 
 use super::apply::Applied;
-use super::error::{SecretError, failed};
+use super::error::{ApiError, SecretError, failed};
 use super::normal;
 use super::select::Selected;
 use crate::api::DatabaseClaim;
@@ -57,6 +59,20 @@ pub async fn publish(
     if write(claim, &api, &name, existing.as_ref(), &assembled).await? {
         let note = format!("connection secret {name} written");
         events.push(normal("ConnectionSecretWritten", "WriteSecret", note));
+    }
+    // `writeConnectionSecretToRef.name` changed: the Secret under the old
+    // name holds live credentials nobody asked for any more. It goes once
+    // the new one is complete, so a reader can move over.
+    let previous = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.connection_secret_ref.as_ref())
+        .map(|r| r.name.as_str());
+    if let Some(old) = previous.filter(|old| *old != name)
+        && delete_owned(claim, &api, old).await?
+    {
+        let note = format!("connection secret {old} deleted: the claim now writes {name}");
+        events.push(normal("ConnectionSecretDeleted", "DeleteSecret", note));
     }
     Ok(Published {
         name: Some(name),
@@ -113,10 +129,72 @@ async fn write(
     Ok(true)
 }
 
+/// Deletes the Secret `name` when this claim owns it (the uid as a
+/// precondition, so a Secret re-created meanwhile by someone else stays);
+/// true when it deleted.
+pub async fn delete_owned(
+    claim: &DatabaseClaim,
+    api: &Api<Secret>,
+    name: &str,
+) -> Result<bool, ApiError> {
+    let object = format!("Secret {name}");
+    let Some(secret) = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(failed("read", &object))?
+    else {
+        return Ok(false);
+    };
+    if !owned_by_meta(secret.owner_references(), claim) {
+        return Ok(false);
+    }
+    let params = DeleteParams {
+        preconditions: secret.uid().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        // Gone meanwhile (the garbage collector), or replaced.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        // RBAC without `delete` on Secrets: the owner reference is the
+        // backstop, and a deletion must not hang on it.
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            warn!(secret = %name, error = %e.message, "cannot delete the connection secret; the garbage collector will, through its owner reference");
+            Ok(false)
+        }
+        Err(e) => Err(failed("delete", object)(e)),
+    }
+}
+
+/// The claim's connection Secrets, by every name it wrote one under,
+/// deleted when cleanup finishes: the garbage collector may take minutes.
+pub async fn delete_all(claim: &DatabaseClaim, ctx: &Context) -> Result<(), ApiError> {
+    let api: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+    let current = claim.spec.connection_secret_name(&claim.name_any());
+    let recorded = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.connection_secret_ref.as_ref())
+        .map(|r| r.name.clone());
+    for name in std::iter::once(current.clone()).chain(recorded.filter(|r| *r != current)) {
+        if delete_owned(claim, &api, &name).await? {
+            info!(secret = %name, "deleted the connection secret");
+        }
+    }
+    Ok(())
+}
+
 fn owned_by(secret: &Secret, claim: &DatabaseClaim) -> bool {
+    owned_by_meta(secret.owner_references(), claim)
+}
+
+fn owned_by_meta(owners: &[OwnerReference], claim: &DatabaseClaim) -> bool {
     let uid = claim.uid();
-    secret
-        .owner_references()
+    owners
         .iter()
         .any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "DatabaseClaim")
 }

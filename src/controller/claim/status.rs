@@ -21,8 +21,9 @@ use crate::contract::CLAIM_FIELD_MANAGER;
 use crate::controller::context::Context;
 use crate::events;
 
-/// Writes what the pass decided; an API failure is returned instead (it
-/// says nothing about the claim, and its status stays as it was).
+/// Writes what the pass decided, a refusal of the API server included (on
+/// a claim's first pass too); a transient API failure is returned instead
+/// (it says nothing about the claim, and its status stays as it was).
 pub async fn report(
     claim: &DatabaseClaim,
     ctx: &Context,
@@ -32,10 +33,7 @@ pub async fn report(
     let provider_errors = pass.applied.as_ref().map(|a| a.provider_errors.join("; "));
     let (synced, after) = match outcome {
         Err(e) => match e.synced_reason() {
-            Some(reason) => (
-                Cond::synced(false, reason, e.to_string()),
-                Some(e.requeue()),
-            ),
+            Some(reason) => (Cond::synced(false, reason, e.to_string()), e.requeue()),
             None => return Err(Error::Pass(e)),
         },
         Ok(()) => match provider_errors.filter(|m| !m.is_empty()) {
@@ -52,7 +50,7 @@ pub async fn report(
         true => requeue::READY,
         false => requeue::NOT_DONE,
     });
-    debug!(ready = ready.status, synced = synced.status, reason = synced.reason, message = %ready.message, "claim reconciled");
+    debug!(ready = ready.status, synced = synced.status, reason = synced.reason.as_str(), message = %ready.message, "claim reconciled");
     write(claim, ctx, pass, synced, ready).await?;
     Ok(Action::requeue(after))
 }
@@ -64,7 +62,7 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
         .applied
         .as_ref()
         .is_some_and(|a| !a.resources.is_empty());
-    let provider_trouble = synced.reason() == Some(SyncedReason::ProviderError.into());
+    let provider_trouble = synced.reason == SyncedReason::ProviderError.into();
     if !synced.status && !provider_trouble && !computed {
         let Some(c) = conditions::find(&old.conditions, ConditionType::Ready) else {
             let message = format!("not provisioned: {}", synced.message);
@@ -76,12 +74,17 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
         };
         return Cond::ready(c.status == "True", reason, c.message.clone());
     }
+    // Composed objects computed but no Secret published: its write failed
+    // (a refusal, on Synced), so the claim gives nothing to connect with.
+    let unpublished = (computed && pass.secret.is_none())
+        .then_some("the connection secret, which could not be written (see Synced)");
     let not_ready: Vec<&str> = pass
         .applied
         .iter()
         .flat_map(|a| &a.not_ready)
         .chain(pass.secret.as_ref().and_then(|s| s.incomplete.as_ref()))
         .map(String::as_str)
+        .chain(unpublished)
         .collect();
     if not_ready.is_empty() {
         return Cond::ready(true, ReadyReason::Available, "");

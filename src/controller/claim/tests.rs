@@ -104,6 +104,20 @@ fn ready_follows_what_the_pass_computed() {
             Pass::default(),
             r(false, ReadyReason::Creating, "not provisioned: too big"),
         ),
+        // The Secret could not be written: not ready, whatever the objects say.
+        (
+            &was_ready,
+            &Cond::synced(false, SyncedReason::ReconcileError, "cannot write Secret s"),
+            Pass {
+                secret: None,
+                ..pass(1, &[], None)
+            },
+            r(
+                false,
+                ReadyReason::Unavailable,
+                "waiting for: the connection secret, which could not be written (see Synced)",
+            ),
+        ),
         // A provider's trouble still recomputes readiness.
         (
             &was_ready,
@@ -233,10 +247,10 @@ fn failures_map_to_a_reason_and_a_requeue() {
         render.synced_reason(),
         Some(SyncedReason::CompositionInvalid)
     );
-    assert_eq!(render.requeue(), requeue::NEEDS_CHANGE);
+    assert_eq!(render.requeue(), Some(requeue::NEEDS_CHANGE));
     let foreign = PassError::from(SecretError::Foreign("s".into()));
     assert_eq!(foreign.synced_reason(), Some(SyncedReason::ReconcileError));
-    assert_eq!(foreign.requeue(), requeue::NOT_DONE);
+    assert_eq!(foreign.requeue(), Some(requeue::NOT_DONE));
     let policy = PassError::from(SelectError::Policy("too big".into()));
     assert_eq!(policy.synced_reason(), Some(SyncedReason::PolicyViolation));
     assert_eq!(policy.to_string(), "too big");
@@ -244,6 +258,270 @@ fn failures_map_to_a_reason_and_a_requeue() {
         kube::Error::LinesCodecMaxLineLengthExceeded,
     )));
     assert_eq!(api.synced_reason(), None);
-    assert_eq!(api.requeue(), requeue::API_FAILURE);
+    assert_eq!(api.requeue(), None);
     assert!(api.to_string().starts_with("cannot write Secret s: "));
+}
+
+fn status_error(code: u16, reason: &str, fields: &[&str]) -> kube::Error {
+    let causes: Vec<_> = fields
+        .iter()
+        .map(|f| json!({"reason": "FieldValueInvalid", "message": "bad", "field": f}))
+        .collect();
+    let status = json!({"status": "Failure", "code": code, "reason": reason,
+        "message": format!("the server says {code}"), "details": {"causes": causes}});
+    kube::Error::Api(Box::new(
+        serde_json::from_value(status).unwrap_or_else(|e| panic!("{e}")),
+    ))
+}
+
+#[test]
+fn refusals_are_told_from_transient_failures() {
+    use super::error::refusal;
+    let refused = [
+        ("apply", 400, "BadRequest"),
+        ("apply", 403, "Forbidden"),
+        ("read", 403, "Forbidden"),
+        ("apply", 404, "NotFound"),
+        ("write", 404, "NotFound"),
+        ("apply", 409, "AlreadyExists"),
+        ("apply", 413, "RequestEntityTooLarge"),
+        ("apply", 422, "Invalid"),
+    ];
+    for (verb, code, reason) in refused {
+        let r = refusal(verb, &status_error(code, reason, &[]));
+        assert_eq!(r.map(|r| r.code), Some(code), "{verb} {code} {reason}");
+    }
+    let transient = [
+        ("apply", 409, "Conflict"),
+        ("apply", 429, "TooManyRequests"),
+        ("apply", 500, "InternalError"),
+        ("apply", 503, "ServiceUnavailable"),
+        ("apply", 504, "Timeout"),
+        ("apply", 401, "Unauthorized"),
+        ("apply", 410, "Gone"),
+        // Gone already: the next pass sees it.
+        ("delete", 404, "NotFound"),
+        ("prune", 404, "NotFound"),
+        ("read", 404, "NotFound"),
+    ];
+    for (verb, code, reason) in transient {
+        let r = refusal(verb, &status_error(code, reason, &[]));
+        assert_eq!(r, None, "{verb} {code} {reason}");
+    }
+    // Not an answer of the server at all: a connection error, a timeout.
+    assert_eq!(
+        refusal("apply", &kube::Error::LinesCodecMaxLineLengthExceeded),
+        None
+    );
+}
+
+#[test]
+fn a_refusal_names_object_field_and_message_and_is_reported() {
+    use super::error::{ApiError, ApplyError, ObserveError};
+    let invalid = status_error(
+        422,
+        "Invalid",
+        &[
+            "spec.forProvider.backupRetentionPeriod",
+            "spec.forProvider.backupRetentionPeriod",
+        ],
+    );
+    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(invalid)));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::CompositionInvalid));
+    assert_eq!(e.requeue(), Some(requeue::NEEDS_CHANGE));
+    assert_eq!(
+        e.to_string(),
+        "cannot apply RDSInstance x: refused by the API server (422 Invalid), \
+         field spec.forProvider.backupRetentionPeriod: the server says 422"
+    );
+    // The operator may not touch the kind: the platform's trouble.
+    let forbidden = status_error(403, "Forbidden", &[]);
+    let e = PassError::from(ObserveError::from(failed("observe", "ConfigMap c")(
+        forbidden,
+    )));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    // The Secret, and a namespace read.
+    let e = PassError::from(SecretError::from(failed("write", "Secret s")(
+        status_error(422, "Invalid", &["metadata.name"]),
+    )));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    assert!(e.to_string().contains("Secret s"), "{e}");
+    assert!(e.to_string().contains("field metadata.name"), "{e}");
+    let e = PassError::from(SelectError::from(ApiError {
+        verb: "read",
+        object: "Namespace n".into(),
+        error: status_error(403, "Forbidden", &[]),
+    }));
+    assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
+    // Transient: no status, the backoff.
+    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(
+        status_error(503, "ServiceUnavailable", &[]),
+    )));
+    assert_eq!((e.synced_reason(), e.requeue()), (None, None));
+}
+
+#[test]
+fn a_waiting_deletion_names_each_object_and_what_it_waits_for() {
+    use super::cleanup::{deleting_conditions, waits_for};
+    let protected = json!({"metadata": {"finalizers": ["aws.dbclaim.io/finalizer"]},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "message": "deleting"},
+            {"type": "Synced", "status": "False", "message": "deletion protection is on"}]}});
+    let pending = json!({"metadata": {"finalizers": ["a/b", "c/d"]},
+        "status": {"conditions": [{"type": "Synced", "status": "True", "message": ""}]}});
+    let bare = json!({"metadata": {}});
+    assert_eq!(
+        waits_for("RDSInstance", "x", &protected),
+        "RDSInstance x: deletion protection is on"
+    );
+    assert_eq!(
+        waits_for("ConfigMap", "y", &pending),
+        "ConfigMap y: waiting for finalizer a/b, c/d"
+    );
+    assert_eq!(
+        waits_for("Database", "z", &bare),
+        "Database z: being deleted"
+    );
+
+    let waiting = ["RDSInstance x: deletion protection is on".to_string()];
+    let message =
+        "the claim is being deleted; waiting for RDSInstance x: deletion protection is on";
+    let ready = Cond::ready(false, ReadyReason::Deleting, message);
+    // Synced stays as it was, its reason included.
+    let cases = [
+        (
+            status(&[("Synced", "True", "ReconcileSuccess", "")]),
+            Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+        ),
+        (
+            status(&[("Synced", "False", "ProviderError", "quota")]),
+            Cond::synced(false, SyncedReason::ProviderError, "quota"),
+        ),
+        (
+            status(&[("Synced", "False", "SomethingOld", "m")]),
+            Cond::synced(false, SyncedReason::ReconcileError, "m"),
+        ),
+        (
+            DatabaseClaimStatus::default(),
+            Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
+        ),
+    ];
+    for (i, (old, synced)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            deleting_conditions(&old, &waiting),
+            (synced, ready.clone()),
+            "case {i}"
+        );
+    }
+}
+
+#[test]
+fn connection_details_never_cross_a_namespace() {
+    use super::observe::{SecretSource, connection_source};
+    use crate::engine::Scope;
+    use std::collections::BTreeMap;
+    let (claim_ns, op_ns) = ("team-a", "dbclaim-system");
+    let rds = |reference: serde_json::Value| {
+        json!({"apiVersion": "aws.dbclaim.io/v1alpha1", "kind": "RDSInstance",
+            "metadata": {"name": "team-a-db"}, "spec": {"writeConnectionSecretToRef": reference}})
+    };
+    let rds_default = json!({"apiVersion": "aws.dbclaim.io/v1alpha1", "kind": "RDSInstance",
+        "metadata": {"name": "team-a-db"}, "spec": {}});
+    let database = json!({"apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
+        "metadata": {"name": "team-a-pg"}});
+    let foreign_cluster = json!({"apiVersion": "example.org/v1", "kind": "Instance",
+        "metadata": {"name": "team-a-x"},
+        "spec": {"writeConnectionSecretToRef": {"name": "s", "namespace": op_ns}}});
+    let namespaced = |reference: serde_json::Value| {
+        json!({"apiVersion": "example.org/v1", "kind": "Cluster",
+            "metadata": {"name": "team-a-c", "namespace": claim_ns},
+            "spec": {"writeConnectionSecretToRef": reference}})
+    };
+    let src = |ns: &str, name: &str, owner: Option<(&'static str, &str)>| {
+        Some(SecretSource {
+            namespace: ns.into(),
+            name: name.into(),
+            owner: owner.map(|(k, v)| (k, v.to_string())),
+        })
+    };
+    let instance = Some(("aws.dbclaim.io/rdsinstance", "team-a-db"));
+    let cases = [
+        // Cluster-scoped managed resources: where the rendered object says,
+        // by default its own name in the operator namespace, annotated.
+        (
+            rds_default.clone(),
+            Scope::Cluster,
+            src(op_ns, "team-a-db", instance),
+        ),
+        (
+            rds(json!({"name": "conn", "namespace": op_ns})),
+            Scope::Cluster,
+            src(op_ns, "conn", instance),
+        ),
+        (
+            rds(json!({"name": "conn", "namespace": claim_ns})),
+            Scope::Cluster,
+            src(claim_ns, "conn", instance),
+        ),
+        (
+            database,
+            Scope::Cluster,
+            src(
+                op_ns,
+                "team-a-pg",
+                Some(("postgres.dbclaim.io/database", "team-a-pg")),
+            ),
+        ),
+        // Another tenant's namespace: never.
+        (
+            rds(json!({"name": "conn", "namespace": "team-b"})),
+            Scope::Cluster,
+            None,
+        ),
+        // A cluster-scoped kind dbclaim has no ownership annotation for.
+        (foreign_cluster, Scope::Cluster, None),
+        // Namespaced: only its own namespace, whatever the ref says.
+        (
+            namespaced(json!({"name": "conn"})),
+            Scope::Namespaced,
+            src(claim_ns, "conn", None),
+        ),
+        (
+            namespaced(json!({"name": "conn", "namespace": claim_ns})),
+            Scope::Namespaced,
+            src(claim_ns, "conn", None),
+        ),
+        (
+            namespaced(json!({"name": "shared-postgres-admin", "namespace": op_ns})),
+            Scope::Namespaced,
+            None,
+        ),
+        // No ref, not a managed resource: nothing to read.
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": claim_ns}}),
+            Scope::Namespaced,
+            None,
+        ),
+    ];
+    for (i, (object, scope, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            connection_source(&object, scope, claim_ns, op_ns),
+            want,
+            "case {i}"
+        );
+    }
+    // The ownership annotation must name that very object.
+    let source = connection_source(&rds_default, Scope::Cluster, claim_ns, op_ns)
+        .unwrap_or_else(|| panic!("a source"));
+    let annotated =
+        |v: &str| BTreeMap::from([("aws.dbclaim.io/rdsinstance".to_string(), v.into())]);
+    assert!(source.may_read(&annotated("team-a-db")));
+    assert!(!source.may_read(&annotated("team-b-db")));
+    assert!(!source.may_read(&BTreeMap::new()));
+    let local = SecretSource {
+        namespace: claim_ns.into(),
+        name: "conn".into(),
+        owner: None,
+    };
+    assert!(local.may_read(&BTreeMap::new()));
 }

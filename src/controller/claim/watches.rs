@@ -96,6 +96,10 @@ pub fn run(
         metrics: metrics.clone(),
         finalized: Default::default(),
         status_writes: Default::default(),
+        backoff: crate::backoff::Backoff::new(
+            super::requeue::BACKOFF_MIN,
+            super::requeue::BACKOFF_MAX,
+        ),
     });
 
     // A composition change wakes the claims using it and those still

@@ -627,8 +627,10 @@ fn was_available(obj: &RDSInstance) -> bool {
         .as_ref()
         .and_then(|s| conditions::find(&s.conditions, ConditionType::Ready))
         .is_some_and(|c| {
-            c.reason == ReadyReason::Available.as_str()
-                || c.reason == ReadyReason::Unavailable.as_str()
+            matches!(
+                conditions::ready_reason_of(c),
+                Some(ReadyReason::Available | ReadyReason::Unavailable)
+            )
         })
 }
 

@@ -17,13 +17,14 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::Instrument;
 
-use super::backoff::Backoff;
+use super::backoff;
 use super::config::{self, Resolve};
 use super::{
     Connection, Credentials, Deletion, Events, External, Managed, ProviderError, Retry, Synced,
     secret, status,
 };
 use crate::api::common::DeletionPolicy;
+use crate::backoff::Backoff;
 use crate::conditions::SyncedReason;
 use crate::metrics::Metrics;
 
@@ -277,7 +278,7 @@ pub async fn run<M, X>(
             controller: M::REPORTER.into(),
             instance: std::env::var("POD_NAME").ok(),
         },
-        backoff: Backoff::default(),
+        backoff: backoff::backoff(),
         manager: M::FIELD_MANAGER,
         external: external(store.clone()),
     });
@@ -331,7 +332,11 @@ pub fn error_policy<M: Managed, X: External<M>>(
     error: &Error<X::Error>,
     ctx: Arc<Context<X>>,
 ) -> Action {
-    Action::requeue(ctx.backoff.delay(&backoff_key(obj.as_ref()), error.retry()))
+    Action::requeue(backoff::delay(
+        &ctx.backoff,
+        &backoff_key(obj.as_ref()),
+        error.retry(),
+    ))
 }
 
 pub async fn reconcile<M: Managed, X: External<M>>(

@@ -96,12 +96,20 @@ pub fn failure<O, E: ProviderError>(old: &ManagedStatus<O>, what: &str, e: &E) -
             ReadyReason::Creating,
             format!("{what} is not created yet: see the Synced condition"),
         ),
-        Some(c) if e.keeps_ready() || c.reason == ReadyReason::Creating.as_str() => Cond {
-            type_: ConditionType::Ready,
-            status: c.status == "True",
-            reason: ready_reason(&c.reason).as_str(),
-            message: c.message.clone(),
-        },
+        Some(c)
+            if e.keeps_ready() || conditions::ready_reason_of(c) == Some(ReadyReason::Creating) =>
+        {
+            Cond {
+                type_: ConditionType::Ready,
+                status: c.status == "True",
+                // An unknown stored reason reads as Unavailable: the resource's
+                // state is not known to be good.
+                reason: conditions::ready_reason_of(c)
+                    .unwrap_or(ReadyReason::Unavailable)
+                    .into(),
+                message: c.message.clone(),
+            }
+        }
         Some(_) => Cond::ready(
             false,
             ReadyReason::Unavailable,
@@ -132,16 +140,6 @@ pub fn deleting(what: &str, waiting: Result<&str, (SyncedReason, String)>) -> [C
                 ),
             ),
         ],
-    }
-}
-
-/// A stored Ready reason read back; unknown ones as `Unavailable`.
-pub fn ready_reason(s: &str) -> ReadyReason {
-    match s {
-        "Available" => ReadyReason::Available,
-        "Creating" => ReadyReason::Creating,
-        "Deleting" => ReadyReason::Deleting,
-        _ => ReadyReason::Unavailable,
     }
 }
 

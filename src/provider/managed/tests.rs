@@ -460,21 +460,21 @@ async fn a_password_the_provider_refuses_stops_before_any_write() {
 
 #[test]
 fn retry_class_decides_the_requeue() {
-    let b = backoff::Backoff::default();
+    let b = backoff::backoff();
     let wait = Error::Provider(FakeError {
         retry: Retry::Wait,
         keeps_ready: true,
     });
-    assert_eq!(b.delay("k", wait.retry()), backoff::WAIT);
+    assert_eq!(backoff::delay(&b, "k", wait.retry()), backoff::WAIT);
     let slow = Error::Provider(FakeError {
         retry: Retry::Slow,
         keeps_ready: true,
     });
-    assert_eq!(b.delay("k", slow.retry()), backoff::SLOW);
+    assert_eq!(backoff::delay(&b, "k", slow.retry()), backoff::SLOW);
     let transient = Error::<FakeError>::Status(kube::Error::LinesCodecMaxLineLengthExceeded);
     assert_eq!(transient.retry(), Retry::Backoff);
-    let first = b.delay("k", transient.retry());
-    let second = b.delay("k", transient.retry());
+    let first = backoff::delay(&b, "k", transient.retry());
+    let second = backoff::delay(&b, "k", transient.retry());
     assert!(
         first <= Duration::from_secs(5) && second >= Duration::from_secs(5),
         "{first:?} {second:?}"
@@ -506,8 +506,14 @@ fn status_is_written_only_when_the_decision_changes() {
         keeps_ready: true,
     };
     let f = status::failure(&b, "the thing", &outage);
-    assert_eq!((f[0].status, f[0].reason), (true, "Available"));
-    assert_eq!((f[1].status, f[1].reason), (false, "ProviderError"));
+    assert_eq!(
+        (f[0].status, f[0].reason),
+        (true, ReadyReason::Available.into())
+    );
+    assert_eq!(
+        (f[1].status, f[1].reason),
+        (false, SyncedReason::ProviderError.into())
+    );
     let c = status::next(&b, Some(1), None, &f, t(3));
     assert!(status::synced_transitioned(&b, &c));
     assert_eq!(c.at_provider, Some(1), "observation kept");
@@ -527,12 +533,15 @@ fn status_is_written_only_when_the_decision_changes() {
         retry: Retry::Backoff,
         keeps_ready: false,
     };
-    assert_eq!(status::failure(&b, "x", &down)[0].reason, "Unavailable");
+    assert_eq!(
+        status::failure(&b, "x", &down)[0].reason,
+        ReadyReason::Unavailable.into()
+    );
     let fresh = status::failure(&ManagedStatus::<u8>::default(), "the thing", &down);
     assert_eq!(
         (fresh[0].reason, fresh[0].message.as_str()),
         (
-            "Creating",
+            ReadyReason::Creating.into(),
             "the thing is not created yet: see the Synced condition"
         )
     );
@@ -556,7 +565,7 @@ fn deletion_says_what_it_waits_for() {
     let [ready, synced] = status::deleting("the thing", Ok("going"));
     assert_eq!(
         (ready.status, ready.reason, ready.message.as_str()),
-        (false, "Deleting", "going")
+        (false, ReadyReason::Deleting.into(), "going")
     );
     assert!(synced.status);
     let [ready, synced] = status::deleting(

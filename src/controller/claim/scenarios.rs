@@ -1,0 +1,485 @@
+//! The claim reconcile against a mock API server: each scenario lists the
+//! exact requests of one pass, in order, and what the server answers.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::{reconcile, requeue};
+use crate::api::aws::RDSInstance;
+use crate::api::postgres::Database;
+use crate::api::{DatabaseClaim, DatabaseClaimStatus, DeletionPolicy};
+use crate::conditions::{Cond, ReadyReason, SyncedReason};
+use crate::controller::kinds::Kind;
+use crate::engine::Scope;
+use crate::testing::*;
+
+const CLAIM: &str = "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db";
+const CLAIM_STATUS: &str =
+    "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db/status";
+const DATABASE: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases/team-a-orders-db-database";
+const DATABASES: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases";
+const RDS_INSTANCES: &str = "/apis/aws.dbclaim.io/v1alpha1/rdsinstances";
+/// Composed objects of team-a/orders-db (its connection Secret has no resource label).
+const COMPOSED_SELECTOR: &str =
+    "dbclaim.io/claim-namespace=team-a,dbclaim.io/claim-name=orders-db,dbclaim.io/resource";
+/// Where the postgres provider writes the Database's credentials.
+const PROVIDER_SECRET: &str = "/api/v1/namespaces/dbclaim-system/secrets/team-a-orders-db-database";
+const SECRET: &str = "/api/v1/namespaces/team-a/secrets/orders-db-connection";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
+const CONFIG_MAP: &str = "/api/v1/namespaces/team-a/configmaps/team-a-orders-db-config";
+
+const CREDENTIALS: &[(&str, &str)] = &[
+    ("host", "pg.example"),
+    ("port", "5432"),
+    ("database", "team-a_orders"),
+    ("username", "team-a_orders"),
+    ("password", "s3cret"),
+];
+
+fn orders_db() -> DatabaseClaim {
+    claim("orders-db").database_name("orders")
+}
+
+fn database() -> Kind {
+    kind::<Database>(Scope::Cluster)
+}
+
+fn config_map() -> Kind {
+    kind::<ConfigMap>(Scope::Namespaced)
+}
+
+fn world() -> World {
+    World::default()
+        .composition(shared_postgres())
+        .kind(database())
+}
+
+/// The Database as the provider leaves it once the database exists.
+fn ready_database(claim: &DatabaseClaim) -> Value {
+    let db = stored(applied(claim, &shared_postgres(), "database"));
+    with_conditions(db, &[("Ready", "True"), ("Synced", "True")])
+}
+
+/// The provider's connection Secret, marked for its Database (the claim
+/// reads no other Secret of a cluster-scoped object).
+fn provider_secret() -> Secret {
+    secret("team-a-orders-db-database")
+        .ns(OPERATOR_NAMESPACE)
+        .annotation(
+            crate::contract::postgres::DATABASE_ANNOTATION,
+            "team-a-orders-db-database",
+        )
+        .data(CREDENTIALS)
+}
+
+/// The claim's connection Secret as a previous pass wrote it.
+fn written_secret(claim: &DatabaseClaim) -> Secret {
+    let mut s = connection_secret(claim, "shared-postgres", CREDENTIALS);
+    s.metadata.uid = Some("uid-secret".into());
+    s
+}
+
+fn synced() -> Cond {
+    Cond::synced(true, SyncedReason::ReconcileSuccess, "")
+}
+
+/// The status of a claim whose Database is ready and Secret written.
+fn ready_status() -> DatabaseClaimStatus {
+    status()
+        .composition("shared-postgres")
+        .resource("database", &database(), "team-a-orders-db-database", true)
+        .secret("orders-db-connection")
+        .conditions(synced(), Cond::ready(true, ReadyReason::Available, ""))
+}
+
+/// The status a first pass leaves: composed, the Database not ready yet.
+fn creating_status() -> DatabaseClaimStatus {
+    status()
+        .composition("shared-postgres")
+        .resource("database", &database(), "team-a-orders-db-database", false)
+        .conditions(
+            synced(),
+            Cond::ready(false, ReadyReason::Creating, "waiting for: Database"),
+        )
+}
+
+/// `status.conditions` as (type, status, reason), in the order a pass sets them.
+fn conditions(list: &[(&str, &str, &str)]) -> Value {
+    list.iter()
+        .map(|(t, s, r)| json!({"type": t, "status": s, "reason": r}))
+        .collect()
+}
+
+/// One pass of the claim reconcile against `script`; its error as text.
+async fn pass(
+    world: World,
+    claim: DatabaseClaim,
+    script: Vec<Expect>,
+) -> (Result<Action, String>, Transcript) {
+    let claim = Arc::new(claim);
+    let (result, transcript) =
+        verify(script, |client| reconcile(claim, world.context(client))).await;
+    (result.map_err(|e| e.to_string()), transcript)
+}
+
+#[tokio::test]
+async fn new_claim_first_gets_the_finalizer_and_nothing_else() {
+    let claim = orders_db();
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            json_patch(CLAIM)
+                .body(json!([
+                    {"op": "test", "path": "/metadata/finalizers", "value": null},
+                    {"op": "add", "path": "/metadata/finalizers", "value": ["dbclaim.io/finalizer"]},
+                ]))
+                .returns(claim.finalized()),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::await_change()));
+}
+
+#[tokio::test]
+async fn new_claim_composes_its_objects_and_reports_once() {
+    let claim = orders_db().finalized();
+    // A new claim's object gets the injective name: <ns>-<claim>-<resource>-<hash>.
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(&path).not_found(),
+            apply(&path)
+                .body(applied(&claim, &shared_postgres(), "database"))
+                .body(json!({"spec": {"forProvider": {"databaseName": "team-a_orders"}}}))
+                // Cluster-scoped: no owner reference to a namespaced claim.
+                .lacks("/metadata/ownerReferences")
+                .echo_with(server_fields()),
+            // No credentials yet: the Secret is only looked for.
+            get(SECRET).not_found(),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "observedGeneration": 1,
+                    "composition": {"name": "shared-postgres"},
+                    "resources": [{"name": "database", "kind": "Database",
+                        "resourceName": name, "ready": false}],
+                    "conditions": conditions(&[
+                        ("Synced", "True", "ReconcileSuccess"),
+                        ("Ready", "False", "Creating"),
+                        ("Reconciling", "True", "Creating"),
+                        ("Stalled", "False", "Idle"),
+                    ]),
+                }}))
+                .lacks("/status/connectionSecretRef")
+                .returns(&claim),
+            // One event for the pass, naming each step.
+            create(EVENTS).body(json!({
+                "type": "Normal",
+                "reason": "ResourceCreated",
+                "note": format!("composition shared-postgres selected; created Database {name}"),
+                "regarding": {"kind": "DatabaseClaim", "name": "orders-db"},
+            })),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
+}
+
+#[tokio::test]
+async fn ready_database_publishes_the_connection_secret() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let (result, _) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).not_found(),
+            apply(SECRET)
+                .body(json!({"apiVersion": "v1", "kind": "Secret"}))
+                .body(
+                    serde_json::to_value(connection_secret(&claim, "shared-postgres", CREDENTIALS))
+                        .unwrap_or_default(),
+                )
+                .echo_with(server_fields()),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "resources": [{"name": "database", "ready": true}],
+                    "connectionSecretRef": {"name": "orders-db-connection"},
+                    "binding": {"name": "orders-db-connection"},
+                    "conditions": conditions(&[
+                        ("Synced", "True", "ReconcileSuccess"),
+                        ("Ready", "True", "Available"),
+                        ("Reconciling", "False", "Idle"),
+                        ("Stalled", "False", "Idle"),
+                    ]),
+                }}))
+                .returns(&claim),
+            create(EVENTS).body(json!({
+                "type": "Normal",
+                "reason": "Ready",
+                "note": "connection secret orders-db-connection written; the database is ready",
+            })),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+}
+
+#[tokio::test]
+async fn claim_at_rest_reads_and_writes_nothing() {
+    let claim = orders_db().finalized().with_status(ready_status());
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(written_secret(&claim)),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    assert!(transcript.writes().is_empty(), "a claim at rest wrote");
+}
+
+#[tokio::test]
+async fn composition_that_drops_a_resource_deletes_its_object() {
+    let before = shared_postgres().resource(
+        "config",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"tier": "standard"}}),
+    );
+    let claim = orders_db().finalized().with_status(ready_status().resource(
+        "config",
+        &config_map(),
+        "team-a-orders-db-config",
+        true,
+    ));
+    let (result, _) = pass(
+        World::default()
+            .composition(before.clone().without("config"))
+            .kind(database())
+            .kind(config_map()),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(CONFIG_MAP).returns(stored(applied(&claim, &before, "config"))),
+            delete(CONFIG_MAP).body(json!({"propagationPolicy": "Background"})),
+            get(SECRET).returns(written_secret(&claim)),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"resources": [{"name": "database"}]}}))
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+}
+
+#[tokio::test]
+async fn deletion_with_orphan_releases_the_objects_then_the_claim() {
+    let claim = orders_db()
+        .deletion_policy(DeletionPolicy::Orphan)
+        .finalized()
+        .deleting()
+        .with_status(ready_status());
+    let (result, _) = pass(
+        world().kind(kind::<RDSInstance>(Scope::Cluster)),
+        claim.clone(),
+        vec![
+            // Nothing to wait for: no status write, the claim is going.
+            // Composed objects are found by their labels, across every
+            // kind dbclaim composes (the status alone could miss some).
+            get(RDS_INSTANCES)
+                .query("labelSelector", COMPOSED_SELECTOR)
+                .returns(metadata_list(&[])),
+            get(DATABASES)
+                .query("labelSelector", COMPOSED_SELECTOR)
+                .returns(metadata_list(&[ready_database(&claim)])),
+            get(DATABASE).returns(ready_database(&claim)),
+            // The object loses its ties to the claim and stays.
+            merge_patch(DATABASE)
+                .body(json!({"metadata": {
+                    "ownerReferences": null,
+                    "labels": {
+                        "dbclaim.io/claim-name": null,
+                        "dbclaim.io/claim-namespace": null,
+                        "dbclaim.io/composition": null,
+                        "dbclaim.io/resource": null,
+                        "dbclaim.io/deletion-policy": null,
+                        "dbclaim.io/claim-uid": null,
+                    },
+                }}))
+                .returns(ready_database(&claim)),
+            // The connection Secret goes with the claim, by a delete bound
+            // to the Secret's uid (the garbage collector lags behind).
+            get(SECRET).returns(written_secret(&claim)),
+            delete(SECRET).body(json!({"preconditions": {"uid": "uid-secret"}})),
+            json_patch(CLAIM)
+                .body(json!([
+                    {"op": "test", "path": "/metadata/finalizers/0", "value": "dbclaim.io/finalizer"},
+                    {"op": "remove", "path": "/metadata/finalizers/0"},
+                ]))
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::await_change()));
+}
+
+#[tokio::test]
+async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
+    let quota = policy(
+        "team-quota",
+        json!({"namespaceSelector": {"matchLabels": {"tier": "shared"}}, "maxTotalStorageGB": 50}),
+    );
+    // Provisioned already, in the claim cache: 40 GB of the 50.
+    let billing = claim("billing-db")
+        .storage_gb(40)
+        .with_status(ready_status());
+    let claim = orders_db().finalized();
+    let (result, _) = pass(
+        world()
+            .policy(quota)
+            .claim(billing)
+            .claim(claim.clone())
+            .namespace(namespace("team-a", &[("tier", "shared")])),
+        claim.clone(),
+        // Policies, claims and namespace labels come from the caches: the
+        // first request is the verdict.
+        vec![
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "composition": {"name": "shared-postgres"},
+                    "conditions": conditions(&[
+                        ("Synced", "False", "PolicyViolation"),
+                        ("Ready", "False", "Creating"),
+                        ("Reconciling", "False", "Idle"),
+                        ("Stalled", "True", "PolicyViolation"),
+                    ]),
+                }}))
+                .check("the policy's message", |body| {
+                    body.pointer("/status/conditions/0/message")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| {
+                            m.starts_with(
+                                "ClaimPolicy \"team-quota\" allows at most 50 GB in this namespace",
+                            )
+                        })
+                })
+                .lacks("/status/resources")
+                .returns(&claim),
+            create(EVENTS).body(json!({"type": "Warning", "reason": "PolicyViolation"})),
+            create(EVENTS).body(json!({"type": "Normal", "reason": "CompositionSelected"})),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::NEEDS_CHANGE)));
+}
+
+#[tokio::test]
+async fn foreign_secret_is_reported_and_left_alone() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let foreign = secret("orders-db-connection").data(&[("uri", "someone-elses")]);
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(foreign),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"conditions": conditions(&[
+                    ("Synced", "False", "ReconcileError"),
+                    // Not ready: the application has no credentials.
+                    ("Ready", "False", "Creating"),
+                    ("Reconciling", "True", "Creating"),
+                    ("Stalled", "False", "Idle"),
+                ])}}))
+                .check("a Synced message naming the Secret", |body| {
+                    body.pointer("/status/conditions/0/message")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.starts_with("Secret orders-db-connection already exists and is not owned by this claim"))
+                })
+                .lacks("/status/connectionSecretRef")
+                .returns(&claim),
+            create(EVENTS).body(json!({"type": "Warning", "reason": "ReconcileError"})),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
+    assert!(
+        transcript.writes().iter().all(|w| w.path != SECRET),
+        "wrote a Secret dbclaim does not own"
+    );
+}
+
+#[tokio::test]
+async fn api_failure_stops_the_pass_before_anything_else_is_written() {
+    let claim = orders_db().finalized();
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![get(&path).not_found(), apply(&path).fails(409)],
+    )
+    .await;
+    let error = result.expect_err("a failed apply passed");
+    // The error names what failed, for the log and the retry.
+    assert!(
+        error.contains(&format!("cannot apply Database {name}")),
+        "{error}"
+    );
+    assert_eq!(transcript.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn pass_on_a_cache_without_its_last_status_write_repeats_nothing() {
+    // The watch has not yet brought the status the first pass writes: the
+    // second pass sees the same claim and must not write or announce again.
+    let claim = Arc::new(orders_db().finalized().with_status(creating_status()));
+    let reads = |secret: Option<Secret>| {
+        let secret = match secret {
+            Some(s) => get(SECRET).returns(s),
+            None => get(SECRET).not_found(),
+        };
+        [
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            secret,
+        ]
+    };
+    let mut script: Vec<Expect> = reads(None).into();
+    script.extend([
+        apply(SECRET),
+        apply(CLAIM_STATUS).returns(&*claim),
+        create(EVENTS).body(json!({"reason": "Ready"})),
+    ]);
+    script.extend(reads(Some(written_secret(&claim))));
+    let (results, transcript) = verify(script, |client| async {
+        let ctx = world().context(client);
+        let first = reconcile(claim.clone(), ctx.clone()).await;
+        let second = reconcile(claim.clone(), ctx).await;
+        [first, second].map(|r| r.map_err(|e| e.to_string()))
+    })
+    .await;
+    let ready = Ok(Action::requeue(requeue::READY));
+    assert_eq!(results, [ready.clone(), ready]);
+    assert_eq!(transcript.writes().len(), 3, "the second pass wrote");
+}
+
+/// A metadata list as the API server answers `list_metadata`.
+fn metadata_list(items: &[Value]) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|o| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]}))
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": items})
+}
