@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -14,7 +15,6 @@ use super::plan::{self, DatabaseState, Desired, Observed, RoleState, Step};
 use super::sql::{self, Verifier};
 use super::tls::{MakeRustls, Verify};
 use crate::api::postgres::SslMode;
-use rustls::pki_types::CertificateDer;
 
 /// Limit for one TCP connect attempt.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,17 +46,15 @@ impl Tls {
     /// The connector for this mode: `require` and above never answer a
     /// clear-text or MD5 password request.
     fn connector(&self) -> Result<MakeRustls, ServerError> {
-        let tls = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
-        match self {
-            Tls::Disable | Tls::Prefer => MakeRustls::new().map_err(|e| tls(&e)),
-            Tls::Require => MakeRustls::with(Verify::EncryptOnly, true).map_err(|e| tls(&e)),
-            Tls::VerifyCa(cas) => {
-                MakeRustls::with(Verify::Ca(cas.clone()), true).map_err(|e| tls(&e))
+        let made = match self {
+            Tls::Disable | Tls::Prefer => {
+                return MakeRustls::new().map_err(|e| ServerError::Tls(e.to_string()));
             }
-            Tls::VerifyFull(cas) => {
-                MakeRustls::with(Verify::Full(cas.clone()), true).map_err(|e| tls(&e))
-            }
-        }
+            Tls::Require => MakeRustls::with(Verify::EncryptOnly, true),
+            Tls::VerifyCa(cas) => MakeRustls::with(Verify::Ca(cas.clone()), true),
+            Tls::VerifyFull(cas) => MakeRustls::with(Verify::Full(cas.clone()), true),
+        };
+        made.map_err(|e| ServerError::Tls(e.to_string()))
     }
 
     fn cas(&self) -> &[CertificateDer<'static>] {
