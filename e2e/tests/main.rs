@@ -5,6 +5,7 @@ mod aws;
 mod chart;
 mod claims;
 mod isolation;
+mod pg_tls;
 mod policy;
 mod postgres_provider;
 mod safety;
