@@ -6,6 +6,7 @@ mod chart;
 mod claim_safety;
 mod claims;
 mod isolation;
+mod pg_tls;
 mod policy;
 mod postgres_provider;
 mod safety;
