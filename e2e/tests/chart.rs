@@ -350,7 +350,8 @@ providerConfigs:
     name: shared-e2e
     host: postgres.databases.svc
     port: 5433
-    sslMode: require
+    sslMode: verify-full
+    caSecretRef: {{name: pg-ca, namespace: {other}}}
     credentialsSecretRef: {{name: pg-admin, namespace: {other}}}
   aws:
     enabled: true

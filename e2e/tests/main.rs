@@ -7,6 +7,7 @@ mod claim_safety;
 mod claims;
 mod isolation;
 mod ownership;
+mod pg_tls;
 mod policy;
 mod postgres_provider;
 mod safety;

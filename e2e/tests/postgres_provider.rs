@@ -17,10 +17,10 @@ use crate::support::{self, Postgres, TestNamespace, kubectl_apply, kubectl_ok, u
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The provider's controllers on a task of this test; stopped on drop.
-struct Provider(tokio::task::JoinHandle<()>);
+pub(crate) struct Provider(tokio::task::JoinHandle<()>);
 
 impl Provider {
-    async fn start(operator_namespace: &str) -> Self {
+    pub(crate) async fn start(operator_namespace: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(
@@ -47,7 +47,7 @@ impl Drop for Provider {
 
 /// Applies the two `postgres.dbclaim.io` CRDs (only these: this suite needs
 /// no others) and waits until they are Established.
-fn apply_postgres_crds() {
+pub(crate) fn apply_postgres_crds() {
     static APPLIED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     APPLIED.get_or_init(|| {
         let dir = support::repo_root().join("crds");
@@ -76,23 +76,27 @@ fn apply_postgres_crds() {
 
 /// A test's world: its own server, namespace (where connection Secrets go)
 /// and ProviderConfig.
-struct Setup {
-    pg: Postgres,
-    ns: TestNamespace,
-    config: String,
-    admin_secret: String,
-    dbs: Api<Database>,
-    configs: Api<ProviderConfig>,
-    secrets: Api<Secret>,
+pub(crate) struct Setup {
+    pub(crate) pg: Postgres,
+    pub(crate) ns: TestNamespace,
+    pub(crate) config: String,
+    pub(crate) admin_secret: String,
+    pub(crate) dbs: Api<Database>,
+    pub(crate) configs: Api<ProviderConfig>,
+    pub(crate) secrets: Api<Secret>,
 }
 
 impl Setup {
     async fn new(prefix: &str) -> Self {
+        Self::with_server(prefix, Postgres::start()).await
+    }
+
+    pub(crate) async fn with_server(prefix: &str, pg: Postgres) -> Self {
         apply_postgres_crds();
         let client = support::kube_client().await;
         let ns = TestNamespace::new(prefix);
         Self {
-            pg: Postgres::start(),
+            pg,
             config: unique_name(&format!("{prefix}-pc")),
             admin_secret: unique_name(&format!("{prefix}-admin")),
             dbs: Api::all(client.clone()),
@@ -102,7 +106,7 @@ impl Setup {
         }
     }
 
-    fn apply_admin_secret(&self, password: &str) {
+    pub(crate) fn apply_admin_secret(&self, password: &str) {
         kubectl_apply(&format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: {}, namespace: {}}}\nstringData: {{username: \"{}\", password: \"{}\"}}\n",
             self.admin_secret,
@@ -125,7 +129,7 @@ impl Setup {
 
     /// Applies a Database named `name` (cluster-scoped) with `spec_extra`
     /// lines under `spec:` besides providerConfigRef and forProvider.
-    fn apply_database(
+    pub(crate) fn apply_database(
         &self,
         name: &str,
         database: &str,
@@ -164,7 +168,12 @@ impl Setup {
             .is_some()
     }
 
-    async fn wait_db(&self, name: &str, what: &str, check: impl Fn(&Database) -> bool) -> Database {
+    pub(crate) async fn wait_db(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Database) -> bool,
+    ) -> Database {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let db = self.dbs.get_opt(name).await.expect("get Database");
@@ -180,7 +189,18 @@ impl Setup {
         }
     }
 
-    async fn wait_gone(&self, name: &str) {
+    /// Deletes Database `name` and waits until its finalizer is done.
+    pub(crate) async fn delete_database(&self, name: &str) {
+        kubectl_ok([
+            "delete",
+            "databases.postgres.dbclaim.io",
+            name,
+            "--wait=false",
+        ]);
+        self.wait_gone(name).await;
+    }
+
+    pub(crate) async fn wait_gone(&self, name: &str) {
         let deadline = Instant::now() + TIMEOUT;
         while let Some(db) = self.dbs.get_opt(name).await.expect("get Database") {
             assert!(
@@ -226,7 +246,7 @@ async fn connect(
     Ok(client)
 }
 
-fn condition(db: &Database, type_: &str) -> Option<Condition> {
+pub(crate) fn condition(db: &Database, type_: &str) -> Option<Condition> {
     db.status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_).cloned())
@@ -236,7 +256,7 @@ fn is(db: &Database, type_: &str, status: &str) -> bool {
     condition(db, type_).is_some_and(|c| c.status == status)
 }
 
-fn ready(db: &Database) -> bool {
+pub(crate) fn ready(db: &Database) -> bool {
     is(db, "Ready", "True") && is(db, "Synced", "True")
 }
 
@@ -274,7 +294,7 @@ async fn events_of(name: &str) -> Vec<(String, String, i32)> {
         .collect()
 }
 
-fn db_name(name: &str) -> String {
+pub(crate) fn db_name(name: &str) -> String {
     name.replace('-', "_")
 }
 

@@ -95,6 +95,18 @@ pub struct DatabaseObservation {
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
+// A verify mode without CAs could check nothing; a CA with another mode would
+// look like a check that is not made.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.sslMode) && self.sslMode in ['verify-ca', 'verify-full']) || has(self.caSecretRef)",
+        "message": "sslMode verify-ca and verify-full need caSecretRef: a Secret whose key ca.crt holds the CA certificates (PEM) the server's certificate must lead to"
+    },
+    {
+        "rule": "!has(self.caSecretRef) || (has(self.sslMode) && self.sslMode in ['verify-ca', 'verify-full'])",
+        "message": "caSecretRef is read only with sslMode verify-ca or verify-full: with disable, prefer and require the server's certificate is not checked"
+    }
+]))]
 pub struct ProviderConfigSpec {
     pub host: String,
     #[serde(default = "default_port")]
@@ -102,6 +114,10 @@ pub struct ProviderConfigSpec {
     pub port: i64,
     #[serde(default)]
     pub ssl_mode: SslMode,
+    /// For `verify-ca` and `verify-full`: a Secret whose key `ca.crt` holds
+    /// the CA certificates (PEM) the server's certificate must lead to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<NamespacedRef>,
     /// A Secret with the keys `username` and `password` of an admin role.
     pub credentials_secret_ref: NamespacedRef,
 }
@@ -110,11 +126,36 @@ fn default_port() -> i64 {
     5432
 }
 
+/// libpq's modes. With `require` and above the admin password never
+/// travels in clear text (a clear-text or MD5 password request ends the
+/// connection) and SCRAM binds the login to the TLS session where the
+/// server offers it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum SslMode {
+    // No TLS: the admin password and all data travel unencrypted
+    // (reported on the ProviderConfig's status).
     Disable,
+    // TLS when the server offers it, plain otherwise; no certificate check.
     #[default]
     Prefer,
+    // TLS, any certificate.
     Require,
+    // TLS, a certificate that leads to a CA of `caSecretRef`.
+    VerifyCa,
+    // `verify-ca`, and the certificate names `host`.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The name a ProviderConfig spells.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }

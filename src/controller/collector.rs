@@ -259,9 +259,20 @@ pub async fn composed_by_labels(
             }
         };
         let api = api_for(client, &kind, Some(ns));
-        let list = api
+        let list = match api
             .list_metadata(&ListParams::default().labels(&selector))
-            .await?;
+            .await
+        {
+            Ok(list) => list,
+            // A kind the operator may not list (outside the chart's
+            // rbac.composedKinds) is one it could not have created objects
+            // of, nor delete: waiting on it would hang the claim forever.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                warn!(kind = %kind_name, "the operator may not list this composed kind; skipping it");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         for o in list.items {
             // Namespaced kinds are listed in the claim's namespace already.
             out.push((kind.clone(), o.name_any()));
@@ -374,7 +385,14 @@ async fn pass(
             .labels(&composed_selector())
             .limit(LIST_PAGE);
         loop {
-            let page = api.list_metadata(&params).await?;
+            let page = match api.list_metadata(&params).await {
+                Ok(page) => page,
+                // One kind the operator cannot list must not stop the others.
+                Err(e) => {
+                    warn!(error = %e, kind = %kind_name, "cannot list a composed kind; its orphans wait for the next pass");
+                    break;
+                }
+            };
             for object in page.items {
                 let Some(key) = claim_key(&object.metadata) else {
                     continue;

@@ -17,6 +17,11 @@ struct ScriptService {
 
 impl ScriptService {
     fn up(script: &str) -> (Self, BTreeMap<String, String>) {
+        Self::up_with(script, &[])
+    }
+
+    /// `up` with extra arguments for the script.
+    fn up_with(script: &str, args: &[&str]) -> (Self, BTreeMap<String, String>) {
         let tmp = tempfile::Builder::new()
             .prefix(&format!("dbclaim-e2e-{script}-"))
             .tempdir()
@@ -26,15 +31,20 @@ impl ScriptService {
             state: tmp.path().join("state"),
             _tmp: tmp,
         };
-        let stdout = svc.run("up");
+        let stdout = svc.run_with("up", args);
         let exports = parse_exports(&stdout);
         (svc, exports)
     }
 
     /// Runs `<script> ACTION --state DIR`; panics with its output on failure.
     fn run(&self, action: &str) -> String {
+        self.run_with(action, &[])
+    }
+
+    fn run_with(&self, action: &str, args: &[&str]) -> String {
         let out = Command::new(&self.script)
             .arg(action)
+            .args(args)
             .arg("--state")
             .arg(&self.state)
             .output()
@@ -94,12 +104,30 @@ pub struct Postgres {
     /// Directory of the server's unix socket (the `postgres` superuser can
     /// connect there without a password).
     pub socket_dir: String,
+    /// With `start_with_tls`: the CA file of the server's certificate.
+    pub ca_file: Option<String>,
 }
 
 impl Postgres {
     pub fn start() -> Self {
-        let (svc, env) = ScriptService::up("postgres");
+        Self::from_script(&[])
+    }
+
+    /// A server that takes only TLS over TCP, its certificate (localhost,
+    /// 127.0.0.1) from the private CA in `ca_file`.
+    pub fn start_with_tls() -> Self {
+        let pg = Self::from_script(&["--ssl"]);
+        assert!(
+            pg.ca_file.is_some(),
+            "e2e/postgres --ssl exported no CA file"
+        );
+        pg
+    }
+
+    fn from_script(args: &[&str]) -> Self {
+        let (svc, env) = ScriptService::up_with("postgres", args);
         Self {
+            ca_file: env.get("DBCLAIM_PG_CA_FILE").cloned(),
             host: required(&env, "PGHOST"),
             port: required(&env, "PGPORT")
                 .parse()

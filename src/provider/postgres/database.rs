@@ -456,7 +456,6 @@ pub fn first_claimant<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::postgres::SslMode;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
@@ -502,7 +501,7 @@ mod tests {
             params: server::ConnectParams {
                 host: "pg.example".into(),
                 port: 5432,
-                ssl_mode: SslMode::Prefer,
+                tls: server::Tls::Prefer,
                 user: "admin".into(),
                 password: "admin-pw".into(),
             },

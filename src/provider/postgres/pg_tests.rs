@@ -11,9 +11,8 @@ use std::sync::Arc;
 use tokio_postgres::Client;
 
 use super::plan::{Desired, Step};
-use super::server::{self, ConnectParams, Pool, ServerError};
+use super::server::{self, ConnectParams, Pool, ServerError, Tls};
 use super::sql;
-use crate::api::postgres::SslMode;
 use crate::provider::managed::ownership::{Claim, Identity};
 
 /// A server for this test, stopped and deleted on drop (also when a test panics).
@@ -71,7 +70,7 @@ impl TestServer {
         ConnectParams {
             host: self.get("PGHOST"),
             port: self.get("PGPORT").parse().expect("PGPORT"),
-            ssl_mode: SslMode::Prefer,
+            tls: Tls::Prefer,
             user: self.get("DBCLAIM_PG_ADMIN_USER"),
             password: self.get("DBCLAIM_PG_ADMIN_PASSWORD"),
         }
@@ -83,7 +82,7 @@ impl TestServer {
             host: self.get("DBCLAIM_PG_SOCKET_DIR"),
             user: "postgres".into(),
             password: String::new(),
-            ssl_mode: SslMode::Disable,
+            tls: Tls::Disable,
             ..self.admin()
         }
     }
@@ -684,7 +683,7 @@ async fn connection_errors(pg: &TestServer, pool: &Pool) {
 
     // sslMode require against a server without TLS: refused, plainly.
     let require = ConnectParams {
-        ssl_mode: SslMode::Require,
+        tls: Tls::Require,
         ..good.clone()
     };
     let err = server::connect(&require, "postgres")
@@ -693,29 +692,30 @@ async fn connection_errors(pg: &TestServer, pool: &Pool) {
     assert!(err.to_string().contains("TLS"), "{err}");
     // disable works.
     let disable = ConnectParams {
-        ssl_mode: SslMode::Disable,
+        tls: Tls::Disable,
         ..good
     };
     server::connect(&disable, "postgres").await.expect("plain");
 }
 
-/// Turns TLS on (self-signed certificate, as the superuser over the socket)
-/// and checks that `require` and `prefer` encrypt.
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn cas(name: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    super::tls::ca_certificates(&fixture(name)).expect("CA fixture")
+}
+
+/// Turns TLS on (the fixture certificate for localhost and 127.0.0.1 from
+/// a private CA, as the superuser over the socket) and checks every mode.
 async fn tls(pg: &TestServer) {
     let dir = pg.get("DBCLAIM_PG_SOCKET_DIR");
     let (crt, key) = (format!("{dir}/server.crt"), format!("{dir}/server.key"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout", &key, "-out", &crt])
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    std::fs::write(&crt, fixture("server.crt")).expect("write server.crt");
+    std::fs::write(&key, fixture("server.key")).expect("write server.key");
     // The server runs as `postgres` when the tests run as root.
     let owner = Command::new("stat")
         .args(["-c", "%U", &dir])
@@ -760,9 +760,15 @@ async fn tls(pg: &TestServer) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    for mode in [SslMode::Require, SslMode::Prefer] {
+    let tls_modes = [
+        Tls::Require,
+        Tls::Prefer,
+        Tls::VerifyCa(cas("ca.crt")),
+        Tls::VerifyFull(cas("ca.crt")),
+    ];
+    for mode in tls_modes {
         let params = ConnectParams {
-            ssl_mode: mode,
+            tls: mode.clone(),
             ..pg.admin()
         };
         let c = server::connect(&params, "postgres")
@@ -778,4 +784,50 @@ async fn tls(pg: &TestServer) {
             .get(0);
         assert!(ssl, "{mode:?} did not encrypt");
     }
+
+    // A certificate from another CA: refused before any password is sent,
+    // saying why.
+    for mode in [
+        Tls::VerifyCa(cas("other-ca.crt")),
+        Tls::VerifyFull(cas("other-ca.crt")),
+    ] {
+        let params = ConnectParams {
+            tls: mode.clone(),
+            ..pg.admin()
+        };
+        let err = server::connect(&params, "postgres")
+            .await
+            .expect_err("wrong CA");
+        let msg = err.to_string();
+        assert!(matches!(err, ServerError::Tls(_)), "{err:?}");
+        assert!(
+            msg.contains("is not accepted with sslMode verify-") && msg.contains("unknown issuer"),
+            "{msg}"
+        );
+    }
+    // The CA bundle is part of the pool key: another bundle, another
+    // connection, verified against it.
+    let pool = Pool::default();
+    let full = ConnectParams {
+        tls: Tls::VerifyFull(cas("ca.crt")),
+        ..pg.admin()
+    };
+    let first = pool.admin("tls", &full).await.expect("verify-full");
+    let same = pool.admin("tls", &full).await.expect("cached");
+    assert!(Arc::ptr_eq(&first, &same));
+    let mut both = cas("other-ca.crt");
+    both.extend(cas("ca.crt"));
+    let rotated = ConnectParams {
+        tls: Tls::VerifyFull(both),
+        ..pg.admin()
+    };
+    let second = pool.admin("tls", &rotated).await.expect("new bundle");
+    assert!(!Arc::ptr_eq(&first, &second));
+    let wrong = ConnectParams {
+        tls: Tls::VerifyFull(cas("other-ca.crt")),
+        ..pg.admin()
+    };
+    pool.admin("tls", &wrong)
+        .await
+        .expect_err("the cached connection is not reused for a bundle that fails");
 }

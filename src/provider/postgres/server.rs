@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
 use super::plan::{self, DatabaseState, Desired, Observed, RoleState, Step};
 use super::sql::{self, Verifier};
-use super::tls::MakeRustls;
+use super::tls::{MakeRustls, Verify};
 use crate::api::postgres::SslMode;
 use crate::provider::managed::ownership::{Claim, Verdict};
 
@@ -25,12 +26,66 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection, and none outlives the provider's own 120 s limit.
 const SESSION_OPTIONS: &str = "-c statement_timeout=60s -c lock_timeout=10s";
 
+/// The ProviderConfig's `sslMode`, with the CAs the verify modes check
+/// against.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Tls {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa(Vec<CertificateDer<'static>>),
+    VerifyFull(Vec<CertificateDer<'static>>),
+}
+
+impl Tls {
+    pub fn mode(&self) -> SslMode {
+        match self {
+            Tls::Disable => SslMode::Disable,
+            Tls::Prefer => SslMode::Prefer,
+            Tls::Require => SslMode::Require,
+            Tls::VerifyCa(_) => SslMode::VerifyCa,
+            Tls::VerifyFull(_) => SslMode::VerifyFull,
+        }
+    }
+
+    /// The connector for this mode: `require` and above never answer a
+    /// clear-text or MD5 password request.
+    fn connector(&self) -> Result<MakeRustls, ServerError> {
+        let made = match self {
+            Tls::Disable | Tls::Prefer => {
+                return MakeRustls::new().map_err(|e| ServerError::Tls(e.to_string()));
+            }
+            Tls::Require => MakeRustls::with(Verify::EncryptOnly, true),
+            Tls::VerifyCa(cas) => MakeRustls::with(Verify::Ca(cas.clone()), true),
+            Tls::VerifyFull(cas) => MakeRustls::with(Verify::Full(cas.clone()), true),
+        };
+        made.map_err(|e| ServerError::Tls(e.to_string()))
+    }
+
+    fn cas(&self) -> &[CertificateDer<'static>] {
+        match self {
+            Tls::VerifyCa(cas) | Tls::VerifyFull(cas) => cas,
+            Tls::Disable | Tls::Prefer | Tls::Require => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.mode().as_str())?;
+        match self.cas().len() {
+            0 => Ok(()),
+            n => write!(f, " ({n} CA certificates)"),
+        }
+    }
+}
+
 /// Where and as whom to connect.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectParams {
     pub host: String,
     pub port: u16,
-    pub ssl_mode: SslMode,
+    pub tls: Tls,
     pub user: String,
     pub password: String,
 }
@@ -40,7 +95,7 @@ impl std::fmt::Debug for ConnectParams {
         f.debug_struct("ConnectParams")
             .field("host", &self.host)
             .field("port", &self.port)
-            .field("ssl_mode", &self.ssl_mode)
+            .field("tls", &self.tls)
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .finish()
@@ -66,16 +121,20 @@ impl ConnectParams {
     /// cache can tell a changed config or Secret without keeping a copy.
     fn fingerprint(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [
+        let parts = [
             self.host.as_bytes(),
             &self.port.to_be_bytes(),
             self.user.as_bytes(),
             self.password.as_bytes(),
-        ] {
+            self.tls.mode().as_str().as_bytes(),
+        ];
+        // A changed CA bundle is another connection: the cached one was
+        // verified against the old CAs.
+        let cas = self.tls.cas().iter().map(|c| c.as_ref());
+        for part in parts.into_iter().chain(cas) {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
-        h.update([self.ssl_mode as u8]);
         h.finalize().into()
     }
 }
@@ -109,7 +168,7 @@ pub enum ServerError {
 }
 
 impl ServerError {
-    fn query(action: impl Into<String>, e: &tokio_postgres::Error) -> Self {
+    pub(super) fn query(action: impl Into<String>, e: &tokio_postgres::Error) -> Self {
         ServerError::Query {
             action: action.into(),
             detail: describe(e),
@@ -161,12 +220,14 @@ pub async fn connect(params: &ConnectParams, dbname: &str) -> Result<Client, Ser
         .application_name("dbclaim")
         .options(SESSION_OPTIONS)
         .connect_timeout(CONNECT_TIMEOUT)
-        .ssl_mode(match params.ssl_mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require => tokio_postgres::config::SslMode::Require,
+        .ssl_mode(match params.tls {
+            Tls::Disable => tokio_postgres::config::SslMode::Disable,
+            Tls::Prefer => tokio_postgres::config::SslMode::Prefer,
+            Tls::Require | Tls::VerifyCa(_) | Tls::VerifyFull(_) => {
+                tokio_postgres::config::SslMode::Require
+            }
         });
-    let tls = MakeRustls::new().map_err(|e| ServerError::Tls(e.to_string()))?;
+    let tls = params.tls.connector()?;
     let address = params.address();
     let (client, connection) = tokio::time::timeout(LOGIN_TIMEOUT, config.connect(tls))
         .await
@@ -188,9 +249,15 @@ pub async fn connect(params: &ConnectParams, dbname: &str) -> Result<Client, Ser
             Some(_) => {
                 ServerError::query(format!("connect to database \"{dbname}\" at {address}"), &e)
             }
-            None => ServerError::Unreachable {
-                address: address.clone(),
-                detail: describe(&e),
+            None => match untrusted_certificate(&e) {
+                Some(problem) => ServerError::Tls(format!(
+                    "the certificate of PostgreSQL at {address} is not accepted with sslMode {}: {problem}",
+                    params.tls.mode().as_str()
+                )),
+                None => ServerError::Unreachable {
+                    address: address.clone(),
+                    detail: describe(&e),
+                },
             },
         })?;
     tokio::spawn(async move {
@@ -199,6 +266,25 @@ pub async fn connect(params: &ConnectParams, dbname: &str) -> Result<Client, Ser
         }
     });
     Ok(client)
+}
+
+/// What is wrong with the server's certificate, when that is why the TLS
+/// handshake failed.
+fn untrusted_certificate(e: &tokio_postgres::Error) -> Option<String> {
+    let io = std::error::Error::source(e)?.downcast_ref::<std::io::Error>()?;
+    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(problem) => Some(match problem {
+            rustls::CertificateError::UnknownIssuer => {
+                "it does not lead to a CA of ca.crt in caSecretRef (unknown issuer)".to_string()
+            }
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. } => format!(
+                "{problem}: connect to a host the certificate names, or use sslMode verify-ca"
+            ),
+            other => other.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// One admin connection per ProviderConfig, reused across reconciles and

@@ -33,13 +33,6 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 /// How the server's certificate is checked.
 #[derive(Clone, Debug)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "verify-ca/verify-full reach here once the ProviderConfig offers them"
-    )
-)]
 pub enum Verify {
     /// `prefer` and `require`: nothing about who the server is.
     EncryptOnly,
@@ -64,13 +57,6 @@ pub enum TlsError {
 
 /// The certificates of a PEM bundle, as in the `ca.crt` key of a
 /// `caSecretRef` Secret.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "verify-ca/verify-full reach here once the ProviderConfig offers them"
-    )
-)]
 pub fn ca_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
@@ -150,8 +136,9 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect, io::Error> {
-        // The name only goes into SNI (nothing is verified against it); a
-        // unix socket path is no name at all.
+        // SNI, and for verify-full the name the certificate must carry. A
+        // unix socket path is no name (and never gets TLS from
+        // tokio-postgres).
         let name = ServerName::try_from(domain.to_string())
             .unwrap_or_else(|_| ServerName::from(std::net::Ipv4Addr::LOCALHOST));
         Ok(RustlsConnect {
