@@ -10,7 +10,7 @@ use kube::runtime::events::Event;
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::error::{ApplyError, failed};
+use super::error::{ComposedError, failed};
 use super::observe::{Observed, dynamic_api};
 use super::select::Selected;
 use super::{normal, render};
@@ -43,7 +43,7 @@ pub async fn apply(
     desired: Rendered,
     ctx: &Context,
     events: &mut Vec<Event>,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, ComposedError> {
     let ns = claim.namespace().unwrap_or_default();
     let mut applied = false;
     for r in &desired.resources {
@@ -154,7 +154,7 @@ async fn prune(
     claim: &DatabaseClaim,
     ctx: &Context,
     current: &[ResourceStatus],
-) -> Result<(), ApplyError> {
+) -> Result<(), ComposedError> {
     let Some(status) = &claim.status else {
         return Ok(());
     };

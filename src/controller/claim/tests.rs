@@ -317,7 +317,7 @@ fn refusals_are_told_from_transient_failures() {
 
 #[test]
 fn a_refusal_names_object_field_and_message_and_is_reported() {
-    use super::error::{ApiError, ApplyError, ObserveError};
+    use super::error::{ApiError, ComposedError};
     let invalid = status_error(
         422,
         "Invalid",
@@ -326,7 +326,9 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
             "spec.forProvider.backupRetentionPeriod",
         ],
     );
-    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(invalid)));
+    let e = PassError::from(ComposedError::from(failed("apply", "RDSInstance x")(
+        invalid,
+    )));
     assert_eq!(e.synced_reason(), Some(SyncedReason::CompositionInvalid));
     assert_eq!(e.requeue(), Some(requeue::NEEDS_CHANGE));
     assert_eq!(
@@ -336,7 +338,7 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
     );
     // The operator may not touch the kind: the platform's trouble.
     let forbidden = status_error(403, "Forbidden", &[]);
-    let e = PassError::from(ObserveError::from(failed("observe", "ConfigMap c")(
+    let e = PassError::from(ComposedError::from(failed("observe", "ConfigMap c")(
         forbidden,
     )));
     assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
@@ -354,7 +356,7 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
     }));
     assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
     // Transient: no status, the backoff.
-    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(
+    let e = PassError::from(ComposedError::from(failed("apply", "RDSInstance x")(
         status_error(503, "ServiceUnavailable", &[]),
     )));
     assert_eq!((e.synced_reason(), e.requeue()), (None, None));

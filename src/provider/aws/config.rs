@@ -2,15 +2,14 @@
 //! client cache, and its controller, which reports in status whether the
 //! config is usable.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::Aws;
 use super::credentials::{self, ProfileError};
 use super::rds::{CredentialSource, Rds, Settings};
 use crate::api::aws::{CredentialsSource, ProviderConfig};
 use crate::api::common::ConfigStatus;
-use crate::provider::managed::config::{ConfigKind, Resolve};
+use crate::provider::managed::config::{self, ConfigKind, Resolve};
 use crate::provider::managed::secret::value as secret_value;
 
 /// A ProviderConfig made usable.
@@ -74,6 +73,14 @@ pub enum ResolveError {
     Kube { config: String, source: kube::Error },
 }
 
+impl ResolveError {
+    /// For `map_err`: a failed read of `config` or its Secret.
+    fn kube(config: &str) -> impl FnOnce(kube::Error) -> Self {
+        let config = config.to_string();
+        move |source| ResolveError::Kube { config, source }
+    }
+}
+
 /// Checks an endpoint URL: `http://` or `https://`, a host, no spaces.
 pub fn endpoint_problem(url: &str) -> Option<&'static str> {
     let rest = url
@@ -114,14 +121,9 @@ pub fn valid_region(region: &str) -> bool {
 
 /// Reads ProviderConfig `name` (and its Secret) and checks it.
 pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let api: Api<ProviderConfig> = Api::all(client.clone());
-    let pc = api
-        .get_opt(name)
+    let pc = config::get::<ProviderConfig>(client, name)
         .await
-        .map_err(|source| ResolveError::Kube {
-            config: name.to_string(),
-            source,
-        })?
+        .map_err(ResolveError::kube(name))?
         .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
     resolve_config(client, &pc).await
 }
@@ -156,14 +158,9 @@ pub async fn resolve_config(
                 .secret_ref
                 .as_ref()
                 .ok_or_else(|| ResolveError::NoSecretRef(config.clone()))?;
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
-            let secret = secrets
-                .get_opt(&r.name)
+            let secret = config::secret(client, &r.namespace, &r.name)
                 .await
-                .map_err(|source| ResolveError::Kube {
-                    config: config.clone(),
-                    source,
-                })?
+                .map_err(ResolveError::kube(&config))?
                 .ok_or_else(|| ResolveError::SecretNotFound {
                     config: config.clone(),
                     namespace: r.namespace.clone(),

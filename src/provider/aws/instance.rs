@@ -164,13 +164,7 @@ impl External<RDSInstance> for Aws {
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
         let (rds, id) = (&seen.rds, seen.id.as_str());
         let spec = &obj.spec.for_provider;
-        let seen_before = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref())
-            .is_some_and(|seen| seen.eq_ignore_ascii_case(id));
-        if seen_before {
+        if recorded_id(obj).is_some_and(|seen| seen.eq_ignore_ascii_case(id)) {
             events.warning(
                 "InstanceMissing",
                 format!("DB instance {id} no longer exists in AWS; creating it again"),
@@ -541,10 +535,7 @@ impl Aws {
 
 impl Aws {
     fn identity(&self, obj: &RDSInstance) -> Identity {
-        Identity {
-            cluster: self.cluster_id.clone(),
-            uid: obj.uid().unwrap_or_default(),
-        }
+        Identity::of(&self.cluster_id, obj)
     }
 
     fn ownership(
@@ -556,17 +547,12 @@ impl Aws {
     ) -> Verdict {
         let person_set = set_by_person(&obj.metadata, EXTERNAL_NAME)
             && !generated.is_some_and(|g| g.eq_ignore_ascii_case(id));
-        let recorded = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref());
         ownership(
             &self.identity(obj),
             &obj.name_any(),
             id,
             person_set,
-            recorded,
+            recorded_id(obj),
             tags,
         )
     }
@@ -620,6 +606,12 @@ pub fn ownership(
             "to adopt it, remove the annotation {GENERATED_NAME} (keep {EXTERNAL_NAME}: {id}) or set {EXTERNAL_NAME} by hand; otherwise set {EXTERNAL_NAME} to another identifier"
         ),
     )
+}
+
+/// The identifier the object's status recorded.
+fn recorded_id(obj: &RDSInstance) -> Option<&str> {
+    let at_provider = obj.status.as_ref()?.at_provider.as_ref()?;
+    at_provider.db_instance_identifier.as_deref()
 }
 
 fn was_available(obj: &RDSInstance) -> bool {

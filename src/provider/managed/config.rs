@@ -52,6 +52,22 @@ pub trait Resolve<C: ConfigKind>: Send + Sync + 'static {
     fn check(&self, pc: &C) -> impl Future<Output = Result<String, Self::Error>> + Send;
 }
 
+/// Reads ProviderConfig `name`, `None` when there is none.
+pub async fn get<C: ConfigKind>(client: &Client, name: &str) -> Result<Option<C>, kube::Error> {
+    Api::<C>::all(client.clone()).get_opt(name).await
+}
+
+/// Reads the Secret `namespace/name` a ProviderConfig refers to.
+pub async fn secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, kube::Error> {
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error<E: std::error::Error + 'static> {
     #[error(transparent)]
@@ -157,17 +173,8 @@ pub async fn run<C: ConfigKind, X: Resolve<C>>(client: Client, ctx: Arc<Context<
     pc_controller
         .reconcile_all_on(credentials_changed)
         .run(reconcile::<C, X>, error_policy::<C, X>, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(provider_config = %obj.name, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::warn!(provider_config = %obj.name, error = %e, "reconcile failed")
-                }
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(provider_config = %obj.name, "gone before its requeue")
-                }
-                Err(e) => tracing::warn!(error = %e, "provider config controller"),
-            }
-        })
+        .for_each(
+            |result| async move { super::reconcile::log("ProviderConfig", result, |_| false) },
+        )
         .await
 }

@@ -191,14 +191,17 @@ pub trait External<M: Managed>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send;
 
     /// Brings an existing resource to the spec; sends the password when
-    /// `creds.reset_due` (the Secret already holds it).
+    /// `creds.reset_due` (the Secret already holds it). By default `create`,
+    /// for a provider whose create is one idempotent sync.
     fn update(
         &self,
         obj: &M,
         seen: Self::Seen,
         creds: &Credentials,
         events: &mut Events,
-    ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send {
+        self.create(obj, seen, creds, events)
+    }
 
     /// Deletes the external resource; not an error when it is already gone
     /// or going.

@@ -308,23 +308,31 @@ pub async fn run<M, X>(
             by_secret,
         )
         .run(reconcile::<M, X>, error_policy::<M, X>, ctx.clone())
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(kind = M::KIND, name = %obj.name, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e @ Error::Waiting(_), obj)) => {
-                    tracing::debug!(kind = M::KIND, name = %obj.name, error = %e, "waiting")
-                }
-                Err(controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::warn!(kind = M::KIND, name = %obj.name, error = %e, "reconcile failed")
-                }
-                // A requeue for an object deleted meanwhile.
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(kind = M::KIND, name = %obj.name, "gone before its requeue")
-                }
-                Err(e) => tracing::warn!(kind = M::KIND, error = %e, "controller"),
-            }
-        });
+        .for_each(|result| async move { log(M::KIND, result, |e| matches!(e, Error::Waiting(_))) });
     futures::join!(objects_run, config::run::<M::Config, X>(client, ctx));
+}
+
+/// Logs one result of a controller of `kind`: failures as warnings, except
+/// those `waiting` says are a wait.
+pub fn log<K: Resource<DynamicType = ()>, E: std::fmt::Display>(
+    kind: &str,
+    result: Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>,
+    waiting: impl Fn(&E) -> bool,
+) {
+    match result {
+        Ok((obj, _)) => tracing::debug!(kind, name = %obj.name, "reconciled"),
+        Err(controller::Error::ReconcilerFailed(e, obj)) if waiting(&e) => {
+            tracing::debug!(kind, name = %obj.name, error = %e, "waiting")
+        }
+        Err(controller::Error::ReconcilerFailed(e, obj)) => {
+            tracing::warn!(kind, name = %obj.name, error = %e, "reconcile failed")
+        }
+        // A requeue for an object deleted meanwhile.
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(kind, name = %obj.name, "gone before its requeue")
+        }
+        Err(e) => tracing::warn!(kind, error = %e, "controller"),
+    }
 }
 
 pub fn error_policy<M: Managed, X: External<M>>(
