@@ -119,32 +119,25 @@ pub async fn apply(
 }
 
 fn object_name(object: &Value) -> String {
-    object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    render::field(object, "/metadata/name").to_string()
 }
 
 /// A composed object's own `Synced=False`, as `<Kind> <name>: <message>`.
 fn provider_error(obj: &Value) -> Option<String> {
+    let message = not_synced(obj)?;
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = render::field(obj, "/metadata/name");
+    Some(format!("{kind} {name}: {message}"))
+}
+
+/// The message of a composed object's `Synced=False` condition, if it has one.
+pub fn not_synced(obj: &Value) -> Option<&str> {
     let conditions = obj.pointer("/status/conditions")?.as_array()?;
     let synced = conditions
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))?;
-    if synced.get("status").and_then(Value::as_str) != Some("False") {
-        return None;
-    }
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let message = synced
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    Some(format!("{kind} {name}: {message}"))
+    let field = |f: &str| synced.get(f).and_then(Value::as_str);
+    (field("status") == Some("False")).then(|| field("message").unwrap_or_default())
 }
 
 /// Deletes composed objects the status lists and this pass did not apply

@@ -8,7 +8,7 @@ use super::Aws;
 use super::credentials::{self, ProfileError};
 use super::rds::{CredentialSource, Rds, Settings};
 use crate::api::aws::{CredentialsSource, ProviderConfig};
-use crate::api::common::ConfigStatus;
+
 use crate::provider::managed::config::{self, ConfigKind, Resolve};
 use crate::provider::managed::secret::value as secret_value;
 
@@ -69,16 +69,8 @@ pub enum ResolveError {
     },
     #[error("{what} \"{region}\" is not an AWS region: use a name like us-east-1")]
     Region { what: String, region: String },
-    #[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
-    Kube { config: String, source: kube::Error },
-}
-
-impl ResolveError {
-    /// For `map_err`: a failed read of `config` or its Secret.
-    fn kube(config: &str) -> impl FnOnce(kube::Error) -> Self {
-        let config = config.to_string();
-        move |source| ResolveError::Kube { config, source }
-    }
+    #[error(transparent)]
+    Kube(#[from] config::ReadError),
 }
 
 /// Checks an endpoint URL: `http://` or `https://`, a host, no spaces.
@@ -121,10 +113,7 @@ pub fn valid_region(region: &str) -> bool {
 
 /// Reads ProviderConfig `name` (and its Secret) and checks it.
 pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let pc = config::get::<ProviderConfig>(client, name)
-        .await
-        .map_err(ResolveError::kube(name))?
-        .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
+    let pc = config::get(client, name, ResolveError::NotFound).await?;
     resolve_config(client, &pc).await
 }
 
@@ -158,9 +147,8 @@ pub async fn resolve_config(
                 .secret_ref
                 .as_ref()
                 .ok_or_else(|| ResolveError::NoSecretRef(config.clone()))?;
-            let secret = config::secret(client, &r.namespace, &r.name)
-                .await
-                .map_err(ResolveError::kube(&config))?
+            let secret = config::secret(client, &config, &r.namespace, &r.name)
+                .await?
                 .ok_or_else(|| ResolveError::SecretNotFound {
                     config: config.clone(),
                     namespace: r.namespace.clone(),
@@ -229,10 +217,6 @@ pub async fn client(aws: &Aws, name: &str, region: Option<&str>) -> Result<Rds, 
 }
 
 impl ConfigKind for ProviderConfig {
-    fn config_status(&self) -> Option<&ConfigStatus> {
-        self.status.as_ref()
-    }
-
     fn uses_secret(&self, namespace: &str, name: &str) -> bool {
         self.spec
             .credentials

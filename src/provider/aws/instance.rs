@@ -56,7 +56,7 @@ impl ProviderError for Error {
 
     fn retry(&self) -> Retry {
         match self {
-            Error::Config(ResolveError::Kube { .. }) | Error::Annotate(_) => Retry::Backoff,
+            Error::Config(ResolveError::Kube(_)) | Error::Annotate(_) => Retry::Backoff,
             Error::Config(_)
             | Error::Invalid(_)
             | Error::Conflict(_)
@@ -225,12 +225,12 @@ impl External<RDSInstance> for Aws {
     async fn update(
         &self,
         obj: &RDSInstance,
-        seen: Seen,
+        Seen { rds, id, instance }: Seen,
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
-        let (rds, id) = (&seen.rds, seen.id.as_str());
-        let Some((observed, current_tags)) = seen.instance else {
+        let (rds, id) = (&rds, id.as_str());
+        let Some((observed, current_tags)) = instance else {
             return Err(Error::Invalid(format!("DB instance {id} was not observed")));
         };
         let spec = &obj.spec.for_provider;

@@ -28,7 +28,7 @@ use aws_sdk_rds::config::SharedHttpClient;
 use kube::Client;
 
 use crate::api::aws::{ProviderConfig, RDSInstance, RDSInstanceObservation};
-use crate::api::common::{ManagedSpec, ManagedStatus};
+use crate::api::common::ManagedSpec;
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
@@ -53,10 +53,6 @@ impl Managed for RDSInstance {
 
     fn managed(&self) -> &ManagedSpec {
         &self.spec.managed
-    }
-
-    fn managed_status(&self) -> Option<&ManagedStatus<RDSInstanceObservation>> {
-        self.status.as_ref()
     }
 }
 

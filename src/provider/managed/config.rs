@@ -10,6 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
+use kube::core::object::HasStatus;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -28,6 +29,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// A provider's ProviderConfig kind.
 pub trait ConfigKind:
     Resource<DynamicType = ()>
+    + HasStatus<Status = ConfigStatus>
     + Clone
     + std::fmt::Debug
     + DeserializeOwned
@@ -36,7 +38,6 @@ pub trait ConfigKind:
     + Sync
     + 'static
 {
-    fn config_status(&self) -> Option<&ConfigStatus>;
     /// Whether the config reads the Secret `namespace/name`.
     fn uses_secret(&self, namespace: &str, name: &str) -> bool;
 }
@@ -52,20 +53,42 @@ pub trait Resolve<C: ConfigKind>: Send + Sync + 'static {
     fn check(&self, pc: &C) -> impl Future<Output = Result<String, Self::Error>> + Send;
 }
 
-/// Reads ProviderConfig `name`, `None` when there is none.
-pub async fn get<C: ConfigKind>(client: &Client, name: &str) -> Result<Option<C>, kube::Error> {
-    Api::<C>::all(client.clone()).get_opt(name).await
+/// A ProviderConfig or its Secret could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
+pub struct ReadError {
+    pub config: String,
+    pub source: kube::Error,
 }
 
-/// Reads the Secret `namespace/name` a ProviderConfig refers to.
+/// Reads ProviderConfig `name`; `missing(name)` when there is none.
+pub async fn get<C: ConfigKind, E: From<ReadError>>(
+    client: &Client,
+    name: &str,
+    missing: impl FnOnce(String) -> E,
+) -> Result<C, E> {
+    let got = Api::<C>::all(client.clone()).get_opt(name).await;
+    let got = got.map_err(|source| ReadError {
+        config: name.to_string(),
+        source,
+    })?;
+    got.ok_or_else(|| missing(name.to_string()))
+}
+
+/// Reads the Secret `namespace/name` ProviderConfig `config` refers to.
 pub async fn secret(
     client: &Client,
+    config: &str,
     namespace: &str,
     name: &str,
-) -> Result<Option<Secret>, kube::Error> {
-    Api::<Secret>::namespaced(client.clone(), namespace)
+) -> Result<Option<Secret>, ReadError> {
+    let got = Api::<Secret>::namespaced(client.clone(), namespace)
         .get_opt(name)
-        .await
+        .await;
+    got.map_err(|source| ReadError {
+        config: config.to_string(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +121,7 @@ async fn reconcile<C: ConfigKind, X: Resolve<C>>(
     let span = tracing::info_span!("reconcile", kind = %format!("{}.{}", C::group(&()), C::kind(&())), name = %name);
     async move {
         let checked = ctx.external.check(&pc).await;
-        let old = pc.config_status().cloned().unwrap_or_default();
+        let old = pc.status().cloned().unwrap_or_default();
         let mut new = old.clone();
         let generation = pc.meta().generation;
         status::set_all(

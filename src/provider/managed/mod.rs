@@ -31,6 +31,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kube::Resource;
+use kube::core::object::HasStatus;
 use kube::runtime::events::{Event, EventType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,7 +42,15 @@ use crate::conditions::{Cond, SyncedReason};
 /// What the scaffold needs from a managed kind (RDSInstance, Database, …).
 /// The names it writes are here, one place per provider.
 pub trait Managed:
-    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize + Send + Sync + 'static
+    Resource<DynamicType = ()>
+    + HasStatus<Status = ManagedStatus<Self::Observation>>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
 {
     type Observation: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
     /// The provider's ProviderConfig kind.
@@ -65,7 +74,6 @@ pub trait Managed:
     const PASSWORD_PENDING: Option<&'static str> = None;
 
     fn managed(&self) -> &ManagedSpec;
-    fn managed_status(&self) -> Option<&ManagedStatus<Self::Observation>>;
 }
 
 /// How the scaffold reacts to a failure.

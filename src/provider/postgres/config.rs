@@ -6,7 +6,7 @@ use kube::{Client, ResourceExt};
 use super::Postgres;
 use super::server::{self, ConnectParams, ServerError, Tls};
 use super::tls::{TlsError, ca_certificates};
-use crate::api::common::{ConfigStatus, NamespacedRef};
+use crate::api::common::NamespacedRef;
 use crate::api::postgres::{ProviderConfig, SslMode};
 use crate::provider::managed::config::{self, ConfigKind, Resolve};
 use crate::provider::managed::secret::value as secret_value;
@@ -73,24 +73,13 @@ pub enum ResolveError {
     },
     #[error("ProviderConfig \"{config}\" has port {port}: use a port from 1 to 65535")]
     Port { config: String, port: i64 },
-    #[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
-    Kube { config: String, source: kube::Error },
-}
-
-impl ResolveError {
-    /// For `map_err`: a failed read of `config` or its Secret.
-    fn kube(config: &str) -> impl FnOnce(kube::Error) -> Self {
-        let config = config.to_string();
-        move |source| ResolveError::Kube { config, source }
-    }
+    #[error(transparent)]
+    Kube(#[from] config::ReadError),
 }
 
 /// Reads ProviderConfig `name` and its admin Secret.
 pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let pc = config::get::<ProviderConfig>(client, name)
-        .await
-        .map_err(ResolveError::kube(name))?
-        .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
+    let pc = config::get(client, name, ResolveError::NotFound).await?;
     resolve_config(client, &pc).await
 }
 
@@ -108,9 +97,8 @@ pub async fn resolve_config(
             config: config.clone(),
             port: pc.spec.port,
         })?;
-    let secret = config::secret(client, &r.namespace, &r.name)
-        .await
-        .map_err(ResolveError::kube(&config))?
+    let secret = config::secret(client, &config, &r.namespace, &r.name)
+        .await?
         .ok_or_else(|| ResolveError::SecretNotFound {
             config: config.clone(),
             namespace: r.namespace.clone(),
@@ -165,9 +153,8 @@ async fn read_cas(
     config: &str,
     r: &NamespacedRef,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ResolveError> {
-    let secret = config::secret(client, &r.namespace, &r.name)
-        .await
-        .map_err(ResolveError::kube(config))?
+    let secret = config::secret(client, config, &r.namespace, &r.name)
+        .await?
         .ok_or_else(|| ResolveError::CaSecretNotFound {
             config: config.to_string(),
             namespace: r.namespace.clone(),
@@ -198,10 +185,6 @@ pub enum Error {
 }
 
 impl ConfigKind for ProviderConfig {
-    fn config_status(&self) -> Option<&ConfigStatus> {
-        self.status.as_ref()
-    }
-
     fn uses_secret(&self, namespace: &str, name: &str) -> bool {
         std::iter::once(&self.spec.credentials_secret_ref)
             .chain(self.spec.ca_secret_ref.as_ref())

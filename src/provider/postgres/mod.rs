@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use kube::Client;
 use kube::runtime::reflector::Store;
 
-use crate::api::common::{ManagedSpec, ManagedStatus};
+use crate::api::common::ManagedSpec;
 use crate::api::postgres::{Database, DatabaseObservation, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
@@ -46,10 +46,6 @@ impl Managed for Database {
 
     fn managed(&self) -> &ManagedSpec {
         &self.spec.managed
-    }
-
-    fn managed_status(&self) -> Option<&ManagedStatus<DatabaseObservation>> {
-        self.status.as_ref()
     }
 }
 
