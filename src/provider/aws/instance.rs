@@ -71,12 +71,15 @@ impl ProviderError for Error {
     }
 }
 
+/// An instance as RDS describes it, and its tags.
+type Instance = (Observed, BTreeMap<String, String>);
+
 /// What observe found, for create or update.
 pub struct Seen {
     rds: Rds,
     id: String,
-    /// The instance and its tags, when it exists.
-    instance: Option<(Observed, BTreeMap<String, String>)>,
+    /// The instance, when it exists.
+    instance: Option<Instance>,
 }
 
 impl External<RDSInstance> for Aws {
@@ -98,21 +101,10 @@ impl External<RDSInstance> for Aws {
             )));
         }
         let (id, generated) = self.ensure_external_name(obj).await?;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let observed = rds.describe(&id).await.map_err(|f| Error::api(f, &rds))?;
-        let instance = match observed {
+        let (rds, instance) = self.look(obj, &id).await?;
+        let instance = match instance {
             None => None,
-            Some(o) => {
-                let tags = match &o.arn {
-                    Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, &rds))?,
-                    None => BTreeMap::new(),
-                };
-                let mut tags = tags;
+            Some((o, mut tags)) => {
                 match self.ownership(obj, &id, generated.as_deref(), &tags) {
                     Verdict::Ours => {}
                     Verdict::NotOurs(m) => return Err(Error::Conflict(m)),
@@ -381,19 +373,10 @@ impl External<RDSInstance> for Aws {
             return Ok(Deletion::Gone);
         };
         let spec = &obj.spec.for_provider;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+        let (rds, instance) = self.look(obj, id).await?;
+        let Some((o, tags)) = instance else {
             events.normal("DeletedInstance", format!("DB instance {id} is gone"));
             return Ok(Deletion::Gone);
-        };
-        let tags = match &o.arn {
-            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
-            None => BTreeMap::new(),
         };
         // Only what carries our mark (or an earlier dbclaim's instance of
         // this very object) is deleted; an adoption that never wrote the
@@ -534,6 +517,22 @@ impl Aws {
 }
 
 impl Aws {
+    /// The client of `obj`'s ProviderConfig, and the instance `id` with its
+    /// tags if it exists.
+    async fn look(&self, obj: &RDSInstance, id: &str) -> Result<(Rds, Option<Instance>), Error> {
+        let config_name = &obj.spec.managed.provider_config_ref.name;
+        let region = obj.spec.for_provider.region.as_deref();
+        let rds = config::client(self, config_name, region).await?;
+        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+            return Ok((rds, None));
+        };
+        let tags = match &o.arn {
+            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
+            None => BTreeMap::new(),
+        };
+        Ok((rds, Some((o, tags))))
+    }
+
     fn identity(&self, obj: &RDSInstance) -> Identity {
         Identity::of(&self.cluster_id, obj)
     }

@@ -42,7 +42,6 @@ pub use crate::contract::aws::{
 impl Managed for RDSInstance {
     type Observation = RDSInstanceObservation;
     type Config = ProviderConfig;
-    const KIND: &'static str = "RDSInstance";
     const CONTROLLER: &'static str = "rdsinstance";
     const REPORTER: &'static str = "dbclaim-aws-provider";
     const FINALIZER: &'static str = FINALIZER;

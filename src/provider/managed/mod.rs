@@ -55,8 +55,6 @@ pub trait Managed:
     type Observation: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
     /// The provider's ProviderConfig kind.
     type Config: config::ConfigKind;
-    /// For spans, backoff keys and messages.
-    const KIND: &'static str;
     /// The `controller` label of `dbclaim_reconcile_total`.
     const CONTROLLER: &'static str;
     /// The reporting controller of events.
@@ -164,13 +162,8 @@ impl Events {
     }
 
     pub fn push(&mut self, type_: EventType, reason: &str, note: String) {
-        self.0.push(Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        });
+        self.0
+            .push(crate::events::event(type_, reason, "Reconcile", note));
     }
 }
 

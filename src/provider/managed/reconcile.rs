@@ -308,7 +308,9 @@ pub async fn run<M, X>(
             by_secret,
         )
         .run(reconcile::<M, X>, error_policy::<M, X>, ctx.clone())
-        .for_each(|result| async move { log(M::KIND, result, |e| matches!(e, Error::Waiting(_))) });
+        .for_each(|result| async move {
+            log(&M::kind(&()), result, |e| matches!(e, Error::Waiting(_)))
+        });
     futures::join!(objects_run, config::run::<M::Config, X>(client, ctx));
 }
 
@@ -351,7 +353,7 @@ pub async fn reconcile<M: Managed, X: External<M>>(
     obj: Arc<M>,
     ctx: Arc<Context<X>>,
 ) -> Result<Action, Error<X::Error>> {
-    let span = tracing::info_span!("reconcile", kind = M::KIND, name = %obj.name_any());
+    let span = tracing::info_span!("reconcile", kind = %M::kind(&()), name = %obj.name_any());
     async move {
         let started = Instant::now();
         let key = backoff_key(obj.as_ref());

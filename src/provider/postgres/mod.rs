@@ -36,7 +36,6 @@ pub use crate::contract::postgres::{
 impl Managed for Database {
     type Observation = DatabaseObservation;
     type Config = ProviderConfig;
-    const KIND: &'static str = "Database";
     const CONTROLLER: &'static str = "database";
     const REPORTER: &'static str = "dbclaim-postgres-provider";
     const FINALIZER: &'static str = FINALIZER;
