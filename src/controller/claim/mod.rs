@@ -169,11 +169,5 @@ pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>)
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {
-    Event {
-        type_: EventType::Normal,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    }
+    crate::events::event(EventType::Normal, reason, action, note)
 }

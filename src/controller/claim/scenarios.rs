@@ -116,6 +116,24 @@ fn conditions(list: &[(&str, &str, &str)]) -> Value {
 }
 
 /// One pass of the claim reconcile against `script`; its error as text.
+/// A pass in `world()` on `claim`, whose Database is ready: its reads,
+/// then `rest`.
+async fn pass_ready(
+    claim: &DatabaseClaim,
+    rest: Vec<Expect>,
+) -> (Result<Action, String>, Transcript) {
+    let reads = [
+        get(DATABASE).returns(ready_database(claim)),
+        get(PROVIDER_SECRET).returns(provider_secret()),
+    ];
+    pass(
+        world(),
+        claim.clone(),
+        reads.into_iter().chain(rest).collect(),
+    )
+    .await
+}
+
 async fn pass(
     world: World,
     claim: DatabaseClaim,
@@ -198,12 +216,9 @@ async fn new_claim_composes_its_objects_and_reports_once() {
 #[tokio::test]
 async fn ready_database_publishes_the_connection_secret() {
     let claim = orders_db().finalized().with_status(creating_status());
-    let (result, _) = pass(
-        world(),
-        claim.clone(),
+    let (result, _) = pass_ready(
+        &claim,
         vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
             get(SECRET).not_found(),
             apply(SECRET)
                 .body(json!({"apiVersion": "v1", "kind": "Secret"}))
@@ -239,16 +254,8 @@ async fn ready_database_publishes_the_connection_secret() {
 #[tokio::test]
 async fn claim_at_rest_reads_and_writes_nothing() {
     let claim = orders_db().finalized().with_status(ready_status());
-    let (result, transcript) = pass(
-        world(),
-        claim.clone(),
-        vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
-            get(SECRET).returns(written_secret(&claim)),
-        ],
-    )
-    .await;
+    let (result, transcript) =
+        pass_ready(&claim, vec![get(SECRET).returns(written_secret(&claim))]).await;
     assert_eq!(result, Ok(Action::requeue(requeue::READY)));
     assert!(transcript.writes().is_empty(), "a claim at rest wrote");
 }
@@ -395,12 +402,9 @@ async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
 async fn foreign_secret_is_reported_and_left_alone() {
     let claim = orders_db().finalized().with_status(creating_status());
     let foreign = secret("orders-db-connection").data(&[("uri", "someone-elses")]);
-    let (result, transcript) = pass(
-        world(),
-        claim.clone(),
+    let (result, transcript) = pass_ready(
+        &claim,
         vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
             get(SECRET).returns(foreign),
             apply(CLAIM_STATUS)
                 .body(json!({"status": {"conditions": conditions(&[

@@ -212,12 +212,9 @@ pub fn events_for(
         out.push(normal("CompositionSelected", "SelectComposition", note));
     }
     out.extend(did);
-    let warning = |reason: &str, message: &str| Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(events::truncate(message, 1000)),
-        action: "Reconcile".into(),
-        secondary: None,
+    let warning = |reason: &str, message: &str| {
+        let note = events::truncate(message, 1000);
+        events::event(EventType::Warning, reason, "Reconcile", note)
     };
     let old_synced = conditions::find(&old.conditions, ConditionType::Synced);
     if let Some(s) = conditions::find(&new.conditions, ConditionType::Synced)
