@@ -19,6 +19,7 @@ pub mod operator;
 pub mod policy;
 pub mod provider;
 pub mod replacement;
+pub mod revision;
 pub mod selection;
 pub mod server;
 #[cfg(test)]
