@@ -245,7 +245,9 @@ pub fn build(
                 name: composition.into(),
                 uid: uid.into(),
                 controller: Some(true),
-                block_owner_deletion: Some(true),
+                // No blockOwnerDeletion: it would need update on
+                // compositions/finalizers, and nothing waits on revisions.
+                block_owner_deletion: None,
             },
         ]);
     }

@@ -67,7 +67,7 @@ fn crds_directory_matches_the_code() {
     }
     // The printed form holds every CRD too.
     let printed = text(&dbclaim(&["crds"]).stdout);
-    assert_eq!(printed.matches("kind: CustomResourceDefinition").count(), 7);
+    assert_eq!(printed.matches("kind: CustomResourceDefinition").count(), 8);
 }
 
 #[test]
