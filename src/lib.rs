@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod naming;
 pub mod operator;
 pub mod policy;
+pub mod preview;
 pub mod provider;
 pub mod replacement;
 pub mod revision;
