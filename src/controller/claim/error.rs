@@ -139,6 +139,8 @@ pub enum SelectError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Selection(#[from] selection::SelectError),
+    #[error(transparent)]
+    Revision(#[from] crate::revision::ChooseError),
     #[error("{0}")]
     Policy(String),
 }
@@ -226,6 +228,7 @@ impl PassError {
                 SyncedReason::ReconcileError
             }
             PassError::Select(SelectError::Selection(e)) => e.synced_reason(),
+            PassError::Select(SelectError::Revision(_)) => SyncedReason::CompositionNotFound,
             PassError::Replacement(blocked) => blocked.synced_reason(),
             PassError::Select(SelectError::Policy(_)) => SyncedReason::PolicyViolation,
             PassError::Composed(

@@ -126,6 +126,9 @@ fn next_status(
     if let Some(name) = pass.composition {
         new.composition = Some(NameRef { name });
     }
+    if let Some(revision) = pass.revision {
+        new.composition_revision = Some(revision);
+    }
     if let Some(Published { name: Some(s), .. }) = pass.secret {
         new.connection_secret_ref = Some(NameRef { name: s.clone() });
         new.binding = Some(NameRef { name: s });
