@@ -31,6 +31,12 @@ pub const PAUSED_ANNOTATION: &str = "dbclaim.io/paused";
 pub const APPLIED_HASH_ANNOTATION: &str = "dbclaim.io/applied-hash";
 /// `"true"` on a Composition: the default for its engines.
 pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
+/// On a claim, a new value rotates its credentials once, now. On composed
+/// objects dbclaim sets it to the claim's `status.credentials.rotatedAt`:
+/// a provider (and a `Generate` patch) rotates when it changes.
+pub const ROTATE_CREDENTIALS_ANNOTATION: &str = "dbclaim.io/rotate-credentials";
+/// On composed objects: the claim's `spec.credentials.graceMinutes`.
+pub const CREDENTIALS_GRACE_ANNOTATION: &str = "dbclaim.io/credentials-grace-minutes";
 /// `"true"` on a claim: a `compositionRef` move may delete the composed
 /// objects the new composition does not produce (refused otherwise).
 pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "dbclaim.io/allow-replacement";
