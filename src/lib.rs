@@ -1,7 +1,7 @@
 //! dbclaim: self-service databases for Kubernetes.
 //!
 //! Pure parts (`engine`, `naming`, `selection`, `replacement`, `policy`,
-//! `conditions`) do
+//! `conditions`, `rotation`) do
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod operator;
 pub mod policy;
 pub mod provider;
 pub mod replacement;
+pub mod rotation;
 pub mod selection;
 pub mod server;
 #[cfg(test)]

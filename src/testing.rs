@@ -431,6 +431,7 @@ impl World {
             metrics: Metrics::default(),
             finalized: Default::default(),
             status_writes: Default::default(),
+            rotations: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,
                 crate::controller::claim::requeue::BACKOFF_MAX,

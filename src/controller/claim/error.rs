@@ -212,6 +212,9 @@ pub enum PassError {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Recording the start of a credentials rotation.
+    #[error(transparent)]
+    Credentials(ApiError),
 }
 
 impl PassError {
@@ -229,7 +232,9 @@ impl PassError {
                     _ => SyncedReason::CompositionInvalid,
                 }
             }
-            PassError::Select(SelectError::Api(e)) | PassError::Secret(SecretError::Api(e)) => {
+            PassError::Select(SelectError::Api(e))
+            | PassError::Secret(SecretError::Api(e))
+            | PassError::Credentials(e) => {
                 e.refusal()?;
                 SyncedReason::ReconcileError
             }

@@ -1,0 +1,138 @@
+//! Credentials: starts a rotation when one is due (see [`crate::rotation`]).
+//! Starting one is a write of `status.credentials` before anything else of
+//! the pass, so a crash after it still leads the next pass to the same
+//! rotation (the token is on record), and a pass on a stale claim cache
+//! does not start a second one.
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tracing::info;
+
+use super::error::{PassError, failed};
+use super::select::Selected;
+use super::{Pass, normal};
+use crate::api::DatabaseClaim;
+use crate::api::claim::CredentialsStatus;
+use crate::conditions::{self, ConditionType};
+use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
+use crate::controller::context::Context;
+use crate::rotation;
+
+/// The claim as the rest of the pass sees it: with `status.credentials`
+/// of a rotation started now (or recently, if the cache lags).
+pub async fn prepare(
+    claim: &DatabaseClaim,
+    selected: &Selected,
+    ctx: &Context,
+    pass: &mut Pass,
+) -> Result<DatabaseClaim, PassError> {
+    let uid = claim.uid().unwrap_or_default();
+    let cached = claim.status.as_ref().and_then(|s| s.credentials.clone());
+    let old = newest(cached, ctx.rotations.get(&uid));
+    let days = rotation::effective_days(
+        claim.spec.credentials.as_ref(),
+        selected.policy.policies.iter().map(|p| p.as_ref()),
+    );
+    let ready = claim
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready));
+    let plan = rotation::plan(
+        Timestamp::now(),
+        claim.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        ready,
+        claim
+            .annotations()
+            .get(ROTATE_CREDENTIALS_ANNOTATION)
+            .map(String::as_str),
+        days,
+        old.as_ref(),
+    );
+    pass.rotation_due_in = plan.due_in;
+    let mut claim = claim.clone();
+    if let Some(why) = &plan.rotate {
+        let api: Api<DatabaseClaim> =
+            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        // A merge patch: an apply of this one field would drop the rest of
+        // the status this manager owns.
+        let patch = json!({"status": {"credentials": plan.status}});
+        api.patch_status(
+            &claim.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            PassError::Credentials(failed(
+                "record a rotation on",
+                format!("DatabaseClaim {}", claim.name_any()),
+            )(e))
+        })?;
+        if let Some(s) = &plan.status {
+            ctx.rotations.insert(&uid, s.clone());
+        }
+        info!(%why, "credentials rotation started");
+        pass.events.push(normal(
+            "RotatingCredentials",
+            "RotateCredentials",
+            format!("rotating the credentials: {why}"),
+        ));
+        pass.rotated = true;
+    }
+    if let Some(status) = &plan.status {
+        claim
+            .status
+            .get_or_insert_with(Default::default)
+            .credentials = Some(status.clone());
+    }
+    pass.credentials = plan.status;
+    Ok(claim)
+}
+
+/// The later of what the cache shows and what this operator wrote.
+fn newest(
+    cached: Option<CredentialsStatus>,
+    written: Option<CredentialsStatus>,
+) -> Option<CredentialsStatus> {
+    let at = |s: &Option<CredentialsStatus>| s.as_ref().and_then(|s| s.rotated_at.clone());
+    match (at(&cached), at(&written)) {
+        (_, None) => cached,
+        (Some(c), Some(w)) if c.0 >= w.0 => cached,
+        _ => written,
+    }
+}
+
+/// Whether the composition generates values (so a rotation changes them).
+pub fn generates(selected: &Selected) -> bool {
+    selected
+        .composition
+        .spec
+        .resources
+        .iter()
+        .flat_map(|r| &r.patches)
+        .any(|p| p.type_ == crate::api::composition::PatchType::Generate)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn at(s: i64) -> Option<CredentialsStatus> {
+        Some(CredentialsStatus {
+            rotated_at: Some(Time(Timestamp::from_second(s).unwrap_or_default())),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_stale_cache_does_not_hide_a_rotation_started() {
+        assert_eq!(newest(at(1), at(2)), at(2));
+        assert_eq!(newest(at(3), at(2)), at(3));
+        assert_eq!(newest(None, at(2)), at(2));
+        assert_eq!(newest(at(1), None), at(1));
+    }
+}
