@@ -7,6 +7,7 @@
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 use tracing::info;
 
@@ -52,6 +53,15 @@ pub async fn prepare(
     );
     pass.rotation_due_in = plan.due_in;
     let mut claim = claim.clone();
+    let mut plan = plan;
+    // What rotates: `Generate` values, and the passwords of dbclaim's own
+    // providers (shared PostgreSQL, RDS). A rotation nothing would carry
+    // out (another kind without a `Generate` patch) is acknowledged (the
+    // request, the next scheduled time) and reported, never recorded as done.
+    let unsupported = plan.rotate.is_some() && !generates(selected) && !rotates_database(selected);
+    if unsupported && let Some(s) = plan.status.as_mut() {
+        s.rotated_at = old.as_ref().and_then(|o| o.rotated_at.clone());
+    }
     if let Some(why) = &plan.rotate {
         let api: Api<DatabaseClaim> =
             Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
@@ -73,13 +83,28 @@ pub async fn prepare(
         if let Some(s) = &plan.status {
             ctx.rotations.insert(&uid, s.clone());
         }
-        info!(%why, "credentials rotation started");
-        pass.events.push(normal(
-            "RotatingCredentials",
-            "RotateCredentials",
-            format!("rotating the credentials: {why}"),
-        ));
-        pass.rotated = true;
+        if unsupported {
+            ctx.metrics.credential_rotation("composition", false);
+            pass.events.push(Event {
+                type_: EventType::Warning,
+                reason: "RotationNotSupported".into(),
+                note: Some(format!(
+                    "credentials not rotated ({why}): composition {} has no Generate patch and \
+                     no shared PostgreSQL Database or RDSInstance, whose providers rotate; the credentials stay as they are",
+                    selected.name()
+                )),
+                action: "RotateCredentials".into(),
+                secondary: None,
+            });
+        } else {
+            info!(%why, "credentials rotation started");
+            pass.events.push(normal(
+                "RotatingCredentials",
+                "RotateCredentials",
+                format!("rotating the credentials: {why}"),
+            ));
+            pass.rotated = true;
+        }
     }
     if let Some(status) = &plan.status {
         claim
@@ -113,6 +138,22 @@ pub fn generates(selected: &Selected) -> bool {
         .iter()
         .flat_map(|r| &r.patches)
         .any(|p| p.type_ == crate::api::composition::PatchType::Generate)
+}
+
+/// Whether the composition composes a managed resource whose provider
+/// rotates its password: a shared PostgreSQL `Database`, an `RDSInstance`.
+fn rotates_database(selected: &Selected) -> bool {
+    selected.composition.spec.resources.iter().any(|r| {
+        let field = |f: &str| r.base.get(f).and_then(serde_json::Value::as_str);
+        let group = field("apiVersion")
+            .and_then(|v| v.split_once('/'))
+            .map(|(g, _)| g);
+        matches!(
+            (group, field("kind")),
+            (Some("postgres.dbclaim.io"), Some("Database"))
+                | (Some("aws.dbclaim.io"), Some("RDSInstance"))
+        )
+    })
 }
 
 #[cfg(test)]
