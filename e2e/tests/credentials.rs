@@ -392,3 +392,156 @@ async fn shared_postgres_rotates_three_times_with_no_failed_connection() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_rotation_sends_one_new_password_and_the_secret_follows_only_after_aws_accepted() {
+    use crate::support::faultproxy::{Effect, Rule};
+    let _lock = crate::support::operator::exclusive().await;
+    let w = crate::aws::World::start("creds-rds", "default").await;
+    crate::aws::apply_aws_compositions();
+    let ns = w.ns().to_string();
+    kubectl_apply(&crate::aws::aws_claim(&ns, "app", "postgres", ""));
+    wait_ready(&ns, "app").await;
+    let (_, old, _) = connection(&ns, "app").await;
+    assert!(!old.is_empty());
+    let id = dbclaim::naming::composed_name(&ns, "app", "instance");
+    let sent_passwords = || {
+        w.proxy
+            .requests("ModifyDBInstance", Some(&id))
+            .into_iter()
+            .filter_map(|l| {
+                let pw = l.params.get("MasterUserPassword")?.clone();
+                Some((pw, l.injected.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(sent_passwords().is_empty());
+
+    // RDS throttles the first two tries: the old password stays meanwhile.
+    w.proxy.add(
+        Rule::new("ModifyDBInstance", Effect::Throttle)
+            .for_instance(&id)
+            .times(2),
+    );
+    annotate(&ns, "app", "rds-1");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let new = loop {
+        let (_, now, _) = connection(&ns, "app").await;
+        let sent = sent_passwords();
+        if now != old {
+            // Changed only once a forwarded (accepted) call carried it.
+            assert!(
+                sent.iter()
+                    .any(|(pw, injected)| *pw == now && injected.is_none()),
+                "the Secret changed before RDS accepted the password"
+            );
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rotation within 90 s; sent: {}",
+            sent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sent = sent_passwords();
+    let throttled = sent.iter().filter(|(_, i)| i.is_some()).count();
+    let accepted: Vec<_> = sent.iter().filter(|(_, i)| i.is_none()).collect();
+    assert_eq!(throttled, 2, "{sent:?}");
+    assert_eq!(accepted.len(), 1, "exactly one accepted ModifyDBInstance");
+    // Every retry carried the same new password, recorded before the first try.
+    assert!(sent.iter().all(|(pw, _)| *pw == new));
+    assert_ne!(new, old);
+    // At rest: no further password change, the claim's uri follows.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(sent_passwords().len(), 3);
+    let (_, now, uri) = connection(&ns, "app").await;
+    assert_eq!(now, new);
+    assert!(uri.contains(&new));
+    let rotated = get_claim(&ns, "app")
+        .await
+        .and_then(|c| c.status)
+        .and_then(|s| s.credentials)
+        .and_then(|c| c.last_request);
+    assert_eq!(rotated.as_deref(), Some("rds-1"));
+    kubectl_ok(["delete", "dbc", "app", "-n", &ns, "--timeout=90s"]);
+}
+
+/// The provider's connection Secret of the claim's Database: (username, password).
+async fn provider_credentials(ns: &str, claim: &str) -> (String, String) {
+    let api: Api<Secret> = Api::namespaced(
+        support::kube_client().await,
+        crate::support::operator::OPERATOR_NAMESPACE,
+    );
+    let selector = format!(
+        "postgres.dbclaim.io/database,dbclaim.io/claim-name={claim},dbclaim.io/claim-namespace={ns}"
+    );
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let s = list.items.into_iter().next().unwrap_or_default();
+    let get = |k: &str| {
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default()
+    };
+    (get("username"), get("password"))
+}
+
+#[tokio::test]
+async fn a_sigkill_at_any_point_of_a_postgres_rotation_leaves_working_credentials() {
+    let _lock = crate::support::operator::exclusive().await;
+    let pg = crate::support::Postgres::start();
+    crate::claims::setup_shared_postgres(&pg);
+    let ns = TestNamespace::new("creds-kill");
+    let ns = ns.name();
+    let mut op = Operator::start();
+    let claim = "kill";
+    kubectl_apply(&claim_yaml(ns, claim, "  credentials: {graceMinutes: 0}\n"));
+    wait_ready(ns, claim).await;
+    let database = format!("{ns}_{claim}");
+    let logs_in = |user: String, password: String| {
+        let uri = format!(
+            "postgresql://{user}:{password}@{}:{}/{database}",
+            pg.host, pg.port
+        );
+        async move { login_with(&uri).await == Ok(()) }
+    };
+    // Kills at growing delays after the request land between different
+    // steps (recorded, password set, switched, previous login refused).
+    for (round, delay_ms) in [0u64, 100, 250, 500, 1000, 2000].into_iter().enumerate() {
+        let (user_before, _) = provider_credentials(ns, claim).await;
+        annotate(ns, claim, &format!("kill-{round}"));
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        op.kill();
+        let (user, password) = provider_credentials(ns, claim).await;
+        assert!(
+            logs_in(user.clone(), password).await,
+            "round {round} (kill after {delay_ms} ms): the Secret's credentials for {user} do not log in"
+        );
+        op.restart(&[]);
+        // The rotation completes: the Secret names the other login, which
+        // logs in, and the claim's Secret follows.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let (user, password) = provider_credentials(ns, claim).await;
+            let (claim_user, claim_password, _) = connection(ns, claim).await;
+            if user != user_before
+                && claim_user == user
+                && claim_password == password
+                && logs_in(user.clone(), password.clone()).await
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the rotation did not complete after the restart ({user_before} → {user})"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    kubectl_ok(["delete", "dbc", claim, "-n", ns, "--timeout=60s"]);
+}
