@@ -4,7 +4,7 @@
 //! rotation (the token is on record), and a pass on a stale claim cache
 //! does not start a second one.
 
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
@@ -20,6 +20,11 @@ use crate::conditions::{self, ConditionType};
 use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
 use crate::controller::context::Context;
 use crate::rotation;
+
+/// How long after a rotation started the claim polls for its Secret to
+/// follow, and how often.
+const FOLLOW_WINDOW_SECS: i64 = 15 * 60;
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The claim as the rest of the pass sees it: with `status.credentials`
 /// of a rotation started now (or recently, if the cache lags).
@@ -52,6 +57,22 @@ pub async fn prepare(
         old.as_ref(),
     );
     pass.rotation_due_in = plan.due_in;
+    // A provider's connection Secret does not wake its claim, and a
+    // provider's switch need not change its object: while a rotation is
+    // recent, look again soon so the claim's Secret follows within seconds.
+    let started = plan
+        .status
+        .as_ref()
+        .and_then(|s| s.rotated_at.as_ref())
+        .map(|t| t.0);
+    if let Some(t) = started
+        && Timestamp::now().duration_since(t) < SignedDuration::from_secs(FOLLOW_WINDOW_SECS)
+    {
+        pass.rotation_due_in = Some(
+            pass.rotation_due_in
+                .map_or(FOLLOW_POLL, |d| d.min(FOLLOW_POLL)),
+        );
+    }
     let mut claim = claim.clone();
     let mut plan = plan;
     // What rotates: `Generate` values, and the passwords of dbclaim's own
