@@ -102,7 +102,15 @@ pub fn plan(
     let mut status = old_status.clone();
     let next = match &why {
         Some(w) => {
-            status.rotated_at = Some(Time(now));
+            // The time is the token composed objects rotate on: two
+            // rotations within one second must still differ.
+            let at = match &old_status.rotated_at {
+                Some(t) if t.0 >= now => {
+                    t.0.checked_add(SignedDuration::from_secs(1)).unwrap_or(now)
+                }
+                _ => now,
+            };
+            status.rotated_at = Some(Time(at));
             if let Why::Requested(v) = w {
                 status.last_request = Some(v.clone());
             }
@@ -223,6 +231,9 @@ mod tests {
         );
         assert_eq!(p.rotate, None);
         assert_eq!(p.status.as_ref(), Some(&status));
+        // Within the same second as the last one: still a new token.
+        let again = plan(t(100), Some(t(0)), true, Some("other"), None, Some(&status));
+        assert_eq!(again.status.and_then(|s| s.rotated_at), Some(Time(t(101))));
         // A new one: once more.
         let p = plan(
             t(300),
