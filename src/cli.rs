@@ -241,6 +241,7 @@ pub fn render(
         composition: &composition.spec,
         observed: &observed,
         scope: &engine::builtin_scope,
+        generator: engine::Generator::Placeholder,
     };
     let rendered = engine::render(&req).map_err(|e| CliError::Render(e.to_string()))?;
     // As `crossplane render` does: the claim first, with the status the

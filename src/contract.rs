@@ -33,6 +33,12 @@ pub const PAUSED_ANNOTATION: &str = "dbclaim.io/paused";
 pub const APPLIED_HASH_ANNOTATION: &str = "dbclaim.io/applied-hash";
 /// `"true"` on a Composition: the default for its engines.
 pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
+/// On a claim, a new value rotates its credentials once, now. On composed
+/// objects dbclaim sets it to the claim's `status.credentials.rotatedAt`:
+/// a provider (and a `Generate` patch) rotates when it changes.
+pub const ROTATE_CREDENTIALS_ANNOTATION: &str = "dbclaim.io/rotate-credentials";
+/// On composed objects: the claim's `spec.credentials.graceMinutes`.
+pub const CREDENTIALS_GRACE_ANNOTATION: &str = "dbclaim.io/credentials-grace-minutes";
 /// `"true"` on a claim: a `compositionRef` move may delete the composed
 /// objects the new composition does not produce (refused otherwise).
 pub const ALLOW_REPLACEMENT_ANNOTATION: &str = "dbclaim.io/allow-replacement";
@@ -64,6 +70,14 @@ pub mod aws {
     pub const INSTANCE_ANNOTATION: &str = "aws.dbclaim.io/rdsinstance";
     /// On a connection Secret whose password is not yet the instance's.
     pub const PASSWORD_PENDING_ANNOTATION: &str = "aws.dbclaim.io/password-reset-pending";
+    /// Field manager of the rotation state on connection Secrets.
+    pub const ROTATION_MANAGER: &str = "dbclaim-aws-rotation";
+    /// On connection Secrets: the token of the last rotation completed.
+    pub const ROTATION_DONE_ANNOTATION: &str = "aws.dbclaim.io/rotation-done";
+    /// On connection Secrets: a rotation under way, its new password under
+    /// the key `pending-password` until RDS accepted it.
+    pub const PENDING_TOKEN_ANNOTATION: &str = "aws.dbclaim.io/pending-token";
+    pub const PENDING_PASSWORD_KEY: &str = "pending-password";
     /// The tag on every instance dbclaim creates: the name of the
     /// RDSInstance object that manages it.
     pub const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
@@ -80,4 +94,17 @@ pub mod postgres {
     /// Start of the `COMMENT ON ROLE/DATABASE` marking what dbclaim created;
     /// the mark (`<cluster-id>/<object uid>`) follows.
     pub const OWNER_COMMENT_PREFIX: &str = "dbclaim:owner=";
+    /// Field manager of the rotation state on connection Secrets (apart
+    /// from the scaffold's, whose applies would drop it).
+    pub const ROTATION_MANAGER: &str = "dbclaim-postgres-rotation";
+    /// On connection Secrets: the token of the last rotation completed.
+    pub const ROTATION_DONE_ANNOTATION: &str = "postgres.dbclaim.io/rotation-done";
+    /// On connection Secrets: a rotation under way (its token and login);
+    /// its password is under the key `pending-password`.
+    pub const PENDING_TOKEN_ANNOTATION: &str = "postgres.dbclaim.io/pending-token";
+    pub const PENDING_LOGIN_ANNOTATION: &str = "postgres.dbclaim.io/pending-login";
+    pub const PENDING_PASSWORD_KEY: &str = "pending-password";
+    /// On connection Secrets: the previous login and when it is refused.
+    pub const RETIRING_LOGIN_ANNOTATION: &str = "postgres.dbclaim.io/retiring-login";
+    pub const RETIRING_AFTER_ANNOTATION: &str = "postgres.dbclaim.io/retiring-after";
 }

@@ -1,7 +1,7 @@
 //! dbclaim: self-service databases for Kubernetes.
 //!
 //! Pure parts (`engine`, `naming`, `selection`, `replacement`, `policy`,
-//! `conditions`) do
+//! `conditions`, `rotation`) do
 //! no I/O; the controller, providers and servers sit at the edges.
 
 pub mod api;
@@ -21,6 +21,7 @@ pub mod preview;
 pub mod provider;
 pub mod replacement;
 pub mod revision;
+pub mod rotation;
 pub mod selection;
 pub mod server;
 #[cfg(test)]

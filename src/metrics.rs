@@ -28,6 +28,12 @@ struct ReadyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RotationLabels {
+    provider: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KubeRequestLabels {
     verb: String,
     resource: String,
@@ -50,6 +56,7 @@ pub struct Metrics {
     provider_requests: Family<ProviderLabels, Counter>,
     kube_requests: Family<KubeRequestLabels, Counter>,
     orphaned_objects: Gauge,
+    credential_rotations: Family<RotationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,8 +99,15 @@ impl Default for Metrics {
             "Composed objects whose claim no longer exists, as the collector last saw them",
             orphaned_objects.clone(),
         );
+        let credential_rotations = Family::<RotationLabels, Counter>::default();
+        registry.register(
+            "credential_rotations",
+            "Credential rotations by provider and result",
+            credential_rotations.clone(),
+        );
         Self {
             registry: Arc::new(registry),
+            credential_rotations,
             reconcile_total,
             reconcile_duration,
             claims,
@@ -136,6 +150,18 @@ impl Metrics {
     /// Orphans seen by the collector's last pass.
     pub fn set_orphaned_objects(&self, n: i64) {
         self.orphaned_objects.set(n);
+    }
+
+    /// Counts one credentials rotation of `provider` (postgres, aws, or
+    /// composition for `Generate` values).
+    pub fn credential_rotation(&self, provider: &str, ok: bool) {
+        let result = if ok { "success" } else { "error" };
+        self.credential_rotations
+            .get_or_create(&RotationLabels {
+                provider: provider.into(),
+                result: result.into(),
+            })
+            .inc();
     }
 
     pub fn provider_request(&self, provider: &str, operation: &str, ok: bool) {

@@ -243,6 +243,7 @@ pub fn applied(claim: &DatabaseClaim, composition: &Composition, resource: &str)
         composition: &composition.spec,
         observed: &observed,
         scope: &engine::builtin_scope,
+        generator: engine::Generator::Random,
     };
     let rendered = engine::render(&request).unwrap_or_else(|e| panic!("render: {e}"));
     let object = rendered
@@ -437,6 +438,7 @@ impl World {
             metrics: Metrics::default(),
             finalized: Default::default(),
             status_writes: Default::default(),
+            rotations: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,
                 crate::controller::claim::requeue::BACKOFF_MAX,

@@ -32,7 +32,7 @@ pub(crate) struct World {
     op: Operator,
     pc: String,
     ns: TestNamespace,
-    proxy: FaultProxy,
+    pub(crate) proxy: FaultProxy,
     /// aws-sdk-rds straight to moto (not through the proxy), for assertions.
     rds: aws_sdk_rds::Client,
     _moto: Moto,

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -101,6 +101,9 @@ pub struct DatabaseClaimSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "bounded_revision_ref")]
     pub composition_revision_ref: Option<NameRef>,
+    /// Rotation of the database credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsSpec>,
 }
 
 /// How a claim follows its composition's revisions.
@@ -118,6 +121,39 @@ pub enum UpdatePolicy {
 pub struct RevisionRef {
     pub name: String,
     pub revision: i64,
+}
+
+/// How the claim's credentials rotate (see the README, "Credentials").
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSpec {
+    /// Rotate the password every this many days; a ClaimPolicy's
+    /// `credentialRotationDays` may ask for more often. Never when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub rotation_days: Option<i64>,
+    /// How long the previous login keeps working after a rotation
+    /// (shared PostgreSQL); default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10080))]
+    pub grace_minutes: Option<i64>,
+}
+
+/// The last rotation of the claim's credentials and the next one due.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsStatus {
+    /// When the last rotation started; composed objects carry it in the
+    /// annotation `dbclaim.io/rotate-credentials`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Time>,
+    /// When the schedule rotates next; unset without a schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_at: Option<Time>,
+    /// The value of the claim's annotation `dbclaim.io/rotate-credentials`
+    /// last acted on: a new value rotates once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_request: Option<String>,
 }
 
 /// The claim's connection Secret: a name the API server accepts for a
@@ -314,6 +350,9 @@ pub struct DatabaseClaimStatus {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "any_map")]
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// Rotation of the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsStatus>,
 }
 
 /// One composed resource of a claim.

@@ -65,6 +65,9 @@ pub enum PatchType {
     ToClaimFieldPath,
     CombineFromClaim,
     CombineToClaim,
+    /// Fills `toFieldPath` with a value from a CSPRNG once per composed
+    /// object; later renders keep the observed value until a rotation.
+    Generate,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -82,6 +85,33 @@ pub struct Patch {
     pub transforms: Vec<Transform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PatchPolicy>,
+    /// What a `Generate` patch generates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GenerateSpec>,
+}
+
+/// A generated value: `{type: Password, length: 32}`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenerateSpec {
+    #[serde(default, rename = "type")]
+    pub type_: GenerateType,
+    /// Characters; default 32.
+    #[serde(default = "default_generate_length")]
+    #[schemars(range(min = 8, max = 256))]
+    pub length: i64,
+}
+
+fn default_generate_length() -> i64 {
+    32
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum GenerateType {
+    /// Letters and digits (`[A-Za-z0-9]`): no escaping needed in a URI,
+    /// a shell or a connection string.
+    #[default]
+    Password,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

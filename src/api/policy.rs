@@ -56,6 +56,11 @@ pub struct ClaimPolicySpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 64))]
     pub parameters: BTreeMap<String, ParameterLimit>,
+    /// Claims here rotate their credentials at least this often (days); a
+    /// claim's own `spec.credentials.rotationDays` may be shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub credential_rotation_days: Option<i64>,
 }
 
 /// What values a claim parameter may take.

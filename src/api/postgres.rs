@@ -78,6 +78,10 @@ pub struct DatabaseObservation {
     pub database_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_name: Option<String>,
+    /// The login the connection Secret names: the role itself, or after a
+    /// password rotation one of its two logins `<role>_1`, `<role>_2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

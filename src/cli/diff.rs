@@ -137,6 +137,8 @@ fn render(
         composition: spec,
         observed,
         scope,
+        // Never a fresh secret in a preview.
+        generator: engine::Generator::Placeholder,
     };
     let rendered = engine::render(&request).map_err(|e| e.to_string())?;
     Ok(rendered

@@ -38,6 +38,9 @@ pub struct Context {
     pub finalized: Finalized,
     /// Status writes the claim cache may not show yet.
     pub status_writes: StatusWrites,
+    /// `status.credentials` of rotations started, which the claim cache may
+    /// not show yet (so a pass on a stale claim does not rotate twice).
+    pub rotations: Recent<crate::api::claim::CredentialsStatus>,
     /// Transient failures in a row, by claim uid.
     pub backoff: crate::backoff::Backoff,
 }

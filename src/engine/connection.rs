@@ -99,7 +99,14 @@ pub fn extract(
     for d in details {
         let value = match source(d).map_err(|e| (d.name.clone(), e))? {
             Source::Value(v) => Some(v.as_bytes().to_vec()),
-            Source::SecretKey(k) => observed.and_then(|o| o.connection.get(k)).cloned(),
+            // A composed Secret publishes its own keys.
+            Source::SecretKey(k) => observed.and_then(|o| {
+                o.connection.get(k).cloned().or_else(|| {
+                    o.object
+                        .as_ref()
+                        .and_then(|obj| super::generate::secret_key(obj, k))
+                })
+            }),
             Source::Field(p) => observed
                 .and_then(|o| o.object.as_ref())
                 .and_then(|obj| p.get(obj).ok().flatten())

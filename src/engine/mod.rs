@@ -24,6 +24,9 @@
 //!   patch can read `status.outputs.*` in the same render.
 //! - A connection key with an empty value counts as missing for the claim's
 //!   Secret; a claim without a namespace renders as in `default`.
+//! - `Generate` patches (not in Crossplane) fill a field with a CSPRNG
+//!   value kept across renders ([`generate`]), and `fromConnectionSecretKey`
+//!   on a composed `v1 Secret` reads that Secret's own keys.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +37,7 @@ use crate::api::{CompositionSpec, DatabaseClaim};
 pub mod connection;
 mod error;
 pub mod fieldpath;
+pub mod generate;
 pub mod gofmt;
 pub mod patch;
 pub mod quantity;
@@ -50,6 +54,7 @@ mod render_tests;
 pub use connection::{ConnectionSecret, REQUIRED_KEYS, connection_secret, secret_type};
 pub use error::{EngineError, ResourceError};
 pub use fieldpath::FieldPath;
+pub use generate::Generator;
 pub use render::render;
 pub use scope::builtin_scope;
 pub use validate::{Problem, validate};
@@ -78,6 +83,9 @@ pub struct RenderRequest<'a> {
     pub observed: &'a BTreeMap<String, Observed>,
     /// Scope of a kind, from discovery in the cluster or a table offline.
     pub scope: &'a dyn Fn(&str, &str) -> Scope,
+    /// Values of `Generate` patches: random in the cluster, placeholders
+    /// offline.
+    pub generator: Generator,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -55,6 +55,14 @@ pub enum PatchError {
     #[error("combine format {fmt:?}: {error}")]
     Combine { fmt: String, error: FmtError },
     #[error(
+        "generate.length {0} is out of range: use {min} to {max} characters",
+        min = super::generate::MIN_LENGTH,
+        max = super::generate::MAX_LENGTH
+    )]
+    GenerateLength(i64),
+    #[error("a Generate patch reads nothing: remove fromFieldPath, combine and transforms")]
+    GenerateReads,
+    #[error(
         "{patch_type} may only write status.outputs.<key> of the claim, not {path} \
          (dbclaim never writes a claim's spec or metadata)"
     )]
@@ -79,6 +87,7 @@ pub fn type_name(t: PatchType) -> &'static str {
         PatchType::ToClaimFieldPath => "ToClaimFieldPath",
         PatchType::CombineFromClaim => "CombineFromClaim",
         PatchType::CombineToClaim => "CombineToClaim",
+        PatchType::Generate => "Generate",
     }
 }
 
@@ -101,7 +110,9 @@ fn is_combine(p: &Patch) -> bool {
 /// `combine(metadata.namespace, metadata.name) → spec.forProvider.tags.name`.
 pub fn summary(p: &Patch) -> String {
     let to = to_path_text(p).unwrap_or("?");
-    if is_combine(p) {
+    if p.type_ == PatchType::Generate {
+        format!("generate → {to}")
+    } else if is_combine(p) {
         let vars: Vec<&str> = match &p.combine {
             Some(c) => c
                 .variables
@@ -242,7 +253,7 @@ fn write(path: &FieldPath, target: &mut Value, value: Value) -> Result<(), Patch
 /// Applies a FromClaim or CombineFromClaim patch from the claim source to the
 /// desired composed object. Other patch types are left alone.
 pub fn apply_from_claim(p: &Patch, claim: &Value, target: &mut Value) -> Result<(), PatchError> {
-    if is_to_claim(p) {
+    if is_to_claim(p) || p.type_ == PatchType::Generate {
         return Ok(());
     }
     // Check the target before reading, so a bad toFieldPath is reported even

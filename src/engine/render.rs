@@ -6,16 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use super::error::{EngineError, ResourceError};
+use super::generate;
 use super::patch::{self, apply_from_claim, apply_to_claim, claim_source};
 use super::readiness;
 use super::scope::is_core_secret;
 use super::value::kind_of;
 use super::{ComposedResource, RenderRequest, Rendered, Scope, connection};
 use crate::api::DeletionPolicy;
-use crate::api::composition::ComposedTemplate;
+use crate::api::composition::{ComposedTemplate, PatchType};
 use crate::contract::{
-    LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_CLAIM_UID, LABEL_COMPOSITION,
-    LABEL_DELETION_POLICY, LABEL_RESOURCE,
+    CREDENTIALS_GRACE_ANNOTATION, LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_CLAIM_UID,
+    LABEL_COMPOSITION, LABEL_DELETION_POLICY, LABEL_RESOURCE, ROTATE_CREDENTIALS_ANNOTATION,
 };
 use crate::naming;
 
@@ -80,6 +81,7 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
         req,
         claim_name,
         namespace,
+        token: generate::claim_token(claim),
     };
     let mut rendered = Rendered {
         outputs,
@@ -149,6 +151,8 @@ struct Ctx<'a> {
     req: &'a RenderRequest<'a>,
     claim_name: &'a str,
     namespace: &'a str,
+    /// The claim's rotation token, set on every composed object.
+    token: Option<String>,
 }
 
 fn patch_error(t: &ComposedTemplate, index: usize, error: patch::PatchError) -> EngineError {
@@ -177,8 +181,23 @@ fn compose(
         }));
     }
     let mut obj = t.base.clone();
+    let observed = ctx
+        .req
+        .observed
+        .get(&t.name)
+        .and_then(|o| o.object.as_ref());
+    // A rotation is due for this object when the claim's token is not the
+    // one it carries (applied together with the values, so a crash between
+    // the two cannot happen).
+    let rotate = observed.is_some_and(|o| generate::object_token(o) != ctx.token.as_deref());
     for (index, p) in t.patches.iter().enumerate() {
-        apply_from_claim(p, source, &mut obj).map_err(|error| patch_error(t, index, error))?;
+        let result = match p.type_ {
+            PatchType::Generate => {
+                generate::apply(p, observed, rotate, ctx.req.generator, &mut obj)
+            }
+            _ => apply_from_claim(p, source, &mut obj),
+        };
+        result.map_err(|error| patch_error(t, index, error))?;
     }
     let scope = finalize(ctx, t, &mut obj).map_err(resource_err)?;
     Ok((obj, scope))
@@ -285,6 +304,8 @@ fn finalize(ctx: &Ctx<'_>, t: &ComposedTemplate, obj: &mut Value) -> Result<Scop
         );
     }
 
+    annotate_credentials(ctx, meta)?;
+
     // Owner references are dbclaim's to set: one to the claim for namespaced
     // objects, none for cluster-scoped ones (Kubernetes forbids a namespaced
     // owner there).
@@ -327,4 +348,45 @@ fn finalize(ctx: &Ctx<'_>, t: &ComposedTemplate, obj: &mut Value) -> Result<Scop
         }
     }
     Ok(scope)
+}
+
+/// The claim's rotation token and grace period, for providers and
+/// `Generate` patches: only when the claim has them, so objects of claims
+/// that never rotate are rendered as before.
+fn annotate_credentials(ctx: &Ctx<'_>, meta: &mut Map<String, Value>) -> Result<(), ResourceError> {
+    let grace = ctx
+        .req
+        .claim
+        .spec
+        .credentials
+        .as_ref()
+        .and_then(|c| c.grace_minutes);
+    if ctx.token.is_none() && grace.is_none() {
+        return Ok(());
+    }
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if annotations.is_null() {
+        *annotations = Value::Object(Map::new());
+    }
+    let Value::Object(annotations) = annotations else {
+        return Err(ResourceError::NotAnObject {
+            field: "metadata.annotations",
+            found: kind_of(annotations),
+        });
+    };
+    if let Some(token) = &ctx.token {
+        annotations.insert(
+            ROTATE_CREDENTIALS_ANNOTATION.into(),
+            Value::String(token.clone()),
+        );
+    }
+    if let Some(grace) = grace {
+        annotations.insert(
+            CREDENTIALS_GRACE_ANNOTATION.into(),
+            Value::String(grace.to_string()),
+        );
+    }
+    Ok(())
 }

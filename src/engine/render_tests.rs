@@ -89,6 +89,7 @@ fn render_with(
         composition: comp,
         observed,
         scope: &builtin_scope,
+        generator: crate::engine::Generator::Random,
     })
 }
 
@@ -346,6 +347,7 @@ fn namespaced_objects_stay_in_the_claims_namespace() {
         composition: &comp,
         observed: &BTreeMap::new(),
         scope: &|_: &str, _: &str| Scope::Cluster,
+        generator: crate::engine::Generator::Random,
     })
     .unwrap_err();
     assert!(
@@ -768,4 +770,135 @@ fn deletion_policy_and_uid_are_recorded_on_every_object() {
     let labels = &out.resources[0].object["metadata"]["labels"];
     assert_eq!(labels["dbclaim.io/deletion-policy"], "Delete");
     assert!(labels.get("dbclaim.io/claim-uid").is_none(), "{labels}");
+}
+
+fn generated_composition() -> CompositionSpec {
+    serde_json::from_value(json!({
+        "engines": ["postgres"],
+        "resources": [{
+            "name": "password",
+            "base": {"apiVersion": "v1", "kind": "Secret", "stringData": {"username": "app"}},
+            "patches": [{"type": "Generate", "generate": {"type": "Password", "length": 32},
+                         "toFieldPath": "stringData.password"}],
+            "readinessChecks": [{"type": "None"}],
+            "connectionDetails": [
+                {"name": "username", "fromConnectionSecretKey": "username"},
+                {"name": "password", "fromConnectionSecretKey": "password"}
+            ]
+        }]
+    }))
+    .unwrap()
+}
+
+/// The Secret as the API server stores what `desired` asked for.
+fn stored(desired: &Value) -> BTreeMap<String, Observed> {
+    let object = crate::engine::generate::as_stored(desired);
+    BTreeMap::from([(
+        "password".to_string(),
+        Observed {
+            object: Some(object),
+            connection: BTreeMap::new(),
+        },
+    )])
+}
+
+fn with_rotation(mut c: DatabaseClaim, at: i64) -> DatabaseClaim {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let status = c.status.get_or_insert_with(Default::default);
+    status.credentials = Some(crate::api::claim::CredentialsStatus {
+        rotated_at: Some(Time(
+            k8s_openapi::jiff::Timestamp::from_second(at).unwrap_or_default(),
+        )),
+        ..Default::default()
+    });
+    c
+}
+
+#[test]
+fn generated_values_are_kept_and_change_once_per_rotation() {
+    let comp = generated_composition();
+    let claim = orders_claim();
+    let first = render_with(&claim, &comp, &BTreeMap::new()).unwrap();
+    let object = &first.resources[0].object;
+    let password = object["stringData"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 32);
+    // No rotation asked: no annotation, the object renders as before.
+    assert!(object.pointer("/metadata/annotations").is_none());
+
+    // Re-renders over what was stored keep it, and publish the Secret's own keys.
+    let observed = stored(object);
+    for _ in 0..3 {
+        let again = render_with(&claim, &comp, &observed).unwrap();
+        assert_eq!(again.resources[0].object, *object);
+        assert_eq!(
+            again.connection.get("password").map(Vec::as_slice),
+            Some(password.as_bytes())
+        );
+        assert_eq!(
+            again.connection.get("username").map(Vec::as_slice),
+            Some(&b"app"[..])
+        );
+    }
+
+    // A rotation (a new token) makes one new value, carried with the token.
+    let rotated_claim = with_rotation(claim, 1_800_000_000);
+    let rotated = render_with(&rotated_claim, &comp, &observed).unwrap();
+    let object2 = &rotated.resources[0].object;
+    let password2 = object2["stringData"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(password2, password);
+    assert_eq!(
+        object2
+            .pointer("/metadata/annotations/dbclaim.io~1rotate-credentials")
+            .and_then(Value::as_str),
+        Some("2027-01-15T08:00:00Z")
+    );
+    // ... and keeps it from then on.
+    let observed2 = stored(object2);
+    let again = render_with(&rotated_claim, &comp, &observed2).unwrap();
+    assert_eq!(again.resources[0].object, *object2);
+}
+
+#[test]
+fn offline_renders_never_show_a_generated_or_observed_value() {
+    let comp = generated_composition();
+    let claim = orders_claim();
+    let desired = render_with(&claim, &comp, &BTreeMap::new()).unwrap();
+    let secret = desired.resources[0].object["stringData"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offline = render(&RenderRequest {
+        claim: &claim,
+        composition_name: "c",
+        composition: &comp,
+        observed: &stored(&desired.resources[0].object),
+        scope: &builtin_scope,
+        generator: crate::engine::Generator::Placeholder,
+    })
+    .unwrap();
+    let text = offline.resources[0].object.to_string();
+    assert!(!text.contains(&secret));
+    assert!(text.contains("(generated Password, 32 characters)"));
+}
+
+#[test]
+fn the_grace_period_is_handed_to_composed_objects() {
+    let mut claim = orders_claim();
+    claim.spec.credentials = Some(crate::api::claim::CredentialsSpec {
+        rotation_days: Some(30),
+        grace_minutes: Some(2),
+    });
+    let out = render_with(&claim, &rds_composition(), &BTreeMap::new()).unwrap();
+    assert_eq!(
+        out.resources[0]
+            .object
+            .pointer("/metadata/annotations/dbclaim.io~1credentials-grace-minutes"),
+        Some(&json!("2"))
+    );
 }

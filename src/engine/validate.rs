@@ -284,6 +284,13 @@ impl Validator {
     }
 
     fn patch(&mut self, r: &str, i: usize, p: &Patch) {
+        if p.type_ == PatchType::Generate {
+            match super::generate::check(p) {
+                Ok(_) => self.target(r, i, p),
+                Err(e) => self.add(r, Some(i), e.to_string()),
+            }
+            return;
+        }
         let to_claim = is_to_claim(p);
         let combine = matches!(
             p.type_,

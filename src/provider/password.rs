@@ -10,11 +10,16 @@ pub const LENGTH: usize = 32;
 /// thread-local CSPRNG (ChaCha, seeded and reseeded from the OS). The charset
 /// needs no escaping in a URI, a shell or a connection string.
 pub fn generate() -> String {
+    generate_len(LENGTH)
+}
+
+/// `length` characters from `[A-Za-z0-9]`, as [`generate`].
+pub fn generate_len(length: usize) -> String {
     let mut rng = rand::rng();
     assert_crypto(&rng);
     (&mut rng)
         .sample_iter(Alphanumeric)
-        .take(LENGTH)
+        .take(length)
         .map(char::from)
         .collect()
 }

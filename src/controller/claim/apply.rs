@@ -198,7 +198,8 @@ fn with_applied_hash(mut object: Value) -> Value {
 fn needs_apply(desired: &Value, current: Option<&Value>) -> bool {
     match current {
         None => true,
-        Some(current) => !is_subset(desired, current),
+        // A Secret's stringData is stored in data: compare it there.
+        Some(current) => !is_subset(&crate::engine::generate::as_stored(desired), current),
     }
 }
 

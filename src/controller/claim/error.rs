@@ -206,6 +206,9 @@ pub enum PassError {
     Replacement(#[from] crate::replacement::Blocked),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Recording the start of a credentials rotation.
+    #[error(transparent)]
+    Credentials(ApiError),
 }
 
 impl PassError {
@@ -223,7 +226,9 @@ impl PassError {
                     _ => SyncedReason::CompositionInvalid,
                 }
             }
-            PassError::Select(SelectError::Api(e)) | PassError::Secret(SecretError::Api(e)) => {
+            PassError::Select(SelectError::Api(e))
+            | PassError::Secret(SecretError::Api(e))
+            | PassError::Credentials(e) => {
                 e.refusal()?;
                 SyncedReason::ReconcileError
             }

@@ -8,6 +8,7 @@
 
 mod apply;
 mod cleanup;
+mod credentials;
 pub mod error;
 mod observe;
 mod render;
@@ -67,6 +68,12 @@ pub struct Pass {
     secret: Option<secret::Published>,
     /// What the stages did, announced with the status.
     events: Vec<Event>,
+    /// `status.credentials` as this pass leaves it.
+    credentials: Option<crate::api::claim::CredentialsStatus>,
+    /// A rotation started in this pass.
+    rotated: bool,
+    /// When the rotation schedule is due next.
+    rotation_due_in: Option<std::time::Duration>,
 }
 
 /// The stages in order; each failure stops the pass where it happened.
@@ -80,6 +87,7 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.composition = Some(recorded.unwrap_or_else(|| selected.name()));
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
+    let claim = &credentials::prepare(claim, &selected, ctx, pass).await?;
     let mut observed = observe::observe(claim, &selected, ctx).await?;
     // Connection Secrets are read from where the rendered objects name
     // them, never the observed ones (a tenant may edit those): render once
@@ -97,6 +105,10 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.revision = selected.revision.clone();
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;
     pass.secret = Some(published);
+    if pass.rotated && credentials::generates(&selected) {
+        // The new values are applied (the providers count their own).
+        ctx.metrics.credential_rotation("composition", true);
+    }
     Ok(())
 }
 

@@ -29,6 +29,7 @@ pub fn render(
         composition: &selected.composition.spec,
         observed: &observed.objects,
         scope: &scope_of,
+        generator: engine::Generator::Random,
     };
     engine::render(&request).map_err(|error| RenderError {
         composition,

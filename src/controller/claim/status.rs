@@ -50,6 +50,10 @@ pub async fn report(
         true => requeue::READY,
         false => requeue::NOT_DONE,
     });
+    // Wake for the scheduled rotation.
+    let after = pass
+        .rotation_due_in
+        .map_or(after, |d| after.min(d + std::time::Duration::from_secs(1)));
     debug!(ready = ready.status, synced = synced.status, reason = synced.reason.as_str(), message = %ready.message, "claim reconciled");
     write(claim, ctx, pass, synced, ready).await?;
     Ok(Action::requeue(after))
@@ -128,6 +132,9 @@ fn next_status(
     }
     if let Some(revision) = pass.revision {
         new.composition_revision = Some(revision);
+    }
+    if pass.credentials.is_some() {
+        new.credentials = pass.credentials;
     }
     if let Some(Published { name: Some(s), .. }) = pass.secret {
         new.connection_secret_ref = Some(NameRef { name: s.clone() });

@@ -98,6 +98,7 @@ pub fn run(
         metrics: metrics.clone(),
         finalized: Default::default(),
         status_writes: Default::default(),
+        rotations: Default::default(),
         backoff: crate::backoff::Backoff::new(
             super::requeue::BACKOFF_MIN,
             super::requeue::BACKOFF_MAX,

@@ -161,7 +161,7 @@ fn patch_problems() {
         ),
         (
             json!({"fromFieldPath": "spec.sizee", "toFieldPath": "x"}),
-            "fromFieldPath spec.sizee does not exist on a DatabaseClaim (spec has: compositionRef, compositionRevisionRef, compositionSelector, compositionUpdatePolicy, databaseName, deletionPolicy, engine, parameters, size, storageGB, version, writeConnectionSecretToRef)",
+            "fromFieldPath spec.sizee does not exist on a DatabaseClaim (spec has: compositionRef, compositionRevisionRef, compositionSelector, compositionUpdatePolicy, credentials, databaseName, deletionPolicy, engine, parameters, size, storageGB, version, writeConnectionSecretToRef)",
         ),
         (
             json!({"fromFieldPath": "specs.size", "toFieldPath": "x"}),
@@ -427,5 +427,34 @@ fn connection_detail_names_must_be_secret_keys() {
             format!("resource \"r\": connection detail \"..\": {bad}"),
             format!("resource \"r\": connection detail \"\": {bad}"),
         ]
+    );
+}
+
+#[test]
+fn generate_patches_are_checked() {
+    let problems = with_patches(json!([
+        {"type": "Generate", "generate": {"type": "Password", "length": 32}, "toFieldPath": "spec.forProvider.password"},
+        {"type": "Generate", "generate": {"length": 2}, "toFieldPath": "spec.forProvider.password"},
+        {"type": "Generate", "generate": {}, "fromFieldPath": "spec.size", "toFieldPath": "x"},
+        {"type": "Generate", "toFieldPath": "x"},
+        {"type": "Generate", "generate": {}, "toFieldPath": "metadata.namespace"}
+    ]));
+    let t = texts(&problems);
+    assert_eq!(t.len(), 4, "{t:#?}");
+    assert!(
+        t[0].contains("patch 1") && t[0].contains("length 2 is out of range"),
+        "{t:#?}"
+    );
+    assert!(
+        t[1].contains("patch 2") && t[1].contains("reads nothing"),
+        "{t:#?}"
+    );
+    assert!(
+        t[2].contains("patch 3") && t[2].contains("needs \"generate\""),
+        "{t:#?}"
+    );
+    assert!(
+        t[3].contains("patch 4") && t[3].contains("metadata.namespace"),
+        "{t:#?}"
     );
 }

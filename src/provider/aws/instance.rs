@@ -12,9 +12,10 @@ use super::diff::{self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed};
 use super::errors::{self, ApiFailure, Class};
 use super::rds::{CreateInput, Rds};
 use super::status::{self, POLL_TRANSITIONAL, Phase};
-use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, validate};
+use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, rotate, validate};
 use crate::api::aws::{Endpoint, RDSInstance, RDSInstanceObservation};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
+use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
 use crate::provider::managed::ownership::{Claim, Identity, Verdict, decide, set_by_person};
 use crate::provider::managed::{
     Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
@@ -37,6 +38,12 @@ pub enum Error {
     Annotate(#[source] kube::Error),
     #[error("{0}")]
     DeletionProtected(String),
+    #[error("cannot record the master password rotation in Secret {secret}: {source}")]
+    RotationSecret {
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -56,7 +63,9 @@ impl ProviderError for Error {
 
     fn retry(&self) -> Retry {
         match self {
-            Error::Config(ResolveError::Kube(_)) | Error::Annotate(_) => Retry::Backoff,
+            Error::Config(ResolveError::Kube(_))
+            | Error::Annotate(_)
+            | Error::RotationSecret { .. } => Retry::Backoff,
             Error::Config(_)
             | Error::Invalid(_)
             | Error::Conflict(_)
@@ -261,10 +270,29 @@ impl External<RDSInstance> for Aws {
         }
 
         let reset_due = creds.reset_due;
+        // A rotation: its new password recorded before the call that sends
+        // it (a crash resends the same), the Secret's own kept until RDS
+        // accepted the new one.
+        let secret = format!("{}/{}", creds.secret.0, creds.secret.1);
+        let record = |source| Error::RotationSecret {
+            secret: secret.clone(),
+            source,
+        };
+        let mut rotation = rotate::read(creds.existing.as_ref());
+        let want = obj.annotations().get(ROTATE_CREDENTIALS_ANNOTATION);
+        if let Some(token) = rotate::to_start(&rotation, want.map(String::as_str)) {
+            rotation.pending = Some((token.to_string(), password::generate()));
+            rotate::write(&self.client, &creds.secret, &rotation, None)
+                .await
+                .map_err(record)?;
+        }
+        let rotating = rotation.pending.clone();
+        let reset_due = reset_due || rotating.is_some();
         let drift = diff::diff(spec, &observed);
         let mut latest = observed.clone();
         let mut modified = false;
         let mut password_sent = false;
+        let mut switched: Option<String> = None;
         let mut waiting: Option<String> = None;
         let plan: Option<Modification> = if assessment.can_modify {
             (!drift.modify.is_empty() || reset_due).then(|| drift.modify.clone())
@@ -279,7 +307,10 @@ impl External<RDSInstance> for Aws {
                 if !what.is_empty() {
                     what.push_str(", ");
                 }
-                what.push_str("master password reset");
+                what.push_str(match rotating {
+                    Some(_) => "master password rotation",
+                    None => "master password reset",
+                });
             }
             waiting = Some(format!(
                 "waiting to apply {what} until the instance is available"
@@ -287,9 +318,17 @@ impl External<RDSInstance> for Aws {
         }
         if let Some(m) = plan {
             let send_password = reset_due && assessment.can_modify;
-            let result = rds
-                .modify(id, &m, send_password.then_some(creds.password.as_str()))
-                .await;
+            let sent = match &rotating {
+                Some((_, new)) => new.as_str(),
+                None => creds.password.as_str(),
+            };
+            let result = rds.modify(id, &m, send_password.then_some(sent)).await;
+            if rotating.is_some() && send_password {
+                let busy = matches!(&result, Err(f) if errors::classify(f) == Class::InvalidState);
+                if !busy {
+                    self.metrics.credential_rotation("aws", result.is_ok());
+                }
+            }
             match result {
                 Ok(after) => {
                     modified = true;
@@ -307,10 +346,26 @@ impl External<RDSInstance> for Aws {
                     if send_password {
                         password_sent = true;
                         let (ns, name) = &creds.secret;
-                        events.normal(
-                            "PasswordReset",
-                            format!("reset the master password of DB instance {id} to the one in Secret {ns}/{name}"),
-                        );
+                        if let Some((token, new)) = &rotating {
+                            // RDS accepted it: now the Secret's.
+                            let state = rotate::State {
+                                done: Some(token.clone()),
+                                pending: None,
+                            };
+                            rotate::write(&self.client, &creds.secret, &state, Some(new))
+                                .await
+                                .map_err(record)?;
+                            switched = Some(new.clone());
+                            events.normal(
+                                "RotatedPassword",
+                                format!("rotated the master password of DB instance {id}; Secret {ns}/{name} holds the new one"),
+                            );
+                        } else {
+                            events.normal(
+                                "PasswordReset",
+                                format!("reset the master password of DB instance {id} to the one in Secret {ns}/{name}"),
+                            );
+                        }
                     }
                 }
                 Err(f) if errors::classify(&f) == Class::InvalidState => {
@@ -368,12 +423,16 @@ impl External<RDSInstance> for Aws {
         } else {
             assessment.poll
         };
+        let mut connection = connection(obj, Some(&latest));
+        if let Some(new) = switched {
+            connection.insert("password".to_string(), new);
+        }
         Ok(Synced {
             observation: observation(&latest),
             ready: Cond::ready(assessment.ready, assessment.reason, ready_message),
             synced,
             requeue,
-            connection: connection(obj, Some(&latest)),
+            connection,
             password_sent,
         })
     }

@@ -18,6 +18,7 @@ pub mod identifier;
 pub mod instance;
 pub mod password;
 pub mod rds;
+pub mod rotate;
 pub mod status;
 pub mod validate;
 

@@ -124,6 +124,9 @@ pub struct Credentials {
     pub secret: (String, String),
     /// The Secret's resourceVersion after it was made current.
     pub secret_version: Option<String>,
+    /// The Secret as it is before the call (a provider that rotates keeps
+    /// its state there).
+    pub existing: Option<k8s_openapi::api::core::v1::Secret>,
 }
 
 /// What a successful create or update decided.
@@ -133,7 +136,9 @@ pub struct Synced<O> {
     pub ready: Cond,
     pub synced: Cond,
     pub requeue: Duration,
-    /// Connection details after the call, over those of observe.
+    /// Connection details after the call, over those of observe. A
+    /// `password` here replaces the Secret's: a provider that rotated
+    /// returns the new `username` and `password` together.
     pub connection: Connection,
     /// The password of [`Credentials`] was sent (a due reset is done).
     pub password_sent: bool,

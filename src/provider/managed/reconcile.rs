@@ -193,6 +193,7 @@ where
         reset_due,
         secret: target.clone(),
         secret_version: current.as_ref().and_then(|s| s.resource_version()),
+        existing: current.clone(),
     };
     let synced = if observed.exists {
         ext.update(obj, observed.seen, &creds, events).await
@@ -202,11 +203,14 @@ where
     .map_err(Error::Provider)?;
     let mut connection: Connection = observed.connection;
     connection.extend(synced.connection.clone());
+    let password = connection
+        .remove("password")
+        .unwrap_or_else(|| creds.password.clone());
     let after = secret::desired(
         obj,
         &target,
         current.as_ref(),
-        &creds.password,
+        &password,
         &connection,
         pending && !synced.password_sent,
     );

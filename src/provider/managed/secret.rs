@@ -14,8 +14,9 @@ use crate::contract::OWNER_UID_ANNOTATION;
 use crate::provider::password;
 
 /// Keys a provider wrote before and may not know on a later pass (the host
-/// of an instance being re-created): kept rather than dropped.
-const KEEP: [&str; 3] = ["host", "endpoint", "port"];
+/// of an instance being re-created, the login a rotation switched to and
+/// that only the provider's update names): kept rather than dropped.
+const KEEP: [&str; 4] = ["host", "endpoint", "port", "username"];
 
 /// The claim labels copied to the Secret, so `kubectl get secret -l` finds
 /// it from the claim.
@@ -228,4 +229,53 @@ pub async fn delete<M: Managed>(
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(("delete", e)),
     }
+}
+
+/// Applies a provider's rotation state (annotations and keys) to its
+/// connection Secret as `manager`, a field manager apart from the
+/// scaffold's so the scaffold's applies keep it; what `annotations` and
+/// `data` leave out of an earlier apply of `manager` is removed.
+pub async fn apply_rotation_state(
+    client: &kube::Client,
+    (namespace, name): &(String, String),
+    manager: &str,
+    annotations: BTreeMap<String, String>,
+    data: BTreeMap<String, String>,
+) -> Result<(), kube::Error> {
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "data": data
+            .into_iter()
+            .map(|(k, v)| (k, ByteString(v.into_bytes())))
+            .collect::<BTreeMap<_, _>>(),
+    });
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &kube::api::PatchParams::apply(manager).force(),
+            &kube::api::Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
+}
+
+/// A text key of a Secret, if set and not empty.
+pub fn text(secret: Option<&Secret>, key: &str) -> Option<String> {
+    let v = secret?.data.as_ref()?.get(key)?;
+    String::from_utf8(v.0.clone())
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// An annotation of a Secret, if set and not empty.
+pub fn annotation(secret: Option<&Secret>, key: &str) -> Option<String> {
+    secret?
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .cloned()
+        .filter(|s| !s.is_empty())
 }

@@ -8,18 +8,25 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
 use super::Postgres;
 use super::config::{self, ResolveError, Resolved};
+use super::logins::{self, Logins, Step as Step2};
 use super::plan::{self, Desired, Step};
+use super::rotate;
 use super::server::{self, ServerError};
 use crate::api::postgres::{Database, DatabaseObservation};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
-use crate::contract::EXTERNAL_NAME_ANNOTATION;
+use crate::contract::{
+    CREDENTIALS_GRACE_ANNOTATION, EXTERNAL_NAME_ANNOTATION, ROTATE_CREDENTIALS_ANNOTATION,
+};
 use crate::provider::managed::ownership::{Claim, Identity, set_by_person};
 use crate::provider::managed::secret;
 use crate::provider::managed::{
     Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
 };
+use crate::rotation::DEFAULT_GRACE_MINUTES;
 use k8s_openapi::api::core::v1::Secret;
 
 /// How often a healthy Database is compared with the server again.
@@ -48,6 +55,12 @@ pub enum Error {
     /// Role or database exists and is not this Database's.
     #[error("{0}")]
     NotOurs(String),
+    #[error("cannot record the password rotation in Secret {secret}: {source}")]
+    RotationSecret {
+        secret: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -73,9 +86,10 @@ impl ProviderError for Error {
         match self {
             Error::Server(ServerError::NotOurs(_)) => SyncedReason::ReconcileError,
             Error::Config(_) | Error::Server(_) | Error::Timeout => SyncedReason::ProviderError,
-            Error::Invalid(_) | Error::NameTaken { .. } | Error::NotOurs(_) => {
-                SyncedReason::ReconcileError
-            }
+            Error::Invalid(_)
+            | Error::NameTaken { .. }
+            | Error::NotOurs(_)
+            | Error::RotationSecret { .. } => SyncedReason::ReconcileError,
         }
     }
 
@@ -144,10 +158,13 @@ impl External<Database> for Postgres {
             creds.secret_version.is_some() && verified.get(&uid) == creds.secret_version.as_ref()
         };
         let desired = desired(db, self.identity(db), claim);
-        let (params, password) = (&resolved.params, &creds.password);
+        let name = &db.spec.for_provider.database_name;
+        let (logins, pending_password) = rotate::read(creds.existing.as_ref(), name);
+        let (params, password, login) = (&resolved.params, &creds.password, &logins.current);
+        let d = &desired;
         let report = self
             .with_admin(&resolved, "SyncDatabase", |admin| async move {
-                server::sync_database(&admin, params, &desired, password, known_good).await
+                server::sync_database_as(&admin, params, d, login, password, known_good).await
             })
             .await?;
         if report.password_verified
@@ -158,7 +175,6 @@ impl External<Database> for Postgres {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(uid, rv.clone());
         }
-        let name = &db.spec.for_provider.database_name;
         for step in &report.steps {
             let reason = match step {
                 Step::CreateRole => "CreatedRole",
@@ -181,10 +197,22 @@ impl External<Database> for Postgres {
                 format!("created extension \"{ext}\" in database \"{name}\""),
             );
         }
+        let (connection, requeue) = self
+            .rotate(
+                db,
+                &resolved,
+                &desired,
+                creds,
+                logins,
+                pending_password,
+                events,
+            )
+            .await?;
         Ok(Synced {
             observation: DatabaseObservation {
                 database_name: Some(name.clone()),
                 role_name: Some(name.clone()),
+                login: connection.get("username").cloned(),
                 connection_limit: Some(report.connection_limit),
                 extensions: report.extensions.clone(),
             },
@@ -194,8 +222,8 @@ impl External<Database> for Postgres {
                 format!("database \"{name}\" is available"),
             ),
             synced: Cond::synced(true, SyncedReason::ReconcileSuccess, ""),
-            requeue: RESYNC,
-            connection: Connection::new(),
+            requeue,
+            connection,
             password_sent: report.password_verified,
         })
     }
@@ -241,6 +269,127 @@ impl External<Database> for Postgres {
 }
 
 impl Postgres {
+    /// The two-login rotation (see [`logins`]): the steps due now, each
+    /// recorded in the Secret before the next. Returns the connection
+    /// details to publish (the login, and the password after a switch) and
+    /// when to look again.
+    #[allow(clippy::too_many_arguments)]
+    async fn rotate(
+        &self,
+        db: &Database,
+        resolved: &Resolved,
+        desired: &Desired,
+        creds: &Credentials,
+        mut logins: Logins,
+        mut pending_password: Option<String>,
+        events: &mut Events,
+    ) -> Result<(Connection, Duration), Error> {
+        let name = desired.name.clone();
+        let want = db.annotations().get(ROTATE_CREDENTIALS_ANNOTATION).cloned();
+        let grace = db
+            .annotations()
+            .get(CREDENTIALS_GRACE_ANNOTATION)
+            .and_then(|g| g.parse::<i64>().ok())
+            .filter(|g| *g >= 0)
+            .unwrap_or(DEFAULT_GRACE_MINUTES);
+        let grace = SignedDuration::from_mins(grace);
+        let secret = format!("{}/{}", creds.secret.0, creds.secret.1);
+        let record = |e| Error::RotationSecret {
+            secret: secret.clone(),
+            source: e,
+        };
+        let mut connection = Connection::new();
+        let mut requeue = RESYNC;
+        // At most one rotation and one disable per pass.
+        for _ in 0..4 {
+            let now = Timestamp::now();
+            let step = logins::next(&name, &logins, want.as_deref(), now, grace);
+            let next = logins::after(&logins, &step);
+            match &step {
+                Step2::Idle => break,
+                Step2::WaitUntil(at) => {
+                    let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+                    requeue = requeue.min(wait + Duration::from_secs(1));
+                    break;
+                }
+                Step2::Prepare { login, .. } => {
+                    // Recorded before the server has it: a crash from here
+                    // on finds it and finishes the same rotation.
+                    let password = crate::provider::password::generate();
+                    rotate::write(&self.client, &creds.secret, &next, Some(&password), None)
+                        .await
+                        .map_err(record)?;
+                    tracing::info!(database = %name, login = %login, "password rotation prepared");
+                    pending_password = Some(password);
+                }
+                Step2::SetPasswordAndSwitch {
+                    login, retiring, ..
+                } => {
+                    let Some(password) = pending_password.take() else {
+                        // The recorded password is gone (a hand edit): start over.
+                        let reset = Logins {
+                            pending: None,
+                            ..logins.clone()
+                        };
+                        rotate::write(&self.client, &creds.secret, &reset, None, None)
+                            .await
+                            .map_err(record)?;
+                        logins = reset;
+                        continue;
+                    };
+                    let (l, p) = (login.clone(), password.clone());
+                    let result = self
+                        .with_admin(resolved, "RotatePassword", |admin| async move {
+                            server::ensure_login(&admin, desired, &l, &p).await
+                        })
+                        .await;
+                    if let Err(e) = result {
+                        self.metrics.credential_rotation("postgres", false);
+                        return Err(e);
+                    }
+                    // username and password switch together, with the state.
+                    rotate::write(
+                        &self.client,
+                        &creds.secret,
+                        &next,
+                        None,
+                        Some((login, &password)),
+                    )
+                    .await
+                    .map_err(record)?;
+                    self.metrics.credential_rotation("postgres", true);
+                    events.normal(
+                        "RotatedPassword",
+                        format!(
+                            "database \"{name}\" now logs in as \"{login}\" with a new password; \
+                             \"{}\" is refused after {} minute(s)",
+                            retiring.login,
+                            grace.as_mins()
+                        ),
+                    );
+                    connection.insert("password".to_string(), password);
+                }
+                Step2::Disable { login } => {
+                    let l = login.clone();
+                    self.with_admin(resolved, "DisableLogin", |admin| async move {
+                        server::disable_login(&admin, desired, &l).await
+                    })
+                    .await?;
+                    rotate::write(&self.client, &creds.secret, &next, None, None)
+                        .await
+                        .map_err(record)?;
+                    events.normal(
+                        "DisabledLogin",
+                        format!("the previous login \"{login}\" of database \"{name}\" is refused from now on"),
+                    );
+                }
+            }
+            logins = next;
+        }
+        connection.insert("username".to_string(), logins.current.clone());
+        Ok((connection, requeue))
+    }
+
     /// Runs `op` on the cached admin connection of `resolved`, within
     /// [`SERVER_TIMEOUT`], dropping the connection if it broke; counted as
     /// `operation` in `dbclaim_provider_requests_total`.
@@ -388,8 +537,9 @@ pub fn adoption(db: &Database) -> Result<Claim, String> {
 pub fn connection(db: &Database, resolved: &Resolved) -> Connection {
     let database = &db.spec.for_provider.database_name;
     let host = &resolved.params.host;
+    // The username is the update's to say: the login the Secret names
+    // (see `logins`), kept meanwhile.
     [
-        ("username", database.clone()),
         ("host", host.clone()),
         ("endpoint", host.clone()),
         ("port", resolved.params.port.to_string()),
@@ -483,7 +633,6 @@ mod tests {
             ("endpoint", "pg.example"),
             ("host", "pg.example"),
             ("port", "5432"),
-            ("username", "orders"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

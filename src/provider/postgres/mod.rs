@@ -9,7 +9,9 @@
 
 pub mod config;
 pub mod database;
+pub mod logins;
 pub mod plan;
+pub mod rotate;
 pub mod server;
 pub mod sql;
 mod tls;

@@ -151,6 +151,7 @@ async fn sql_layer_against_real_postgres() {
     connection_limit(&admin, &params).await;
     extensions(&admin, &params).await;
     password_drift(&admin, &params).await;
+    two_logins(&admin, &params).await;
     isolation(&admin, &params).await;
     drop_with_open_session(&admin, &params).await;
     orphan_and_adopt(&admin, &params).await;
@@ -317,6 +318,90 @@ async fn password_drift(admin: &Client, params: &ConnectParams) {
         .await
         .expect("quiet");
     assert!(!r.password_reset && r.steps.is_empty());
+}
+
+/// The two-login rotation's server side: logins act as the group, so
+/// what one creates the other uses; a previous login is refused; the
+/// sync keeps the current login's password and leaves the group refused.
+async fn two_logins(admin: &Client, params: &ConnectParams) {
+    let d = desired("app_rot", -1, &[]);
+    server::sync_database(admin, params, &d, "pw-rot", false)
+        .await
+        .expect("create");
+    server::ensure_login(admin, &d, "app_rot_1", "pw-1")
+        .await
+        .expect("first login");
+    let one = server::connect(&params.as_user("app_rot_1", "pw-1"), "app_rot")
+        .await
+        .expect("login 1");
+    one.batch_execute("CREATE TABLE made_by_one (x int)")
+        .await
+        .expect("create table");
+    let owner: String = one
+        .query_one(
+            "SELECT tableowner::text FROM pg_tables WHERE tablename = 'made_by_one'",
+            &[],
+        )
+        .await
+        .expect("owner")
+        .get(0);
+    assert_eq!(owner, "app_rot", "a login's objects belong to the group");
+    // The group role, the previous login of a one-role database, is refused.
+    server::disable_login(admin, &d, "app_rot")
+        .await
+        .expect("disable");
+    let r = server::sync_database_as(admin, params, &d, "app_rot_1", "pw-1", false)
+        .await
+        .expect("sync as login 1");
+    assert!(!r.password_reset && r.password_verified, "{r:?}");
+    assert!(r.steps.is_empty(), "{r:?}");
+    assert!(
+        server::connect(&params.as_user("app_rot", "pw-rot"), "app_rot")
+            .await
+            .is_err()
+    );
+    // The second login uses what the first made; then the first is refused
+    // and comes back with a new password on the next rotation.
+    server::ensure_login(admin, &d, "app_rot_2", "pw-2")
+        .await
+        .expect("second login");
+    server::disable_login(admin, &d, "app_rot_1")
+        .await
+        .expect("disable 1");
+    let two = server::connect(&params.as_user("app_rot_2", "pw-2"), "app_rot")
+        .await
+        .expect("login 2");
+    two.batch_execute("INSERT INTO made_by_one VALUES (1)")
+        .await
+        .expect("write what login 1 made");
+    assert!(
+        server::connect(&params.as_user("app_rot_1", "pw-1"), "app_rot")
+            .await
+            .is_err()
+    );
+    server::ensure_login(admin, &d, "app_rot_1", "pw-3")
+        .await
+        .expect("login 1 again");
+    server::connect(&params.as_user("app_rot_1", "pw-3"), "app_rot")
+        .await
+        .expect("login 1 with its new password");
+    // A role of that name that is not ours is never taken.
+    admin
+        .batch_execute("CREATE ROLE app_rox_1 LOGIN")
+        .await
+        .expect("a DBA's role");
+    let err = server::ensure_login(admin, &desired("app_rox", -1, &[]), "app_rox_1", "pw")
+        .await
+        .expect_err("not ours");
+    assert!(matches!(err, ServerError::NotOurs(_)), "{err:?}");
+    drop((one, two));
+    server::remove(admin, &removal("app_rot"))
+        .await
+        .expect("remove");
+    for role in ["app_rot", "app_rot_1", "app_rot_2"] {
+        assert!(!exists(admin, "role", role).await, "{role} left");
+    }
+    assert!(exists(admin, "role", "app_rox_1").await);
 }
 
 async fn isolation(admin: &Client, params: &ConnectParams) {

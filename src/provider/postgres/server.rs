@@ -463,6 +463,28 @@ pub async fn sync_database(
     password: &str,
     password_known_good: bool,
 ) -> Result<SyncReport, ServerError> {
+    sync_database_as(
+        admin,
+        params,
+        desired,
+        &desired.name,
+        password,
+        password_known_good,
+    )
+    .await
+}
+
+/// [`sync_database`] for a database whose connection Secret names `login`
+/// (one of its two logins after a rotation): the password is checked, and
+/// reset if refused, on that login.
+pub async fn sync_database_as(
+    admin: &Client,
+    params: &ConnectParams,
+    desired: &Desired,
+    login: &str,
+    password: &str,
+    password_known_good: bool,
+) -> Result<SyncReport, ServerError> {
     let name = desired.name.as_str();
     let mut report = SyncReport {
         password_verified: password_known_good,
@@ -499,24 +521,26 @@ pub async fn sync_database(
         break;
     }
 
+    // The Secret's login: the role itself, or after a rotation one of its
+    // two logins (see `logins`).
     if !report.password_verified {
-        match connect(&params.as_user(name, password), name).await {
+        match connect(&params.as_user(login, password), name).await {
             Ok(_) => report.password_verified = true,
             Err(ServerError::Login {
                 bad_password: true, ..
             }) => {
-                let statement = sql::alter_role_password(name, &Verifier::scram(password));
+                let statement = sql::alter_role_password(login, &Verifier::scram(password));
                 admin.batch_execute(&statement).await.map_err(|e| {
-                    ServerError::query(format!("set the password of role \"{name}\""), &e)
+                    ServerError::query(format!("set the password of role \"{login}\""), &e)
                 })?;
-                tracing::info!(role = name, "password reset to the connection Secret's");
+                tracing::info!(role = login, "password reset to the connection Secret's");
                 report.password_reset = true;
                 report.password_verified = true;
             }
             // Not a password problem (pg_hba, network): nothing to fix here;
             // checked again on the next reconcile.
             Err(e) => {
-                tracing::warn!(role = name, error = %e, "could not check the role's password")
+                tracing::warn!(role = login, error = %e, "could not check the role's password")
             }
         }
     }
@@ -607,6 +631,24 @@ pub async fn remove(admin: &Client, desired: &Desired) -> Result<RemoveReport, S
     };
     let drop_database = ours(&owned.database, &mut report);
     let drop_role = ours(&owned.role, &mut report);
+    // The logins of the group (two-login rotation) that are ours.
+    let mut logins = Vec::new();
+    for login in super::logins::login_names(name) {
+        if login_is_ours(admin, &login, &desired.comment()).await? == Some(true) {
+            logins.push(login);
+        }
+    }
+    if drop_database && !observed.admin_is_superuser {
+        // Ending a login's sessions takes its privileges too.
+        for login in &logins {
+            admin
+                .batch_execute(&sql::grant_role_to_admin(login))
+                .await
+                .map_err(|e| {
+                    ServerError::query(format!("grant role \"{login}\" to the admin role"), &e)
+                })?;
+        }
+    }
     if drop_database {
         // The admin may end the role's sessions only with the role's privileges.
         if let Some(role) = &observed.role
@@ -633,6 +675,13 @@ pub async fn remove(admin: &Client, desired: &Desired) -> Result<RemoveReport, S
             .map_err(|e| ServerError::query(format!("drop database \"{name}\""), &e))?;
         report.database_dropped = true;
     }
+    // The logins of the group go first (their membership with it).
+    for login in logins.iter().filter(|_| drop_role) {
+        admin
+            .batch_execute(&sql::drop_role(login))
+            .await
+            .map_err(|e| ServerError::query(format!("drop role \"{login}\""), &e))?;
+    }
     if drop_role {
         admin
             .batch_execute(&sql::drop_role(name))
@@ -641,4 +690,61 @@ pub async fn remove(admin: &Client, desired: &Desired) -> Result<RemoveReport, S
         report.role_dropped = true;
     }
     Ok(report)
+}
+
+/// Whether the role `login` carries `comment` (our mark); None if absent.
+async fn login_is_ours(
+    admin: &Client,
+    login: &str,
+    comment: &str,
+) -> Result<Option<bool>, ServerError> {
+    let row = admin
+        .query_opt(sql::query::ROLE, &[&login])
+        .await
+        .map_err(|e| ServerError::query(format!("look up role \"{login}\""), &e))?;
+    Ok(row.map(|r| r.get::<_, Option<String>>(6).as_deref() == Some(comment)))
+}
+
+/// Makes `login` a login of the group role `desired.name` with `password`:
+/// created with our mark, or (if it is ours) given LOGIN and the password
+/// again. Idempotent, so a rotation cut short repeats it.
+pub async fn ensure_login(
+    admin: &Client,
+    desired: &Desired,
+    login: &str,
+    password: &str,
+) -> Result<(), ServerError> {
+    let comment = desired.comment();
+    let verifier = Verifier::scram(password);
+    let statement = match login_is_ours(admin, login, &comment).await? {
+        None => sql::create_login(login, &desired.name, &verifier, &comment),
+        Some(true) => sql::renew_login(login, &desired.name, &verifier),
+        Some(false) => {
+            return Err(ServerError::NotOurs(format!(
+                "role \"{login}\" exists and is not ours: dbclaim needs it as the second login of \"{}\" to rotate its password; drop or rename it",
+                desired.name
+            )));
+        }
+    };
+    admin
+        .batch_execute(&statement)
+        .await
+        .map_err(|e| ServerError::query(format!("set up login role \"{login}\""), &e))
+}
+
+/// Refuses the previous login `login` of `desired.name` (if it is ours).
+pub async fn disable_login(
+    admin: &Client,
+    desired: &Desired,
+    login: &str,
+) -> Result<(), ServerError> {
+    let ours = login == desired.name
+        || login_is_ours(admin, login, &desired.comment()).await? == Some(true);
+    if !ours {
+        return Ok(());
+    }
+    admin
+        .batch_execute(&sql::disable_login(login, &desired.name))
+        .await
+        .map_err(|e| ServerError::query(format!("disable login role \"{login}\""), &e))
 }

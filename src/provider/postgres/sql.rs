@@ -137,6 +137,44 @@ pub fn drop_role(role: &str) -> String {
     format!("DROP ROLE IF EXISTS {}", ident(role))
 }
 
+/// A login of the group role `group` (two-login rotation): acts as the
+/// group from login on (`SET ROLE`), so what it creates is the group's.
+/// Run with its mark in one transaction.
+pub fn create_login(login: &str, group: &str, password: &Verifier, comment: &str) -> String {
+    format!(
+        "BEGIN; CREATE ROLE {l} LOGIN PASSWORD {p} IN ROLE {g}; {c}; \
+         ALTER ROLE {l} SET role = {gl}; COMMIT",
+        l = ident(login),
+        p = literal(&password.0),
+        g = ident(group),
+        c = comment_on_role(login, comment),
+        gl = literal(group),
+    )
+}
+
+/// An existing login of `group` made current again with a new password.
+pub fn renew_login(login: &str, group: &str, password: &Verifier) -> String {
+    format!(
+        "BEGIN; ALTER ROLE {l} LOGIN PASSWORD {p}; GRANT {g} TO {l}; \
+         ALTER ROLE {l} SET role = {gl}; COMMIT",
+        l = ident(login),
+        p = literal(&password.0),
+        g = ident(group),
+        gl = literal(group),
+    )
+}
+
+/// Refuses a previous login. The group role itself (the login of a
+/// database from before two logins) keeps LOGIN, which the sync restores
+/// anyway, and loses its password instead.
+pub fn disable_login(login: &str, group: &str) -> String {
+    if login == group {
+        format!("ALTER ROLE {} PASSWORD NULL", ident(login))
+    } else {
+        format!("ALTER ROLE {} NOLOGIN", ident(login))
+    }
+}
+
 /// Queries with bind parameters (`$1` = a role or database name).
 pub mod query {
     /// One row if the role exists: can it log in, do the admin's

@@ -1,0 +1,200 @@
+//! Credentials: starts a rotation when one is due (see [`crate::rotation`]).
+//! Starting one is a write of `status.credentials` before anything else of
+//! the pass, so a crash after it still leads the next pass to the same
+//! rotation (the token is on record), and a pass on a stale claim cache
+//! does not start a second one.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use serde_json::json;
+use tracing::info;
+
+use super::error::{PassError, failed};
+use super::select::Selected;
+use super::{Pass, normal};
+use crate::api::DatabaseClaim;
+use crate::api::claim::CredentialsStatus;
+use crate::conditions::{self, ConditionType};
+use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
+use crate::controller::context::Context;
+use crate::rotation;
+
+/// How long after a rotation started the claim polls for its Secret to
+/// follow, and how often.
+const FOLLOW_WINDOW_SECS: i64 = 15 * 60;
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The claim as the rest of the pass sees it: with `status.credentials`
+/// of a rotation started now (or recently, if the cache lags).
+pub async fn prepare(
+    claim: &DatabaseClaim,
+    selected: &Selected,
+    ctx: &Context,
+    pass: &mut Pass,
+) -> Result<DatabaseClaim, PassError> {
+    let uid = claim.uid().unwrap_or_default();
+    let cached = claim.status.as_ref().and_then(|s| s.credentials.clone());
+    let old = newest(cached, ctx.rotations.get(&uid));
+    let days = rotation::effective_days(
+        claim.spec.credentials.as_ref(),
+        selected.policy.policies.iter().map(|p| p.as_ref()),
+    );
+    let ready = claim
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready));
+    let plan = rotation::plan(
+        Timestamp::now(),
+        claim.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        ready,
+        claim
+            .annotations()
+            .get(ROTATE_CREDENTIALS_ANNOTATION)
+            .map(String::as_str),
+        days,
+        old.as_ref(),
+    );
+    pass.rotation_due_in = plan.due_in;
+    // A provider's connection Secret does not wake its claim, and a
+    // provider's switch need not change its object: while a rotation is
+    // recent, look again soon so the claim's Secret follows within seconds.
+    let started = plan
+        .status
+        .as_ref()
+        .and_then(|s| s.rotated_at.as_ref())
+        .map(|t| t.0);
+    if let Some(t) = started
+        && Timestamp::now().duration_since(t) < SignedDuration::from_secs(FOLLOW_WINDOW_SECS)
+    {
+        pass.rotation_due_in = Some(
+            pass.rotation_due_in
+                .map_or(FOLLOW_POLL, |d| d.min(FOLLOW_POLL)),
+        );
+    }
+    let mut claim = claim.clone();
+    let mut plan = plan;
+    // What rotates: `Generate` values, and the passwords of dbclaim's own
+    // providers (shared PostgreSQL, RDS). A rotation nothing would carry
+    // out (another kind without a `Generate` patch) is acknowledged (the
+    // request, the next scheduled time) and reported, never recorded as done.
+    let unsupported = plan.rotate.is_some() && !generates(selected) && !rotates_database(selected);
+    if unsupported && let Some(s) = plan.status.as_mut() {
+        s.rotated_at = old.as_ref().and_then(|o| o.rotated_at.clone());
+    }
+    if let Some(why) = &plan.rotate {
+        let api: Api<DatabaseClaim> =
+            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        // A merge patch: an apply of this one field would drop the rest of
+        // the status this manager owns.
+        let patch = json!({"status": {"credentials": plan.status}});
+        api.patch_status(
+            &claim.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            PassError::Credentials(failed(
+                "record a rotation on",
+                format!("DatabaseClaim {}", claim.name_any()),
+            )(e))
+        })?;
+        if let Some(s) = &plan.status {
+            ctx.rotations.insert(&uid, s.clone());
+        }
+        if unsupported {
+            ctx.metrics.credential_rotation("composition", false);
+            pass.events.push(Event {
+                type_: EventType::Warning,
+                reason: "RotationNotSupported".into(),
+                note: Some(format!(
+                    "credentials not rotated ({why}): composition {} has no Generate patch and \
+                     no shared PostgreSQL Database or RDSInstance, whose providers rotate; the credentials stay as they are",
+                    selected.name()
+                )),
+                action: "RotateCredentials".into(),
+                secondary: None,
+            });
+        } else {
+            info!(%why, "credentials rotation started");
+            pass.events.push(normal(
+                "RotatingCredentials",
+                "RotateCredentials",
+                format!("rotating the credentials: {why}"),
+            ));
+            pass.rotated = true;
+        }
+    }
+    if let Some(status) = &plan.status {
+        claim
+            .status
+            .get_or_insert_with(Default::default)
+            .credentials = Some(status.clone());
+    }
+    pass.credentials = plan.status;
+    Ok(claim)
+}
+
+/// The later of what the cache shows and what this operator wrote.
+fn newest(
+    cached: Option<CredentialsStatus>,
+    written: Option<CredentialsStatus>,
+) -> Option<CredentialsStatus> {
+    let at = |s: &Option<CredentialsStatus>| s.as_ref().and_then(|s| s.rotated_at.clone());
+    match (at(&cached), at(&written)) {
+        (_, None) => cached,
+        (Some(c), Some(w)) if c.0 >= w.0 => cached,
+        _ => written,
+    }
+}
+
+/// Whether the composition generates values (so a rotation changes them).
+pub fn generates(selected: &Selected) -> bool {
+    selected
+        .composition
+        .spec
+        .resources
+        .iter()
+        .flat_map(|r| &r.patches)
+        .any(|p| p.type_ == crate::api::composition::PatchType::Generate)
+}
+
+/// Whether the composition composes a managed resource whose provider
+/// rotates its password: a shared PostgreSQL `Database`, an `RDSInstance`.
+fn rotates_database(selected: &Selected) -> bool {
+    selected.composition.spec.resources.iter().any(|r| {
+        let field = |f: &str| r.base.get(f).and_then(serde_json::Value::as_str);
+        let group = field("apiVersion")
+            .and_then(|v| v.split_once('/'))
+            .map(|(g, _)| g);
+        matches!(
+            (group, field("kind")),
+            (Some("postgres.dbclaim.io"), Some("Database"))
+                | (Some("aws.dbclaim.io"), Some("RDSInstance"))
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn at(s: i64) -> Option<CredentialsStatus> {
+        Some(CredentialsStatus {
+            rotated_at: Some(Time(Timestamp::from_second(s).unwrap_or_default())),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_stale_cache_does_not_hide_a_rotation_started() {
+        assert_eq!(newest(at(1), at(2)), at(2));
+        assert_eq!(newest(at(3), at(2)), at(3));
+        assert_eq!(newest(None, at(2)), at(2));
+        assert_eq!(newest(at(1), None), at(1));
+    }
+}
