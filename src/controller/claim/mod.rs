@@ -11,6 +11,7 @@ mod cleanup;
 pub mod error;
 mod observe;
 mod render;
+pub mod review;
 mod secret;
 mod select;
 pub mod status;

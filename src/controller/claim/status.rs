@@ -169,6 +169,14 @@ pub async fn write(
                 format!("DatabaseClaim {}", claim.name_any()),
             ))?;
         ctx.status_writes.insert(&uid, (old_key, new_key));
+        let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let signals = super::review::signals(&old, &new, created, Timestamp::now());
+        if let Some(seconds) = signals.first_ready {
+            ctx.metrics.claim_first_ready(&signals.composition, seconds);
+        }
+        if let Some(reason) = &signals.failure {
+            ctx.metrics.claim_failed(&signals.composition, reason);
+        }
     } else if old_key == new_key {
         // The cache shows what was written: nothing in flight.
         ctx.status_writes.remove(&uid);
