@@ -12,6 +12,7 @@ mod pg_tls;
 mod policy;
 mod postgres_provider;
 mod review;
+mod revisions;
 mod safety;
 mod smoke;
 mod support;
