@@ -437,6 +437,8 @@ impl World {
             metrics: Metrics::default(),
             finalized: Default::default(),
             status_writes: Default::default(),
+            counted_failures: Default::default(),
+            counted_ready: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,
                 crate::controller::claim::requeue::BACKOFF_MAX,

@@ -38,6 +38,12 @@ pub struct Context {
     pub finalized: Finalized,
     /// Status writes the claim cache may not show yet.
     pub status_writes: StatusWrites,
+    /// Review signals counted lately, by claim uid: a pass on a stale cache
+    /// sees the same transition again and must not count it twice. The
+    /// Synced=False reason last counted ...
+    pub counted_failures: Recent<String>,
+    /// ... and whether the first Ready was.
+    pub counted_ready: Recent<()>,
     /// Transient failures in a row, by claim uid.
     pub backoff: crate::backoff::Backoff,
 }

@@ -98,6 +98,8 @@ pub fn run(
         metrics: metrics.clone(),
         finalized: Default::default(),
         status_writes: Default::default(),
+        counted_failures: Default::default(),
+        counted_ready: Default::default(),
         backoff: crate::backoff::Backoff::new(
             super::requeue::BACKOFF_MIN,
             super::requeue::BACKOFF_MAX,
