@@ -66,6 +66,18 @@ pub enum Command {
     /// diff per composed object and a summary per claim. Exit 0 no change,
     /// 1 changes, 2 bad usage or error, 3 at least one destructive change.
     Diff(DiffArgs),
+    /// A claim and everything it composed, as a tree (your own RBAC).
+    Trace {
+        /// The claim: dbc/NAME.
+        #[arg(value_parser = crate::trace::parse_target)]
+        claim: String,
+        /// The claim's namespace; default: the kubeconfig context's.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Output format: wide (whole messages and details) or json.
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<crate::trace::Format>,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -26,3 +26,4 @@ pub mod selection;
 pub mod server;
 #[cfg(test)]
 pub mod testing;
+pub mod trace;

@@ -41,6 +41,13 @@ fn main() -> ExitCode {
         } => cli::render(&claim, &composition, observed.as_deref())
             .map(|out| print!("{out}"))
             .map_err(Into::into),
+        Command::Trace {
+            claim,
+            namespace,
+            output,
+        } => dbclaim::trace::run_blocking(namespace.as_deref(), &claim, output)
+            .map(|out| print!("{out}"))
+            .map_err(Into::into),
         Command::Diff(_) => Ok(()),
         Command::Validate { files } => {
             let (lines, problems) = cli::validate(&files);

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the contract. Never carries secrets: labels are
 //! controller names, results, providers and operations only.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,6 +36,17 @@ struct RotationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CompositionLabels {
+    composition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    composition: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KubeRequestLabels {
     verb: String,
     resource: String,
@@ -57,7 +70,17 @@ pub struct Metrics {
     kube_requests: Family<KubeRequestLabels, Counter>,
     orphaned_objects: Gauge,
     credential_rotations: Family<RotationLabels, Counter>,
+    time_to_ready: Family<CompositionLabels, Histogram>,
+    claim_failures: Family<FailureLabels, Counter>,
+    ready_ratio: Family<CompositionLabels, Gauge<f64, AtomicU64>>,
+    resident_memory: Gauge,
 }
+
+/// Buckets of `dbclaim_claim_time_to_ready_seconds`: 1 s to 1 h, covering a
+/// database on a shared server (seconds) and an RDS instance (minutes).
+pub const TIME_TO_READY_BUCKETS: [f64; 12] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -105,9 +128,39 @@ impl Default for Metrics {
             "Credential rotations by provider and result",
             credential_rotations.clone(),
         );
+        let time_to_ready = Family::<CompositionLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(TIME_TO_READY_BUCKETS)
+        });
+        registry.register(
+            "claim_time_to_ready_seconds",
+            "Seconds from a claim's creation to its first Ready, by composition",
+            time_to_ready.clone(),
+        );
+        let claim_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "claim_failures",
+            "Transitions of claims to Synced=False, by composition and reason",
+            claim_failures.clone(),
+        );
+        let ready_ratio = Family::<CompositionLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "claim_ready_ratio",
+            "Share of a composition's claims that are Ready (0..1)",
+            ready_ratio.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the operator process",
+            resident_memory.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             credential_rotations,
+            time_to_ready,
+            claim_failures,
+            ready_ratio,
+            resident_memory,
             reconcile_total,
             reconcile_duration,
             claims,
@@ -164,6 +217,41 @@ impl Metrics {
             .inc();
     }
 
+    /// A claim turned Ready for the first time, `seconds` after its creation.
+    pub fn claim_first_ready(&self, composition: &str, seconds: f64) {
+        self.time_to_ready
+            .get_or_create(&CompositionLabels {
+                composition: composition.into(),
+            })
+            .observe(seconds.max(0.0));
+    }
+
+    /// A claim turned Synced=False (or changed its reason while False).
+    pub fn claim_failed(&self, composition: &str, reason: &str) {
+        self.claim_failures
+            .get_or_create(&FailureLabels {
+                composition: composition.into(),
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// `dbclaim_claim_ready_ratio` from (ready, total) per composition;
+    /// compositions no claim uses any more disappear.
+    pub fn set_ready_ratios(&self, by_composition: &BTreeMap<String, (u64, u64)>) {
+        self.ready_ratio.clear();
+        for (composition, (ready, total)) in by_composition {
+            if *total == 0 {
+                continue;
+            }
+            self.ready_ratio
+                .get_or_create(&CompositionLabels {
+                    composition: composition.clone(),
+                })
+                .set(*ready as f64 / *total as f64);
+        }
+    }
+
     pub fn provider_request(&self, provider: &str, operation: &str, ok: bool) {
         let result = if ok { "success" } else { "error" };
         self.provider_requests
@@ -204,12 +292,24 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        if let Some(bytes) = resident_memory_bytes() {
+            self.resident_memory.set(bytes);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
     }
+}
+
+/// The resident set size of this process, from /proc (Linux only; the
+/// gauge stays 0 elsewhere).
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The Kubernetes verb and resource (`configmaps`, `databaseclaims/status`,
@@ -265,8 +365,16 @@ mod tests {
         m.set_claims(2, 1);
         m.set_orphaned_objects(3);
         m.provider_request("postgres", "create_database", true);
+        m.claim_first_ready("shared-postgres", 3.0);
+        m.claim_failed("shared-postgres", "PolicyViolation");
+        m.set_ready_ratios(&BTreeMap::from([("shared-postgres".to_string(), (1, 4))]));
         let text = m.encode();
         for needle in [
+            "dbclaim_claim_time_to_ready_seconds_bucket{le=\"5.0\",composition=\"shared-postgres\"} 1",
+            "dbclaim_claim_time_to_ready_seconds_bucket{le=\"1.0\",composition=\"shared-postgres\"} 0",
+            "dbclaim_claim_failures_total{composition=\"shared-postgres\",reason=\"PolicyViolation\"} 1",
+            "dbclaim_claim_ready_ratio{composition=\"shared-postgres\"} 0.25",
+            "dbclaim_process_resident_memory_bytes ",
             "dbclaim_reconcile_total{controller=\"claim\",result=\"success\"} 1",
             "dbclaim_reconcile_duration_seconds_bucket",
             "dbclaim_claims{ready=\"true\"} 2",

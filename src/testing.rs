@@ -439,6 +439,8 @@ impl World {
             finalized: Default::default(),
             status_writes: Default::default(),
             rotations: Default::default(),
+            counted_failures: Default::default(),
+            counted_ready: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,
                 crate::controller::claim::requeue::BACKOFF_MAX,

@@ -269,6 +269,9 @@ fn bad_usage_exits_2() {
         &["frobnicate"],
         &["validate"],
         &["run", "--concurrency", "0"],
+        &["trace"],
+        &["trace", "pod/orders"],
+        &["trace", "dbc/orders", "-o", "yaml"],
     ] {
         let out = dbclaim(args);
         assert_eq!(

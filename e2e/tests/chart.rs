@@ -112,11 +112,11 @@ pub fn template(release: &str, namespace: &str, values: &str) -> Result<String, 
     }
 }
 
-fn documents(yaml: &str) -> Vec<Value> {
+pub(crate) fn documents(yaml: &str) -> Vec<Value> {
     dbclaim::cli::yaml_documents(yaml).unwrap_or_else(|e| panic!("rendered YAML: {e}\n{yaml}"))
 }
 
-fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()
 }
 
@@ -341,7 +341,8 @@ metrics:
   port: 9090
   service: {{enabled: true, port: 9090, annotations: {{prometheus.io/scrape: "true"}}}}
   serviceMonitor: {{enabled: true, interval: 15s, scrapeTimeout: 5s, labels: {{release: prometheus}}}}
-  prometheusRule: {{enabled: true, labels: {{release: prometheus}}, notReadyFor: 1h}}
+  prometheusRule: {{enabled: true, labels: {{release: prometheus}}, notReadyFor: 1h, timeToReadyObjectiveSeconds: 900, failureRatioObjective: 0.05}}
+  grafanaDashboard: {{enabled: true, namespace: {namespace}, labels: {{release: prometheus}}, annotations: {{grafana_folder: Databases}}}}
 probes: {{port: 9091}}
 compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true}}
 providerConfigs:

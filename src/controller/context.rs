@@ -41,6 +41,12 @@ pub struct Context {
     /// `status.credentials` of rotations started, which the claim cache may
     /// not show yet (so a pass on a stale claim does not rotate twice).
     pub rotations: Recent<crate::api::claim::CredentialsStatus>,
+    /// Review signals counted lately, by claim uid: a pass on a stale cache
+    /// sees the same transition again and must not count it twice. The
+    /// Synced=False reason last counted ...
+    pub counted_failures: Recent<String>,
+    /// ... and whether the first Ready was.
+    pub counted_ready: Recent<()>,
     /// Transient failures in a row, by claim uid.
     pub backoff: crate::backoff::Backoff,
 }

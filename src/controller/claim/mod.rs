@@ -12,6 +12,7 @@ mod credentials;
 pub mod error;
 mod observe;
 mod render;
+pub mod review;
 mod secret;
 mod select;
 pub mod status;

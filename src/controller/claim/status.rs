@@ -179,6 +179,24 @@ pub async fn write(
                 format!("DatabaseClaim {}", claim.name_any()),
             ))?;
         ctx.status_writes.insert(&uid, (old_key, new_key));
+        let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let signals = super::review::signals(&old, &new, created, Timestamp::now());
+        if let Some(seconds) = signals.first_ready
+            && !ctx.counted_ready.contains(&uid)
+        {
+            ctx.metrics.claim_first_ready(&signals.composition, seconds);
+            ctx.counted_ready.insert(&uid, ());
+        }
+        match &signals.failure {
+            Some(reason) if ctx.counted_failures.get(&uid).as_ref() != Some(reason) => {
+                ctx.metrics.claim_failed(&signals.composition, reason);
+                ctx.counted_failures.insert(&uid, reason.clone());
+            }
+            Some(_) => {}
+            // Synced again: the next failure is a new one.
+            None if synced.status => ctx.counted_failures.remove(&uid),
+            None => {}
+        }
     } else if old_key == new_key {
         // The cache shows what was written: nothing in flight.
         ctx.status_writes.remove(&uid);

@@ -99,6 +99,8 @@ pub fn run(
         finalized: Default::default(),
         status_writes: Default::default(),
         rotations: Default::default(),
+        counted_failures: Default::default(),
+        counted_ready: Default::default(),
         backoff: crate::backoff::Backoff::new(
             super::requeue::BACKOFF_MIN,
             super::requeue::BACKOFF_MAX,
@@ -271,5 +273,19 @@ async fn claims_gauge(claims: Store<DatabaseClaim>, metrics: Metrics) {
             })
             .count() as i64;
         metrics.set_claims(ready, state.len() as i64 - ready);
+        let mut by_composition = std::collections::BTreeMap::<String, (u64, u64)>::new();
+        for c in &state {
+            let Some(status) = &c.status else { continue };
+            let Some(composition) = &status.composition else {
+                continue;
+            };
+            let entry = by_composition.entry(composition.name.clone()).or_default();
+            entry.0 += u64::from(conditions::is_true(
+                &status.conditions,
+                ConditionType::Ready,
+            ));
+            entry.1 += 1;
+        }
+        metrics.set_ready_ratios(&by_composition);
     }
 }
