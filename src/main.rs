@@ -31,8 +31,8 @@ fn main() -> ExitCode {
         } => cli::render(&claim, &composition, observed.as_deref())
             .map(|out| print!("{out}"))
             .map_err(Into::into),
-        Command::Validate { files } => {
-            let (lines, problems) = cli::validate(&files);
+        Command::Validate { files, crds } => {
+            let (lines, problems) = cli::validate(&files, &crds);
             for line in &lines {
                 println!("{line}");
             }

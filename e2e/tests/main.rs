@@ -5,6 +5,7 @@ mod aws;
 mod chart;
 mod claim_safety;
 mod claims;
+mod clouds;
 mod isolation;
 mod ownership;
 mod pg_tls;
