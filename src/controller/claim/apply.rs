@@ -10,7 +10,7 @@ use kube::runtime::events::Event;
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::error::{ApplyError, failed};
+use super::error::{ComposedError, failed};
 use super::observe::{Observed, dynamic_api};
 use super::select::Selected;
 use super::{normal, render};
@@ -43,7 +43,7 @@ pub async fn apply(
     desired: Rendered,
     ctx: &Context,
     events: &mut Vec<Event>,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, ComposedError> {
     let ns = claim.namespace().unwrap_or_default();
     let mut applied = false;
     for r in &desired.resources {
@@ -119,11 +119,7 @@ pub async fn apply(
 }
 
 fn object_name(object: &Value) -> String {
-    object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    render::field(object, "/metadata/name").to_string()
 }
 
 /// Reasons on a `Ready=False` condition that say the provider tried and
@@ -140,6 +136,15 @@ const FAILURE_REASONS: &[&str] = &[
 /// `Synced=False` (Crossplane-style providers), or a `Ready=False` whose
 /// reason is a failure (Config Connector's `UpdateFailed`, ...).
 fn provider_error(obj: &Value) -> Option<String> {
+    let message = not_synced(obj)?;
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = render::field(obj, "/metadata/name");
+    Some(format!("{kind} {name}: {message}"))
+}
+
+/// The message of a composed object's failure: its `Synced=False`
+/// condition, or a `Ready=False` with a failure reason.
+pub fn not_synced(obj: &Value) -> Option<&str> {
     let conditions = obj.pointer("/status/conditions")?.as_array()?;
     let find = |t: &str| {
         conditions
@@ -154,16 +159,12 @@ fn provider_error(obj: &Value) -> Option<String> {
                 .is_some_and(|r| FAILURE_REASONS.contains(&r))
         })
     })?;
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let message = failed
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    Some(format!("{kind} {name}: {message}"))
+    Some(
+        failed
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -205,7 +206,7 @@ async fn prune(
     claim: &DatabaseClaim,
     ctx: &Context,
     current: &[ResourceStatus],
-) -> Result<(), ApplyError> {
+) -> Result<(), ComposedError> {
     let Some(status) = &claim.status else {
         return Ok(());
     };

@@ -56,7 +56,7 @@ impl ProviderError for Error {
 
     fn retry(&self) -> Retry {
         match self {
-            Error::Config(ResolveError::Kube { .. }) | Error::Annotate(_) => Retry::Backoff,
+            Error::Config(ResolveError::Kube(_)) | Error::Annotate(_) => Retry::Backoff,
             Error::Config(_)
             | Error::Invalid(_)
             | Error::Conflict(_)
@@ -71,12 +71,15 @@ impl ProviderError for Error {
     }
 }
 
+/// An instance as RDS describes it, and its tags.
+type Instance = (Observed, BTreeMap<String, String>);
+
 /// What observe found, for create or update.
 pub struct Seen {
     rds: Rds,
     id: String,
-    /// The instance and its tags, when it exists.
-    instance: Option<(Observed, BTreeMap<String, String>)>,
+    /// The instance, when it exists.
+    instance: Option<Instance>,
 }
 
 impl External<RDSInstance> for Aws {
@@ -97,22 +100,28 @@ impl External<RDSInstance> for Aws {
                 problems.join("; ")
             )));
         }
-        let (id, generated) = self.ensure_external_name(obj).await?;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let observed = rds.describe(&id).await.map_err(|f| Error::api(f, &rds))?;
-        let instance = match observed {
+        let (mut id, mut generated) = self.ensure_external_name(obj).await?;
+        let (mut rds, mut instance) = self.look(obj, &id).await?;
+        if let Some((_, tags)) = &instance
+            && self.taken_by_another_cluster(obj, &id, generated.as_deref(), tags)
+        {
+            let derived = id;
+            id = self
+                .set_external_name(
+                    obj,
+                    identifier::for_cluster(&obj.name_any(), &self.cluster_id),
+                )
+                .await?;
+            generated = Some(id.clone());
+            events.normal(
+                "IdentifierChosen",
+                format!("DB instance identifier {derived} is another cluster's on this AWS account; this object uses {id}"),
+            );
+            (rds, instance) = self.look(obj, &id).await?;
+        }
+        let instance = match instance {
             None => None,
-            Some(o) => {
-                let tags = match &o.arn {
-                    Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, &rds))?,
-                    None => BTreeMap::new(),
-                };
-                let mut tags = tags;
+            Some((o, mut tags)) => {
                 match self.ownership(obj, &id, generated.as_deref(), &tags) {
                     Verdict::Ours => {}
                     Verdict::NotOurs(m) => return Err(Error::Conflict(m)),
@@ -164,13 +173,7 @@ impl External<RDSInstance> for Aws {
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
         let (rds, id) = (&seen.rds, seen.id.as_str());
         let spec = &obj.spec.for_provider;
-        let seen_before = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref())
-            .is_some_and(|seen| seen.eq_ignore_ascii_case(id));
-        if seen_before {
+        if recorded_id(obj).is_some_and(|seen| seen.eq_ignore_ascii_case(id)) {
             events.warning(
                 "InstanceMissing",
                 format!("DB instance {id} no longer exists in AWS; creating it again"),
@@ -231,12 +234,12 @@ impl External<RDSInstance> for Aws {
     async fn update(
         &self,
         obj: &RDSInstance,
-        seen: Seen,
+        Seen { rds, id, instance }: Seen,
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
-        let (rds, id) = (&seen.rds, seen.id.as_str());
-        let Some((observed, current_tags)) = seen.instance else {
+        let (rds, id) = (&rds, id.as_str());
+        let Some((observed, current_tags)) = instance else {
             return Err(Error::Invalid(format!("DB instance {id} was not observed")));
         };
         let spec = &obj.spec.for_provider;
@@ -387,19 +390,10 @@ impl External<RDSInstance> for Aws {
             return Ok(Deletion::Gone);
         };
         let spec = &obj.spec.for_provider;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+        let (rds, instance) = self.look(obj, id).await?;
+        let Some((o, tags)) = instance else {
             events.normal("DeletedInstance", format!("DB instance {id} is gone"));
             return Ok(Deletion::Gone);
-        };
-        let tags = match &o.arn {
-            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
-            None => BTreeMap::new(),
         };
         // Only what carries our mark (or an earlier dbclaim's instance of
         // this very object) is deleted; an adoption that never wrote the
@@ -522,7 +516,15 @@ impl Aws {
                 None => Ok((id.clone(), generated)),
             };
         }
-        let id = identifier::derive(&obj.name_any());
+        let id = self
+            .set_external_name(obj, identifier::derive(&obj.name_any()))
+            .await?;
+        Ok((id.clone(), Some(id)))
+    }
+
+    /// Records `id` as the identifier dbclaim chose for `obj`, before any
+    /// call that could create an instance under it.
+    async fn set_external_name(&self, obj: &RDSInstance, id: String) -> Result<String, Error> {
         let patch = serde_json::json!({
             "metadata": {"annotations": {EXTERNAL_NAME: id, GENERATED_NAME: id}}
         });
@@ -535,16 +537,56 @@ impl Aws {
             .await
             .map_err(Error::Annotate)?;
         tracing::info!(identifier = %id, "external name set");
-        Ok((id.clone(), Some(id)))
+        Ok(id)
+    }
+
+    /// Whether the instance under the identifier dbclaim derived from the
+    /// name (never one a person named, never one this object used before)
+    /// carries another cluster's mark: two clusters on one AWS account
+    /// composed the same name, and this one takes an identifier of its own
+    /// ([`identifier::for_cluster`]) instead of refusing.
+    fn taken_by_another_cluster(
+        &self,
+        obj: &RDSInstance,
+        id: &str,
+        generated: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
+        let derived = generated.is_some_and(|g| g.eq_ignore_ascii_case(id))
+            && id.eq_ignore_ascii_case(&identifier::derive(&obj.name_any()));
+        let used_before = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.db_instance_identifier.as_deref())
+            .is_some();
+        let foreign = tags
+            .get(OWNER_MARK_TAG)
+            .and_then(|m| m.rsplit_once('/'))
+            .is_some_and(|(cluster, _)| cluster != self.cluster_id);
+        derived && !used_before && foreign
     }
 }
 
 impl Aws {
+    /// The client of `obj`'s ProviderConfig, and the instance `id` with its
+    /// tags if it exists.
+    async fn look(&self, obj: &RDSInstance, id: &str) -> Result<(Rds, Option<Instance>), Error> {
+        let config_name = &obj.spec.managed.provider_config_ref.name;
+        let region = obj.spec.for_provider.region.as_deref();
+        let rds = config::client(self, config_name, region).await?;
+        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+            return Ok((rds, None));
+        };
+        let tags = match &o.arn {
+            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
+            None => BTreeMap::new(),
+        };
+        Ok((rds, Some((o, tags))))
+    }
+
     fn identity(&self, obj: &RDSInstance) -> Identity {
-        Identity {
-            cluster: self.cluster_id.clone(),
-            uid: obj.uid().unwrap_or_default(),
-        }
+        Identity::of(&self.cluster_id, obj)
     }
 
     fn ownership(
@@ -556,17 +598,12 @@ impl Aws {
     ) -> Verdict {
         let person_set = set_by_person(&obj.metadata, EXTERNAL_NAME)
             && !generated.is_some_and(|g| g.eq_ignore_ascii_case(id));
-        let recorded = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref());
         ownership(
             &self.identity(obj),
             &obj.name_any(),
             id,
             person_set,
-            recorded,
+            recorded_id(obj),
             tags,
         )
     }
@@ -620,6 +657,12 @@ pub fn ownership(
             "to adopt it, remove the annotation {GENERATED_NAME} (keep {EXTERNAL_NAME}: {id}) or set {EXTERNAL_NAME} by hand; otherwise set {EXTERNAL_NAME} to another identifier"
         ),
     )
+}
+
+/// The identifier the object's status recorded.
+fn recorded_id(obj: &RDSInstance) -> Option<&str> {
+    let at_provider = obj.status.as_ref()?.at_provider.as_ref()?;
+    at_provider.db_instance_identifier.as_deref()
 }
 
 fn was_available(obj: &RDSInstance) -> bool {
