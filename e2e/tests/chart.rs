@@ -343,7 +343,7 @@ metrics:
   serviceMonitor: {{enabled: true, interval: 15s, scrapeTimeout: 5s, labels: {{release: prometheus}}}}
   prometheusRule: {{enabled: true, labels: {{release: prometheus}}, notReadyFor: 1h}}
 probes: {{port: 9091}}
-compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true}}
+compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true}}
 providerConfigs:
   postgres:
     enabled: true
@@ -600,7 +600,7 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
     );
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
-    assert_eq!(of_kind(&docs, "Composition").len(), 3);
+    assert_eq!(of_kind(&docs, "Composition").len(), 5);
     for composition in of_kind(&docs, "Composition") {
         let name = composition["metadata"]["name"].as_str().unwrap_or_default();
         let shipped =
