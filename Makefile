@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help build deps test unit e2e lint crds demo bench
+.PHONY: help build deps test unit compositions e2e lint crds demo bench
 
 help:
 	@echo "make demo   - local control plane + PostgreSQL + operator + a claim, then connect"
@@ -30,10 +30,15 @@ unit:
 	$(CARGO) test --lib --bins --test cli
 	$(CARGO) test -p dbclaim-bench
 
+# Every shipped composition against the CRDs of the kinds it composes:
+# dbclaim's own (crds/) and the cloud operators' real ones (e2e/fetch-crds).
+compositions: build
+	"$${CARGO_TARGET_DIR:-target}/debug/dbclaim" validate --crds crds --crds "$$(e2e/fetch-crds)" compositions/*.yaml
+
 e2e: build
 	e2e/run-tests
 
-test: lint unit e2e
+test: lint unit compositions e2e
 
 crds:
 	$(CARGO) run -q -- crds --output-dir crds

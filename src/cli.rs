@@ -61,6 +61,10 @@ pub enum Command {
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Also check the composed objects against the CRDs (YAML files of
+        /// CustomResourceDefinitions) in this directory; may be repeated.
+        #[arg(long = "crds", value_name = "DIR")]
+        crds: Vec<PathBuf>,
     },
     /// What a composition change does to the claims it reaches: a unified
     /// diff per composed object and a summary per claim. Exit 0 no change,
@@ -341,10 +345,54 @@ fn observed_by_resource(
     Ok(out)
 }
 
-/// Checks every Composition in `files`; returns the lines to print.
-pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
+/// Reads the CustomResourceDefinitions of every `.yaml`, `.yml` and
+/// `.json` file in `dirs` (not recursing).
+pub fn load_crds(dirs: &[PathBuf]) -> Result<crate::crdcheck::Schemas, CliError> {
+    let mut schemas = crate::crdcheck::Schemas::default();
+    for dir in dirs {
+        let shown = dir.display().to_string();
+        let entries = std::fs::read_dir(dir).map_err(|source| CliError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            })
+            .collect();
+        files.sort();
+        let mut added = 0;
+        for f in files {
+            let docs = yaml_documents(&read(&f)?).map_err(|message| CliError::Parse {
+                path: f.display().to_string(),
+                what: "YAML stream",
+                message,
+            })?;
+            added += schemas.add_documents(&docs);
+        }
+        if added == 0 {
+            return Err(CliError::Parse {
+                path: shown,
+                what: "CRD directory",
+                message: "no CustomResourceDefinition found".into(),
+            });
+        }
+    }
+    Ok(schemas)
+}
+
+/// Checks every Composition in `files`, against the CRDs in `crds` too when
+/// any are given; returns the lines to print.
+pub fn validate(files: &[PathBuf], crds: &[PathBuf]) -> (Vec<String>, usize) {
     let mut lines = Vec::new();
     let mut problems = 0;
+    let schemas = match load_crds(crds) {
+        Ok(s) => s,
+        Err(e) => return (vec![e.to_string()], 1),
+    };
     for path in files {
         let file = path.display().to_string();
         let docs = match read(path).and_then(|t| {
@@ -396,6 +444,15 @@ pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
                             .iter()
                             .map(|p| format!("{file}: composition {name:?}: {p}")),
                     );
+                    if !schemas.is_empty() {
+                        let found = crate::crdcheck::check(&c.spec, &schemas);
+                        problems += found.len();
+                        lines.extend(
+                            found
+                                .iter()
+                                .map(|p| format!("{file}: composition {name:?}: {p}")),
+                        );
+                    }
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod conditions;
 pub mod contract;
 pub mod controller;
+pub mod crdcheck;
 pub mod engine;
 pub mod events;
 pub mod leader;

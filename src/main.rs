@@ -49,8 +49,8 @@ fn main() -> ExitCode {
             .map(|out| print!("{out}"))
             .map_err(Into::into),
         Command::Diff(_) => Ok(()),
-        Command::Validate { files } => {
-            let (lines, problems) = cli::validate(&files);
+        Command::Validate { files, crds } => {
+            let (lines, problems) = cli::validate(&files, &crds);
             for line in &lines {
                 println!("{line}");
             }

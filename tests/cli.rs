@@ -427,6 +427,75 @@ fn shipped_compositions_clamp_tenant_knobs() {
     }
 }
 
+#[test]
+fn validate_with_crds_names_the_resource_patch_and_path_of_a_mismatch() {
+    let out = dbclaim(&[
+        "validate",
+        "--crds",
+        "tests/fixtures/crds",
+        "tests/fixtures/crd-mismatch-composition.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "composition \"crd-mismatch\": resource \"instance\", patch 1: toFieldPath spec.diskSizeGb: \
+             field \"diskSizeGb\" does not exist"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "resource \"instance\", patch 2: toFieldPath spec.diskSize: the CRD wants integer, the patch writes string"
+        ),
+        "{stdout}"
+    );
+    // Without --crds the same composition passes: only the CRDs know.
+    let out = dbclaim(&["validate", "tests/fixtures/crd-mismatch-composition.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn validate_with_crds_refuses_kinds_without_a_crd_and_checks_dbclaims_own() {
+    // The shipped AWS composition against dbclaim's own CRDs: passes.
+    let out = dbclaim(&[
+        "validate",
+        "--crds",
+        "crds",
+        "compositions/aws-rds-postgres.yaml",
+        "compositions/shared-postgres.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    // Against a directory without its kinds: each composed kind is named.
+    let out = dbclaim(&[
+        "validate",
+        "--crds",
+        "tests/fixtures/crds",
+        "compositions/aws-rds-postgres.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains(
+            "resource \"instance\": no CRD defines RDSInstance in aws.dbclaim.io/v1alpha1"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    // A directory with no CRD at all is a mistake, not a pass.
+    let out = dbclaim(&[
+        "validate",
+        "--crds",
+        "tests/snapshots",
+        "compositions/aws-rds-postgres.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("no CustomResourceDefinition found"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 // ------------------------------------------------------------------ diff
 
 /// `dbclaim diff` offline: (exit code, stdout, stderr).

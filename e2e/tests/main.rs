@@ -5,6 +5,7 @@ mod aws;
 mod chart;
 mod claim_safety;
 mod claims;
+mod clouds;
 mod credentials;
 mod isolation;
 mod monitoring;

@@ -137,7 +137,8 @@ fn render(
         composition: spec,
         observed,
         scope,
-        // Never a fresh secret in a preview.
+        // Offline: a new generated value shows as a placeholder; observed
+        // values are kept, so a diff never shows a password change.
         generator: engine::Generator::Placeholder,
     };
     let rendered = engine::render(&request).map_err(|e| e.to_string())?;

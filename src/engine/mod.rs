@@ -57,7 +57,7 @@ pub use fieldpath::FieldPath;
 pub use generate::Generator;
 pub use render::render;
 pub use scope::builtin_scope;
-pub use validate::{Problem, validate};
+pub use validate::{PatchOutput, Problem, patch_outputs, validate};
 
 /// Whether a kind's objects live in a namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

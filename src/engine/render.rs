@@ -63,6 +63,24 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
     };
 
     let mut source = claim_source(claim, namespace);
+    // The composed objects' names, so one object can reference another
+    // (Config Connector's instanceRef, a SQLUser's password Secret): the
+    // names carry a hash that no patch could compute.
+    let names: Map<String, Value> = templates
+        .iter()
+        .map(|t| {
+            let name = naming::object_name(
+                namespace,
+                claim_name,
+                &t.name,
+                claim.recorded_resource_name(&t.name),
+            );
+            (t.name.clone(), Value::String(name))
+        })
+        .collect();
+    if let Some(Value::Object(meta)) = source.get_mut("metadata") {
+        meta.insert("resourceNames".into(), Value::Object(names));
+    }
     if !outputs.is_empty() {
         let target = &mut source["status"];
         if !target.is_object() {

@@ -9,7 +9,7 @@
 //! says what it produces. An unknown type (the observed composed object's
 //! fields, a map of mixed values) simply checks less.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use kube::CustomResourceExt;
@@ -55,9 +55,42 @@ impl fmt::Display for Problem {
 /// Every problem found in the composition, in document order; empty when
 /// the composition is fine.
 pub fn validate(spec: &CompositionSpec) -> Vec<Problem> {
+    validator(spec).problems
+}
+
+/// What a patch writes into its composed object, as far as the claim's
+/// schema and the transforms tell: a JSON schema type and, when known, the
+/// values it can take.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatchOutput {
+    pub json: Option<&'static str>,
+    pub values: Option<Vec<Value>>,
+}
+
+/// The output of every patch that writes into a composed object, by
+/// (resource name, patch index).
+pub fn patch_outputs(spec: &CompositionSpec) -> BTreeMap<(String, usize), PatchOutput> {
+    validator(spec)
+        .outputs
+        .into_iter()
+        .map(|(k, t)| {
+            (
+                k,
+                PatchOutput {
+                    json: t.json,
+                    values: t.values,
+                },
+            )
+        })
+        .collect()
+}
+
+fn validator(spec: &CompositionSpec) -> Validator {
     let mut v = Validator {
         schema: claim_schema(),
+        resources: spec.resources.iter().map(|t| t.name.clone()).collect(),
         problems: Vec::new(),
+        outputs: BTreeMap::new(),
     };
     if spec.engines.is_empty() {
         v.add(
@@ -80,13 +113,17 @@ pub fn validate(spec: &CompositionSpec) -> Vec<Problem> {
         }
         v.template(t);
     }
-    v.problems
+    v
 }
 
 struct Validator {
     /// The DatabaseClaim's openAPIV3Schema, as JSON.
     schema: Value,
+    /// The composition's resource names (`metadata.resourceNames.<name>`).
+    resources: BTreeSet<String>,
     problems: Vec<Problem>,
+    /// What each patch writes, by (resource, patch index).
+    outputs: BTreeMap<(String, usize), Ty>,
 }
 
 fn claim_schema() -> Value {
@@ -286,7 +323,10 @@ impl Validator {
     fn patch(&mut self, r: &str, i: usize, p: &Patch) {
         if p.type_ == PatchType::Generate {
             match super::generate::check(p) {
-                Ok(_) => self.target(r, i, p),
+                Ok(_) => {
+                    self.target(r, i, p);
+                    self.outputs.insert((r.to_string(), i), Ty::of("string"));
+                }
                 Err(e) => self.add(r, Some(i), e.to_string()),
             }
             return;
@@ -374,6 +414,9 @@ impl Validator {
                 }
             }
         }
+        if !to_claim {
+            self.outputs.insert((r.to_string(), i), ty);
+        }
     }
 
     /// The patch's target: status.outputs.<key> for ToClaim patches; for
@@ -459,7 +502,12 @@ impl Validator {
                         ));
                     }
                 }
-                Ok(common_type(map.values()))
+                // The values are known too: an enum of the target can be
+                // checked against them (`validate --crds`).
+                Ok(Ty {
+                    values: Some(map.values().cloned().collect()),
+                    ..common_type(map.values())
+                })
             }
             TransformType::Match => {
                 let m = t.match_.as_ref().ok_or_else(|| {
@@ -625,11 +673,17 @@ impl Validator {
                 let rest: Vec<Option<&str>> = segs[1..].iter().map(field).collect();
                 return match rest.as_slice() {
                     [] | [Some("labels" | "annotations")] => Ok(Ty::of("object")),
+                    [Some("resourceNames")] => Ok(Ty::of("object")),
+                    [Some("resourceNames"), Some(r)] if !self.resources.contains(*r) => Err(
+                        format!("{path}: the composition has no resource named {r:?}"),
+                    ),
                     [Some("name" | "namespace" | "uid")]
-                    | [Some("labels" | "annotations"), Some(_)] => Ok(Ty::of("string")),
+                    | [Some("labels" | "annotations" | "resourceNames"), Some(_)] => {
+                        Ok(Ty::of("string"))
+                    }
                     _ => Err(format!(
                         "{path} is not available to patches; use metadata.name, metadata.namespace, metadata.uid, \
-                         metadata.labels.<key> or metadata.annotations.<key>"
+                         metadata.labels.<key>, metadata.annotations.<key> or metadata.resourceNames.<resource>"
                     )),
                 };
             }

@@ -188,6 +188,42 @@ pub fn apply_crds() {
     });
 }
 
+/// Fetches (once, cached by `e2e/fetch-crds`) and applies the cloud
+/// operators' real CRDs, once per test process, waiting until they are
+/// Established: the API server then validates composed objects against the
+/// upstream schemas. Returns the directory holding them.
+pub fn apply_cloud_crds() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new(e2e_script("fetch-crds"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run e2e/fetch-crds: {e}"));
+        assert!(
+            out.status.success(),
+            "e2e/fetch-crds failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let arg = dir.to_str().expect("utf-8 path");
+        kubectl_ok([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=dbclaim-e2e",
+            "-f",
+            arg,
+        ]);
+        kubectl_ok([
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            arg,
+        ]);
+        dir
+    })
+}
+
 /// A name unique across tests, processes and runs: `<prefix>-<suffix>`, a
 /// valid DNS-1123 label (lowercase, at most 63 characters).
 pub fn unique_name(prefix: &str) -> String {

@@ -122,7 +122,19 @@ fn object_name(object: &Value) -> String {
     render::field(object, "/metadata/name").to_string()
 }
 
-/// A composed object's own `Synced=False`, as `<Kind> <name>: <message>`.
+/// Reasons on a `Ready=False` condition that say the provider tried and
+/// failed, not that it is still working: Config Connector reports its
+/// failures this way (it has no Synced condition).
+const FAILURE_REASONS: &[&str] = &[
+    "UpdateFailed",
+    "DeleteFailed",
+    "DependencyInvalid",
+    "ManagementConflict",
+];
+
+/// A composed object's own failure, as `<Kind> <name>: <message>`: its
+/// `Synced=False` (Crossplane-style providers), or a `Ready=False` whose
+/// reason is a failure (Config Connector's `UpdateFailed`, ...).
 fn provider_error(obj: &Value) -> Option<String> {
     let message = not_synced(obj)?;
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
@@ -130,14 +142,61 @@ fn provider_error(obj: &Value) -> Option<String> {
     Some(format!("{kind} {name}: {message}"))
 }
 
-/// The message of a composed object's `Synced=False` condition, if it has one.
+/// The message of a composed object's failure: its `Synced=False`
+/// condition, or a `Ready=False` with a failure reason.
 pub fn not_synced(obj: &Value) -> Option<&str> {
     let conditions = obj.pointer("/status/conditions")?.as_array()?;
-    let synced = conditions
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))?;
-    let field = |f: &str| synced.get(f).and_then(Value::as_str);
-    (field("status") == Some("False")).then(|| field("message").unwrap_or_default())
+    let find = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+            .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
+    };
+    let failed = find("Synced").or_else(|| {
+        find("Ready").filter(|c| {
+            c.get("reason")
+                .and_then(Value::as_str)
+                .is_some_and(|r| FAILURE_REASONS.contains(&r))
+        })
+    })?;
+    Some(
+        failed
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod provider_error_tests {
+    use super::provider_error;
+    use serde_json::json;
+
+    fn obj(conditions: serde_json::Value) -> serde_json::Value {
+        json!({"kind": "SQLInstance", "metadata": {"name": "i"}, "status": {"conditions": conditions}})
+    }
+
+    #[test]
+    fn synced_false_and_failure_reasons_on_ready_are_provider_errors() {
+        let synced = obj(json!([{"type": "Synced", "status": "False", "message": "quota"}]));
+        assert_eq!(
+            provider_error(&synced).as_deref(),
+            Some("SQLInstance i: quota")
+        );
+        let kcc = obj(
+            json!([{"type": "Ready", "status": "False", "reason": "UpdateFailed",
+            "message": "Update call failed: googleapi: Error 403"}]),
+        );
+        assert_eq!(
+            provider_error(&kcc).as_deref(),
+            Some("SQLInstance i: Update call failed: googleapi: Error 403")
+        );
+        // Still working, or fine: not an error.
+        let updating = obj(json!([{"type": "Ready", "status": "False", "reason": "Updating"}]));
+        assert_eq!(provider_error(&updating), None);
+        let ready = obj(json!([{"type": "Ready", "status": "True", "reason": "UpToDate"}]));
+        assert_eq!(provider_error(&ready), None);
+    }
 }
 
 /// Deletes composed objects the status lists and this pass did not apply
