@@ -13,7 +13,7 @@ use super::diff::{
 };
 use super::errors::{self, ApiFailure, Class};
 use super::rds::{CreateInput, Rds};
-use super::status::{self, POLL_TRANSITIONAL, Phase};
+use super::status::{self, POLL_STUCK, POLL_TRANSITIONAL, Phase};
 use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, validate};
 use crate::api::aws::{Endpoint, PendingModifiedValues, RDSInstance, RDSInstanceObservation};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
@@ -367,6 +367,9 @@ impl External<RDSInstance> for Aws {
         };
         let requeue = if modified || waiting.is_some() {
             assessment.poll.min(POLL_TRANSITIONAL)
+        } else if !latest.pending.is_empty() {
+            // status.atProvider.pendingModifiedValues shows when RDS applied them
+            assessment.poll.min(POLL_STUCK)
         } else {
             assessment.poll
         };
