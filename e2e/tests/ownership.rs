@@ -405,6 +405,30 @@ impl Cluster<'_> {
         }
     }
 
+    async fn wait_claim_ready(&self, ns: &str, name: &str) {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let out = self.kubectl(&[
+                "get",
+                "databaseclaim",
+                "-n",
+                ns,
+                name,
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.status.conditions[?(@.type=='Synced')].message}",
+            ]);
+            if out.starts_with("True") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "claim {ns}/{name} not Ready: {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     async fn wait_gone(&self, kind: &str, name: &str) {
         let deadline = std::time::Instant::now() + TIMEOUT;
         while !self
@@ -465,13 +489,64 @@ spec:
     )
 }
 
-/// The managed resources `team-a/orders-db` composes, under the same names
-/// in both clusters (`<name>-instance`, `<name>-database`).
-fn objects(name: &str, pc: &str, database: &str) -> String {
+/// One cluster's composition for `team-a/orders-db`: an RDS instance and a
+/// database on the shared server. Each cluster's platform team prefixes its
+/// database names (`prefix`), as the README's ownership section advises for
+/// clusters that share a PostgreSQL server; RDS identifiers need nothing:
+/// a cluster that finds another's instance under the derived identifier
+/// takes one of its own.
+fn composition(name: &str, pc: &str, prefix: &str) -> String {
+    format!(
+        r#"apiVersion: dbclaim.io/v1alpha1
+kind: Composition
+metadata: {{name: {name}}}
+spec:
+  engines: [postgres]
+  resources:
+  - name: instance
+    base:
+      apiVersion: aws.dbclaim.io/v1alpha1
+      kind: RDSInstance
+      spec:
+        providerConfigRef: {{name: {pc}}}
+        forProvider: {{dbInstanceClass: db.t3.micro, engine: postgres, engineVersion: "16", allocatedStorage: 20, dbName: orders}}
+  - name: database
+    base:
+      apiVersion: postgres.dbclaim.io/v1alpha1
+      kind: Database
+      spec:
+        providerConfigRef: {{name: {pc}}}
+        forProvider: {{databaseName: unset}}
+    patches:
+    - type: CombineFromClaim
+      combine:
+        variables:
+        - fromFieldPath: metadata.namespace
+        - fromFieldPath: metadata.name
+        strategy: string
+        string: {{fmt: "{prefix}_%s_%s"}}
+      toFieldPath: spec.forProvider.databaseName
+    connectionDetails:
+    - {{name: host, fromConnectionSecretKey: host}}
+    - {{name: port, fromConnectionSecretKey: port}}
+    - {{name: database, fromConnectionSecretKey: database}}
+    - {{name: username, fromConnectionSecretKey: username}}
+    - {{name: password, fromConnectionSecretKey: password}}
+"#
+    )
+}
+
+/// A managed object cluster B makes by hand, aimed at cluster A's
+/// external objects: an RDSInstance naming A's instance by
+/// `dbclaim.io/external-name` (a person's adoption), and a Database with
+/// A's database name.
+fn aimed_at(name: &str, pc: &str, rds_id: &str, database: &str) -> String {
     format!(
         r#"apiVersion: aws.dbclaim.io/v1alpha1
 kind: RDSInstance
-metadata: {{name: {name}-instance}}
+metadata:
+  name: {name}-instance
+  annotations: {{dbclaim.io/external-name: "{rds_id}"}}
 spec:
   providerConfigRef: {{name: {pc}}}
   forProvider:
@@ -535,62 +610,118 @@ async fn two_clusters_on_one_account_and_server_never_touch_each_others() {
         &["--cluster-id", "cluster-b"],
         &[("KUBECONFIG", plane.kubeconfig.as_str())],
     );
-
-    // `team-a/orders-db` in cluster A first: created and marked for A.
-    let name = unique_name("team-a-orders-db");
-    let database = format!("team-a_{}", name.replace('-', "_"));
-    let (instance, db) = (format!("{name}-instance"), format!("{name}-database"));
     const RDS: &str = "rdsinstances.aws.dbclaim.io";
     const PGDB: &str = "databases.postgres.dbclaim.io";
-    let both = [(RDS, instance.as_str()), (PGDB, db.as_str())];
-    a.apply(&objects(&name, &pc, &database));
-    for (kind, obj) in both {
-        a.wait_synced(kind, obj, "True").await;
+
+    // The same claim `team-a/orders-db` in both clusters: each provisions
+    // its own RDS instance and database.
+    let team = TestNamespace::new("team-a");
+    let ns = team.name().to_string();
+    b.apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"
+    ));
+    let comp = unique_name("own-comp");
+    let claim = "orders-db";
+    // A first, then B: B finds A's instance under the identifier derived
+    // from the name and takes one of its own.
+    for (c, prefix) in [(&a, "east"), (&b, "west")] {
+        c.apply(&composition(&comp, &pc, prefix));
+        c.apply(&claim_yaml(
+            &ns,
+            claim,
+            &format!("  compositionRef: {{name: {comp}}}\n"),
+        ));
+        c.wait_claim_ready(&ns, claim).await;
     }
-    let rds_mark = format!(
-        "cluster-a/{}",
-        a.jsonpath(RDS, &instance, "{.metadata.uid}")
+    let composed = |c: &Cluster, kind: &str| {
+        c.kubectl(&[
+            "get",
+            kind,
+            "-l",
+            &format!("dbclaim.io/claim-name={claim},dbclaim.io/claim-namespace={ns}"),
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+    };
+    let instance = composed(&a, RDS);
+    assert_eq!(
+        composed(&b, RDS),
+        instance,
+        "the same composed name in both"
     );
-    let pg_mark = format!(
-        "dbclaim:owner=cluster-a/{}",
-        a.jsonpath(PGDB, &db, "{.metadata.uid}")
+    let id_of = |c: &Cluster| {
+        c.jsonpath(
+            RDS,
+            &instance,
+            "{.metadata.annotations.dbclaim\\.io/external-name}",
+        )
+    };
+    let (id_a, id_b) = (id_of(&a), id_of(&b));
+    assert_eq!(id_a, instance, "the first cluster keeps the name");
+    assert!(
+        id_b.starts_with(&format!("{instance}-")),
+        "two clusters, two RDS instances: {id_b}"
     );
-    // A's connection Secrets, as their password (decoded).
-    let password = |c: &Cluster, secret: &str| {
+    for (c, id, cluster) in [(&a, &id_a, "cluster-a"), (&b, &id_b, "cluster-b")] {
+        let mark = format!(
+            "{cluster}/{}",
+            c.jsonpath(RDS, &instance, "{.metadata.uid}")
+        );
+        assert_eq!(
+            tags_of(&moto.endpoint, id).await.get("dbclaim.io/owner"),
+            Some(&mark),
+            "{id}"
+        );
+    }
+    // Each claim's Secret logs in to its own database, not to the other's.
+    let secret = |c: &Cluster, key: &str| {
         c.kubectl(&[
             "get",
             "secret",
             "-n",
-            OPERATOR_NAMESPACE,
-            secret,
+            &ns,
+            &format!("{claim}-connection"),
             "-o",
-            "go-template={{.data.password | base64decode}}",
+            &format!("go-template={{{{index .data \"{key}\" | base64decode}}}}"),
         ])
     };
-    let (rds_password, pg_password) = (password(&a, &instance), password(&a, &db));
-    let id = a.jsonpath(
-        RDS,
-        &instance,
-        "{.metadata.annotations.dbclaim\\.io/external-name}",
+    let (db_a, db_b) = (secret(&a, "database"), secret(&b, "database"));
+    assert_eq!(db_a, format!("east_{ns}_{claim}"));
+    assert_eq!(db_b, format!("west_{ns}_{claim}"));
+    let (user_a, pw_a) = (secret(&a, "username"), secret(&a, "password"));
+    psql(&uri(&pg, &user_a, &pw_a, &db_a), "SELECT 1")
+        .unwrap_or_else(|e| panic!("A's claim cannot use its database: {e}"));
+    psql(
+        &uri(&pg, &secret(&b, "username"), &secret(&b, "password"), &db_b),
+        "SELECT 1",
+    )
+    .unwrap_or_else(|e| panic!("B's claim cannot use its database: {e}"));
+    assert!(
+        psql(&uri(&pg, &user_a, &pw_a, &db_b), "CREATE TABLE t (x int)").is_err(),
+        "A's login may write into B's database"
     );
-    assert_eq!(
-        tags_of(&moto.endpoint, &id).await.get("dbclaim.io/owner"),
-        Some(&rds_mark)
+    let pg_state_a = server_state(&pg, &db_a).await;
+    assert!(
+        pg_state_a
+            .0
+            .as_deref()
+            .is_some_and(|m| m.starts_with("dbclaim:owner=cluster-a/")),
+        "{pg_state_a:?}"
     );
-    let pg_state = (
-        Some(pg_mark.clone()),
-        Some(database.clone()),
-        Some(pg_mark.clone()),
-    );
-    assert_eq!(server_state(&pg, &database).await, pg_state);
 
-    // The same names in cluster B: both refused, nothing sent.
-    b.apply(&objects(&name, &pc, &database));
+    // B aimed at A's objects by hand: both refused, nothing sent for A's
+    // instance, A's role and database unchanged.
+    let name = unique_name("aimed");
+    b.apply(&aimed_at(&name, &pc, &id_a, &db_a));
     for (kind, obj, what) in [
-        (RDS, &instance, format!("DB instance \"{id}\"")),
-        (PGDB, &db, format!("role \"{database}\"")),
+        (
+            RDS,
+            format!("{name}-instance"),
+            format!("DB instance \"{id_a}\""),
+        ),
+        (PGDB, format!("{name}-database"), format!("role \"{db_a}\"")),
     ] {
-        let message = b.wait_synced(kind, obj, "False").await;
+        let message = b.wait_synced(kind, &obj, "False").await;
         assert!(
             message.contains(&format!("{what} exists and is not ours"))
                 && message.contains("another cluster (\"cluster-a\")"),
@@ -599,13 +730,13 @@ async fn two_clusters_on_one_account_and_server_never_touch_each_others() {
         assert_eq!(
             b.jsonpath(
                 kind,
-                obj,
+                &obj,
                 "{.status.conditions[?(@.type=='Synced')].reason}"
             ),
             "ReconcileError"
         );
     }
-    let sent = || {
+    let sent_for_a = || {
         [
             "CreateDBInstance",
             "ModifyDBInstance",
@@ -614,39 +745,56 @@ async fn two_clusters_on_one_account_and_server_never_touch_each_others() {
             "DeleteDBInstance",
         ]
         .into_iter()
-        .filter(|action| !proxy.requests(action, None).is_empty())
+        .filter(|action| !proxy.requests(action, Some(&id_a)).is_empty())
         .collect::<Vec<_>>()
     };
-    assert_eq!(sent(), Vec::<&str>::new(), "cluster B changed A's instance");
-
-    // Deleting B's objects deletes nothing of A's.
-    b.kubectl(&["delete", RDS, &instance, "--wait=false"]);
-    b.kubectl(&["delete", PGDB, &db, "--wait=false"]);
-    for (kind, obj) in both {
-        b.wait_gone(kind, obj).await;
-    }
-    assert_eq!(sent(), Vec::<&str>::new(), "cluster B changed A's instance");
     assert_eq!(
-        tags_of(&moto.endpoint, &id).await.get("dbclaim.io/owner"),
-        Some(&rds_mark),
+        sent_for_a(),
+        Vec::<&str>::new(),
+        "cluster B changed A's instance"
+    );
+    assert_eq!(server_state(&pg, &db_a).await, pg_state_a);
+
+    // Deleting B's hand-made objects and B's claim deletes nothing of A's.
+    b.kubectl(&["delete", RDS, &format!("{name}-instance"), "--wait=false"]);
+    b.kubectl(&["delete", PGDB, &format!("{name}-database"), "--wait=false"]);
+    b.kubectl(&["delete", "databaseclaim", "-n", &ns, claim, "--wait=false"]);
+    for (kind, obj) in [
+        (RDS, format!("{name}-instance")),
+        (PGDB, format!("{name}-database")),
+        (RDS, instance.clone()),
+    ] {
+        b.wait_gone(kind, &obj).await;
+    }
+    assert_eq!(
+        sent_for_a(),
+        Vec::<&str>::new(),
+        "cluster B changed A's instance"
+    );
+    assert!(
+        !proxy.requests("DeleteDBInstance", Some(&id_b)).is_empty(),
+        "B deleted its own instance"
+    );
+    assert_eq!(
+        tags_of(&moto.endpoint, &id_a)
+            .await
+            .get("dbclaim.io/owner")
+            .map(|m| m.starts_with("cluster-a/")),
+        Some(true),
         "A's instance is still there, still A's"
     );
-    assert_eq!(server_state(&pg, &database).await, pg_state);
-    psql(&uri(&pg, &database, &pg_password, &database), "SELECT 1")
+    assert_eq!(server_state(&pg, &db_a).await, pg_state_a);
+    assert_eq!(
+        server_state(&pg, &db_b).await,
+        (None, None, None),
+        "B dropped its own"
+    );
+    psql(&uri(&pg, &user_a, &pw_a, &db_a), "SELECT 1")
         .unwrap_or_else(|e| panic!("A's password no longer works: {e}"));
-    assert_eq!(password(&a, &instance), rds_password);
-    assert_eq!(password(&a, &db), pg_password);
-    for (kind, obj) in both {
-        a.wait_synced(kind, obj, "True").await;
-    }
-
-    // A deletes its own.
-    a.kubectl(&["delete", RDS, &instance, "--wait=false"]);
-    a.kubectl(&["delete", PGDB, &db, "--wait=false"]);
-    for (kind, obj) in both {
-        a.wait_gone(kind, obj).await;
-    }
-    assert_eq!(server_state(&pg, &database).await, (None, None, None));
+    assert_eq!(secret(&a, "password"), pw_a);
+    a.wait_claim_ready(&ns, claim).await;
+    delete_claim_and_wait(&ns, claim).await;
+    assert_eq!(server_state(&pg, &db_a).await, (None, None, None));
 }
 
 /// The tags of instance `id`, straight from moto.

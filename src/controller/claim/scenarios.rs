@@ -28,6 +28,8 @@ const COMPOSED_SELECTOR: &str =
 /// Where the postgres provider writes the Database's credentials.
 const PROVIDER_SECRET: &str = "/api/v1/namespaces/dbclaim-system/secrets/team-a-orders-db-database";
 const SECRET: &str = "/api/v1/namespaces/team-a/secrets/orders-db-connection";
+const POLICIES: &str = "/apis/dbclaim.io/v1alpha1/claimpolicies";
+const NAMESPACE: &str = "/api/v1/namespaces/team-a";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/team-a/events";
 const CONFIG_MAP: &str = "/api/v1/namespaces/team-a/configmaps/team-a-orders-db-config";
 
@@ -154,6 +156,8 @@ async fn new_claim_composes_its_objects_and_reports_once() {
         world(),
         claim.clone(),
         vec![
+            // A spec not judged yet: the policies the API server holds now.
+            get(POLICIES).returns(list::<Value>(&[])),
             get(&path).not_found(),
             apply(&path)
                 .body(applied(&claim, &shared_postgres(), "database"))
@@ -344,16 +348,20 @@ async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
         .storage_gb(40)
         .with_status(ready_status());
     let claim = orders_db().finalized();
+    // The policy was made just before the claim and its watch event is still
+    // in flight: neither the policy cache nor the namespace cache (which
+    // has the namespace without its label) shows it yet.
     let (result, _) = pass(
         world()
-            .policy(quota)
             .claim(billing)
             .claim(claim.clone())
-            .namespace(namespace("team-a", &[("tier", "shared")])),
+            .namespace(namespace("team-a", &[])),
         claim.clone(),
-        // Policies, claims and namespace labels come from the caches: the
-        // first request is the verdict.
+        // A new claim: the policies and the namespace's labels from the API
+        // server, the claims from the cache; then the verdict.
         vec![
+            get(POLICIES).returns(list(&[quota])),
+            get(NAMESPACE).returns(namespace("team-a", &[("tier", "shared")])),
             apply(CLAIM_STATUS)
                 .body(json!({"status": {
                     "composition": {"name": "shared-postgres"},
@@ -428,7 +436,11 @@ async fn api_failure_stops_the_pass_before_anything_else_is_written() {
     let (result, transcript) = pass(
         world(),
         claim.clone(),
-        vec![get(&path).not_found(), apply(&path).fails(409)],
+        vec![
+            get(POLICIES).returns(list::<Value>(&[])),
+            get(&path).not_found(),
+            apply(&path).fails(409),
+        ],
     )
     .await;
     let error = result.expect_err("a failed apply passed");
@@ -473,6 +485,11 @@ async fn pass_on_a_cache_without_its_last_status_write_repeats_nothing() {
     let ready = Ok(Action::requeue(requeue::READY));
     assert_eq!(results, [ready.clone(), ready]);
     assert_eq!(transcript.writes().len(), 3, "the second pass wrote");
+}
+
+/// A list as the API server answers LIST.
+fn list<T: serde::Serialize>(items: &[T]) -> Value {
+    json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
 }
 
 /// A metadata list as the API server answers `list_metadata`.

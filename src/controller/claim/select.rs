@@ -1,13 +1,14 @@
 //! Select: the policies that govern the claim, and its composition.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 
 use super::error::{SelectError, failed};
-use crate::api::{Composition, DatabaseClaim};
+use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
 use crate::controller::context::Context;
 use crate::policy::{self, Applicable};
 use crate::selection;
@@ -49,8 +50,14 @@ pub async fn select(claim: &DatabaseClaim, ctx: &Context) -> Result<Selected, Se
         .iter()
         .map(|c| (**c).clone())
         .collect();
-    let policies = ctx.policies.state();
-    let policy = policy::evaluate(claim, &policies, &namespace_labels(ctx, &ns).await?);
+    let fresh = !judged(claim);
+    let policies = policies_for(fresh, ctx).await?;
+    let labels = if policies.is_empty() {
+        BTreeMap::new()
+    } else {
+        namespace_labels(fresh, ctx, &ns).await?
+    };
+    let policy = policy::evaluate(claim, &policies, &labels);
     let composition =
         selection::select(claim, &compositions, policy.default_composition.as_deref())?.clone();
     Ok(Selected {
@@ -59,18 +66,41 @@ pub async fn select(claim: &DatabaseClaim, ctx: &Context) -> Result<Selected, Se
     })
 }
 
-/// The labels policies select namespaces by, from the namespace cache. A
-/// namespace the cache has not seen yet (created just before the claim,
-/// its event still in flight) is read from the API server: guardrails must
-/// not miss a claim because two watches raced.
+/// Whether the operator judged this spec already (observedGeneration).
+/// A spec it has not (a new claim, or an edit) is judged by what the API
+/// server holds now, not by the caches: a ClaimPolicy or a namespace label
+/// made just before a burst of claims may still be in flight on its watch,
+/// and a claim admitted without it would provision past its limits. A
+/// claim at rest, or after a restart, reads the caches.
+fn judged(claim: &DatabaseClaim) -> bool {
+    claim.metadata.generation.is_some()
+        && claim.status.as_ref().and_then(|s| s.observed_generation) == claim.metadata.generation
+}
+
+/// The policies to judge a claim by: the API server's (`fresh`) or the cache's.
+async fn policies_for(fresh: bool, ctx: &Context) -> Result<Vec<Arc<ClaimPolicy>>, SelectError> {
+    if !fresh {
+        return Ok(ctx.policies.state());
+    }
+    let api: Api<ClaimPolicy> = Api::all(ctx.client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(failed("list", "ClaimPolicies"))?;
+    Ok(list.items.into_iter().map(Arc::new).collect())
+}
+
+/// The labels policies select namespaces by: the API server's (`fresh`),
+/// else the namespace cache's. A namespace the cache has not seen yet
+/// (created just before the claim, its event still in flight) is read from
+/// the API server too: guardrails must not miss a claim because two
+/// watches raced.
 async fn namespace_labels(
+    fresh: bool,
     ctx: &Context,
     ns: &str,
 ) -> Result<BTreeMap<String, String>, SelectError> {
-    if ctx.policies.state().is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    if let Some(n) = ctx.namespaces.get(&ObjectRef::new(ns)) {
+    if !fresh && let Some(n) = ctx.namespaces.get(&ObjectRef::new(ns)) {
         return Ok(n.labels().clone());
     }
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());

@@ -56,7 +56,21 @@ pub fn derive(name: &str) -> String {
     if is_valid(name) && !name.bytes().any(|b| b.is_ascii_uppercase()) {
         return name.to_string();
     }
-    let hash = short_hash(name); // 8 hex digits
+    cleaned_with_hash(name, &short_hash(name))
+}
+
+/// The identifier for the object named `name` in the cluster `cluster`,
+/// when [`derive`]'s is taken by another cluster on the same AWS account
+/// (two clusters that compose the same object name): the cleaned name and a
+/// hash of the cluster and the name, so each cluster gets an instance of
+/// its own and the same cluster always finds the same one.
+pub fn for_cluster(name: &str, cluster: &str) -> String {
+    cleaned_with_hash(name, &short_hash(&format!("{cluster}/{name}")))
+}
+
+/// `name` cleaned (lower case; letters, digits and single hyphens; a letter
+/// first) and cut, then `-<hash>`.
+fn cleaned_with_hash(name: &str, hash: &str) -> String {
     let mut cleaned = String::with_capacity(name.len());
     for c in name.chars() {
         let c = c.to_ascii_lowercase();
@@ -127,6 +141,18 @@ mod tests {
         let id = derive(&name);
         assert!(is_valid(&id), "{id}");
         assert!(derive("Upper").starts_with("upper-"));
+    }
+
+    #[test]
+    fn another_clusters_name_gets_a_cluster_hash() {
+        let name = "team-a-orders-db-instance-1a2b3c4d";
+        let a = for_cluster(name, "cluster-a");
+        assert!(is_valid(&a), "{a}");
+        assert!(a.starts_with(&format!("{name}-")), "{a}");
+        assert_eq!(for_cluster(name, "cluster-a"), a, "stable");
+        assert_ne!(for_cluster(name, "cluster-b"), a);
+        assert_ne!(a, derive(name));
+        assert!(is_valid(&for_cluster(&"A.".repeat(60), "c")));
     }
 
     proptest! {

@@ -99,22 +99,33 @@ impl External<RDSInstance> for Aws {
                 problems.join("; ")
             )));
         }
-        let (id, generated) = self.ensure_external_name(obj).await?;
+        let (mut id, mut generated) = self.ensure_external_name(obj).await?;
         let rds = config::client(
             self,
             &obj.spec.managed.provider_config_ref.name,
             spec.region.as_deref(),
         )
         .await?;
-        let observed = rds.describe(&id).await.map_err(|f| Error::api(f, &rds))?;
+        let mut observed = self.describe(&rds, &id).await?;
+        if let Some((_, tags)) = &observed
+            && self.taken_by_another_cluster(obj, &id, generated.as_deref(), tags)
+        {
+            id = self
+                .set_external_name(
+                    obj,
+                    identifier::for_cluster(&obj.name_any(), &self.cluster_id),
+                )
+                .await?;
+            generated = Some(id.clone());
+            events.normal(
+                "IdentifierChosen",
+                format!("DB instance identifier {} is another cluster's on this AWS account; this object uses {id}", identifier::derive(&obj.name_any())),
+            );
+            observed = self.describe(&rds, &id).await?;
+        }
         let instance = match observed {
             None => None,
-            Some(o) => {
-                let tags = match &o.arn {
-                    Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, &rds))?,
-                    None => BTreeMap::new(),
-                };
-                let mut tags = tags;
+            Some((o, mut tags)) => {
                 match self.ownership(obj, &id, generated.as_deref(), &tags) {
                     Verdict::Ours => {}
                     Verdict::NotOurs(m) => return Err(Error::Conflict(m)),
@@ -531,7 +542,15 @@ impl Aws {
                 None => Ok((id.clone(), generated)),
             };
         }
-        let id = identifier::derive(&obj.name_any());
+        let id = self
+            .set_external_name(obj, identifier::derive(&obj.name_any()))
+            .await?;
+        Ok((id.clone(), Some(id)))
+    }
+
+    /// Records `id` as the identifier dbclaim chose for `obj`, before any
+    /// call that could create an instance under it.
+    async fn set_external_name(&self, obj: &RDSInstance, id: String) -> Result<String, Error> {
         let patch = serde_json::json!({
             "metadata": {"annotations": {EXTERNAL_NAME: id, GENERATED_NAME: id}}
         });
@@ -544,7 +563,50 @@ impl Aws {
             .await
             .map_err(Error::Annotate)?;
         tracing::info!(identifier = %id, "external name set");
-        Ok((id.clone(), Some(id)))
+        Ok(id)
+    }
+
+    /// The instance `id` and its tags, if it exists.
+    async fn describe(
+        &self,
+        rds: &Rds,
+        id: &str,
+    ) -> Result<Option<(Observed, BTreeMap<String, String>)>, Error> {
+        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, rds))? else {
+            return Ok(None);
+        };
+        let tags = match &o.arn {
+            Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, rds))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Some((o, tags)))
+    }
+
+    /// Whether the instance under the identifier dbclaim derived from the
+    /// name (never one a person named, never one this object used before)
+    /// carries another cluster's mark: two clusters on one AWS account
+    /// composed the same name, and this one takes an identifier of its own
+    /// ([`identifier::for_cluster`]) instead of refusing.
+    fn taken_by_another_cluster(
+        &self,
+        obj: &RDSInstance,
+        id: &str,
+        generated: Option<&str>,
+        tags: &BTreeMap<String, String>,
+    ) -> bool {
+        let derived = generated.is_some_and(|g| g.eq_ignore_ascii_case(id))
+            && id.eq_ignore_ascii_case(&identifier::derive(&obj.name_any()));
+        let used_before = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.db_instance_identifier.as_deref())
+            .is_some();
+        let foreign = tags
+            .get(OWNER_MARK_TAG)
+            .and_then(|m| m.rsplit_once('/'))
+            .is_some_and(|(cluster, _)| cluster != self.cluster_id);
+        derived && !used_before && foreign
     }
 }
 
