@@ -452,7 +452,8 @@ async fn rds_instance_is_created_grown_and_deleted_with_a_final_snapshot() {
     assert_eq!(modifies.len(), 1, "{modifies:#?}");
     let p = &modifies[0].params;
     assert_eq!(p.get("AllocatedStorage").map(String::as_str), Some("50"));
-    assert_eq!(p.get("ApplyImmediately").map(String::as_str), Some("true"));
+    // applyImmediately is unset: AWS's default, the maintenance window
+    assert_eq!(p.get("ApplyImmediately").map(String::as_str), Some("false"));
     for field in [
         "DBInstanceClass",
         "EngineVersion",

@@ -257,7 +257,7 @@ impl External<RDSInstance> for Aws {
         if assessment.phase == Phase::Deleting {
             // Deleted outside dbclaim; it is created again once gone.
             return Ok(Synced {
-                observation: observation(&observed),
+                observation: steady(obj, observation(&observed)),
                 ready: Cond::ready(
                     false,
                     ReadyReason::Deleting,
@@ -385,7 +385,7 @@ impl External<RDSInstance> for Aws {
             assessment.poll
         };
         Ok(Synced {
-            observation: observation(&latest),
+            observation: steady(obj, observation(&latest)),
             ready: Cond::ready(assessment.ready, assessment.reason, ready_message),
             synced,
             requeue,
@@ -727,6 +727,42 @@ pub fn observation(o: &Observed) -> RDSInstanceObservation {
     }
 }
 
+/// How far LatestRestorableTime may move before the status shows it: RDS
+/// advances it every few minutes (moto on every call), and each status
+/// write wakes the object again.
+pub const RESTORABLE_TIME_STEP_SECS: i64 = 300;
+
+/// `a` with the latest restorable time the object's status already shows,
+/// unless the new one is [`RESTORABLE_TIME_STEP_SECS`] or more ahead of it.
+fn steady(obj: &RDSInstance, mut a: RDSInstanceObservation) -> RDSInstanceObservation {
+    let shown = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|p| p.latest_restorable_time.as_deref());
+    a.latest_restorable_time = steady_time(shown, a.latest_restorable_time.take());
+    a
+}
+
+/// See [`steady`]: times are RFC 3339; anything unparsable is taken as new.
+pub fn steady_time(shown: Option<&str>, new: Option<String>) -> Option<String> {
+    use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
+    let secs = |t: &str| {
+        DateTime::from_str(t, DateTimeFormat::DateTime)
+            .ok()
+            .map(|d| d.secs())
+    };
+    match (shown, &new) {
+        (Some(old), Some(n)) => match (secs(old), secs(n)) {
+            (Some(a), Some(b)) if (0..RESTORABLE_TIME_STEP_SECS).contains(&(b - a)) => {
+                Some(old.to_string())
+            }
+            _ => new,
+        },
+        _ => new,
+    }
+}
+
 /// The [`ObservedSettings`] part of `status.atProvider`.
 fn settings_observation(s: &ObservedSettings) -> RDSInstanceObservation {
     RDSInstanceObservation {
@@ -948,6 +984,33 @@ mod tests {
         };
         assert_eq!(throttled.retry(), Retry::Backoff);
         assert!(throttled.keeps_ready(), "an API outage keeps Ready");
+    }
+
+    #[test]
+    fn restorable_time_moves_in_steps_not_on_every_describe() {
+        let t = |s: &str| Some(s.to_string());
+        assert_eq!(
+            steady_time(None, t("2026-12-06T03:00:00Z")),
+            t("2026-12-06T03:00:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T03:04:59.5Z")),
+            t("2026-12-06T03:00:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T03:05:00Z")),
+            t("2026-12-06T03:05:00Z")
+        );
+        // earlier (a restore) or unreadable: what RDS says
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T02:59:00Z")),
+            t("2026-12-06T02:59:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("x"), t("2026-12-06T03:01:00Z")),
+            t("2026-12-06T03:01:00Z")
+        );
+        assert_eq!(steady_time(Some("2026-12-06T03:00:00Z"), None), None);
     }
 
     #[test]
