@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kube::ResourceExt;
 use serde::Deserialize;
 
-use crate::api::{self, Composition, DatabaseClaim};
+use crate::api::{self, Composition, CompositionRevision, CompositionSpec, DatabaseClaim};
 use crate::engine;
+
+pub mod diff;
+pub use diff::DiffArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,7 +49,7 @@ pub enum Command {
         /// The DatabaseClaim manifest.
         #[arg(short = 'c', long)]
         claim: PathBuf,
-        /// The Composition manifest.
+        /// The Composition (or CompositionRevision) manifest.
         #[arg(short = 'C', long)]
         composition: PathBuf,
         /// Observed composed objects (multi-document YAML), for readiness,
@@ -54,11 +57,15 @@ pub enum Command {
         #[arg(short = 'o', long)]
         observed: Option<PathBuf>,
     },
-    /// Check compositions: paths, transforms, kinds.
+    /// Check compositions and composition revisions: paths, transforms, kinds.
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// What a composition change does to the claims it reaches: a unified
+    /// diff per composed object and a summary per claim. Exit 0 no change,
+    /// 1 changes, 2 bad usage or error, 3 at least one destructive change.
+    Diff(DiffArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -123,7 +130,7 @@ pub enum CliError {
     Invalid(usize),
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|source| CliError::Read {
         path: path.display().to_string(),
         source,
@@ -182,16 +189,47 @@ pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A claim manifest, in the namespace `default` when it names none.
+pub fn parse_claim(path: &Path) -> Result<DatabaseClaim, CliError> {
+    let mut claim: DatabaseClaim = parse_one(path, "DatabaseClaim")?;
+    if claim.metadata.namespace.is_none() {
+        claim.metadata.namespace = Some("default".into());
+    }
+    Ok(claim)
+}
+
+/// A Composition manifest, or a CompositionRevision one (its composition's
+/// name and the spec it holds): (composition name, spec).
+pub fn parse_composition(path: &Path) -> Result<(String, CompositionSpec), CliError> {
+    let docs = yaml_documents(&read(path)?).map_err(|message| CliError::Parse {
+        path: path.display().to_string(),
+        what: "Composition",
+        message,
+    })?;
+    let kind = docs
+        .first()
+        .and_then(|d| d.get("kind"))
+        .and_then(|k| k.as_str());
+    if kind == Some("CompositionRevision") {
+        let revision: CompositionRevision = parse_one(path, "CompositionRevision")?;
+        let name = revision
+            .composition_name()
+            .map(str::to_string)
+            .unwrap_or_else(|| revision.name_any());
+        return Ok((name, revision.spec.composition));
+    }
+    let composition: Composition = parse_one(path, "Composition")?;
+    Ok((composition.name_any(), composition.spec))
+}
+
 pub fn render(
     claim: &Path,
     composition: &Path,
     observed: Option<&Path>,
 ) -> Result<String, CliError> {
-    let mut claim: DatabaseClaim = parse_one(claim, "DatabaseClaim")?;
-    if claim.metadata.namespace.is_none() {
-        claim.metadata.namespace = Some("default".into());
-    }
-    let composition: Composition = parse_one(composition, "Composition")?;
+    let mut claim = parse_claim(claim)?;
+    let (name, spec) = parse_composition(composition)?;
+    let composition = Composition::new(&name, spec);
     let observed = match observed {
         Some(path) => observed_by_resource(&claim, &composition, path)?,
         None => BTreeMap::new(),
@@ -311,14 +349,25 @@ pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
             }
         };
         for doc in docs {
-            if doc.get("kind").and_then(|k| k.as_str()) != Some("Composition") {
-                continue;
-            }
+            let kind = doc.get("kind").and_then(|k| k.as_str());
             let name = doc
                 .pointer("/metadata/name")
                 .and_then(|v| v.as_str())
                 .unwrap_or("<unnamed>")
                 .to_string();
+            if kind == Some("CompositionRevision") {
+                let found = validate_revision(doc);
+                problems += found.len();
+                lines.extend(
+                    found
+                        .iter()
+                        .map(|p| format!("{file}: composition revision {name:?}: {p}")),
+                );
+                continue;
+            }
+            if kind != Some("Composition") {
+                continue;
+            }
             match serde_json::from_value::<Composition>(doc) {
                 Err(e) => {
                     lines.push(format!(
@@ -339,4 +388,39 @@ pub fn validate(files: &[PathBuf]) -> (Vec<String>, usize) {
         }
     }
     (lines, problems)
+}
+
+/// The problems of a CompositionRevision manifest: its shape, its spec (as
+/// a composition's), its label, and a name that no longer matches its spec
+/// (revisions are immutable: an edited one is a different spec).
+fn validate_revision(doc: serde_json::Value) -> Vec<String> {
+    let revision = match serde_json::from_value::<CompositionRevision>(doc) {
+        Ok(r) => r,
+        Err(e) => return vec![format!("not a valid CompositionRevision: {e}")],
+    };
+    let mut found: Vec<String> = engine::validate(&revision.spec.composition)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    if revision.spec.revision < 1 {
+        found.push(format!(
+            "spec.revision is {}: revisions are numbered from 1",
+            revision.spec.revision
+        ));
+    }
+    match revision.composition_name() {
+        None => found.push(format!(
+            "no label {}: the revision belongs to no composition",
+            crate::contract::LABEL_COMPOSITION_NAME
+        )),
+        Some(composition) => {
+            let expected = crate::revision::name(composition, &revision.spec.composition);
+            if revision.name_any() != expected {
+                found.push(format!(
+                    "its name does not match its spec (a revision of this spec is named {expected}): revisions are immutable, edit the Composition instead"
+                ));
+            }
+        }
+    }
+    found
 }

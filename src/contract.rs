@@ -20,6 +20,8 @@ pub const LABEL_DELETION_POLICY: &str = "dbclaim.io/deletion-policy";
 /// The UID of the claim that rendered the object: a claim re-created under
 /// the same name is told apart from the one that made it.
 pub const LABEL_CLAIM_UID: &str = "dbclaim.io/claim-uid";
+/// On a CompositionRevision: the Composition it was made from.
+pub const LABEL_COMPOSITION_NAME: &str = "dbclaim.io/composition-name";
 
 /// The claim controller's finalizer on DatabaseClaims.
 pub const CLAIM_FINALIZER: &str = "dbclaim.io/finalizer";

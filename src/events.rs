@@ -28,6 +28,17 @@ pub fn fold_pass(events: Vec<Event>) -> Vec<Event> {
     out
 }
 
+/// An event of a reconcile's `action`.
+pub fn event(type_: EventType, reason: &str, action: &str, note: impl Into<String>) -> Event {
+    Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: action.into(),
+        secondary: None,
+    }
+}
+
 /// The first `max` characters of `s`.
 pub fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()

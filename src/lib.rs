@@ -17,8 +17,10 @@ pub mod metrics;
 pub mod naming;
 pub mod operator;
 pub mod policy;
+pub mod preview;
 pub mod provider;
 pub mod replacement;
+pub mod revision;
 pub mod selection;
 pub mod server;
 #[cfg(test)]

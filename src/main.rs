@@ -18,6 +18,16 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Diff(args) = &cli.command {
+        // Its own exit codes: 0 no change, 1 changes, 2 error, 3 destructive.
+        return match cli::diff::run(args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {}", chain(&e));
+                ExitCode::from(2)
+            }
+        };
+    }
     let result: Result<(), Box<dyn Error>> = match cli.command {
         Command::Run(args) => {
             init_tracing(cli.log_format);
@@ -31,6 +41,7 @@ fn main() -> ExitCode {
         } => cli::render(&claim, &composition, observed.as_deref())
             .map(|out| print!("{out}"))
             .map_err(Into::into),
+        Command::Diff(_) => Ok(()),
         Command::Validate { files } => {
             let (lines, problems) = cli::validate(&files);
             for line in &lines {

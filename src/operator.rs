@@ -131,6 +131,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         metrics.clone(),
         readiness,
     );
+    let revisions = crate::controller::revisions::run(client.clone(), metrics.clone());
     let provider_config = crate::provider::Config {
         operator_namespace,
         concurrency: args.concurrency,
@@ -156,6 +157,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     tokio::select! {
         _ = claims => {}
+        _ = revisions => info!("revision controller stopped"),
         _ = postgres => info!("postgres provider stopped"),
         _ = aws => info!("aws provider stopped"),
         r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),

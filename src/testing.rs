@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use crate::api::claim::ResourceStatus;
 use crate::api::{
-    ClaimPolicy, Composition, DatabaseClaim, DatabaseClaimStatus, DeletionPolicy, Engine, NameRef,
-    Size,
+    ClaimPolicy, Composition, CompositionRevision, DatabaseClaim, DatabaseClaimStatus,
+    DeletionPolicy, Engine, NameRef, Size,
 };
 use crate::conditions::{self, Cond};
 use crate::contract::{APPLIED_HASH_ANNOTATION, CLAIM_FINALIZER as FINALIZER};
@@ -381,6 +381,7 @@ pub fn namespace(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Names
 #[derive(Default)]
 pub struct World {
     compositions: Vec<Composition>,
+    revisions: Vec<CompositionRevision>,
     policies: Vec<ClaimPolicy>,
     claims: Vec<DatabaseClaim>,
     namespaces: Vec<PartialObjectMeta<Namespace>>,
@@ -390,6 +391,11 @@ pub struct World {
 impl World {
     pub fn composition(mut self, c: Composition) -> Self {
         self.compositions.push(c);
+        self
+    }
+
+    pub fn revision(mut self, r: CompositionRevision) -> Self {
+        self.revisions.push(r);
         self
     }
 
@@ -419,6 +425,7 @@ impl World {
             kinds: Kinds::preloaded(client.clone(), self.kinds),
             client,
             compositions: store(self.compositions),
+            revisions: store(self.revisions),
             policies: store(self.policies),
             claims: store(self.claims),
             namespaces: store(self.namespaces),

@@ -67,7 +67,7 @@ fn crds_directory_matches_the_code() {
     }
     // The printed form holds every CRD too.
     let printed = text(&dbclaim(&["crds"]).stdout);
-    assert_eq!(printed.matches("kind: CustomResourceDefinition").count(), 7);
+    assert_eq!(printed.matches("kind: CustomResourceDefinition").count(), 8);
 }
 
 #[test]
@@ -504,4 +504,188 @@ fn aws_compositions_place_instances_for_production() {
             Some(65536)
         );
     }
+}
+
+// ------------------------------------------------------------------ diff
+
+/// `dbclaim diff` offline: (exit code, stdout, stderr).
+fn diff(args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["diff"];
+    all.extend_from_slice(args);
+    let out = dbclaim(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn diff_offline_snapshots_and_exit_codes() {
+    let cases = [
+        (
+            "compositions/aws-rds-postgres.yaml",
+            0,
+            "diff-unchanged.txt",
+        ),
+        (
+            "tests/fixtures/diff/class-change.yaml",
+            1,
+            "diff-class-change.txt",
+        ),
+        (
+            "tests/fixtures/diff/new-master-user.yaml",
+            3,
+            "diff-new-master-user.txt",
+        ),
+    ];
+    for (composition, code, snapshot) in cases {
+        let (got, out, err) = diff(&[
+            "-C",
+            composition,
+            "-c",
+            "examples/claim.yaml",
+            "-o",
+            "tests/fixtures/diff/observed.yaml",
+        ]);
+        assert_eq!(got, code, "{composition}: {out}{err}");
+        // Piped: no colour.
+        assert!(!out.contains('\u{1b}'), "{out}");
+        check_snapshot(snapshot, &out);
+    }
+}
+
+#[test]
+fn diff_json_for_ci() {
+    let (code, out, err) = diff(&[
+        "-C",
+        "tests/fixtures/diff/new-master-user.yaml",
+        "-c",
+        "examples/claim.yaml",
+        "--observed",
+        "tests/fixtures/diff/observed.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["destructive"], true);
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["claims"][0]["claim"], "team-a/orders-db");
+    assert_eq!(v["claims"][0]["objects"][0]["action"], "changed");
+    // `-o json` is the format where no observed file is meant.
+    let (code, out, _) = diff(&[
+        "-C",
+        "compositions/aws-rds-postgres.yaml",
+        "-c",
+        "examples/claim.yaml",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 1, "without observed objects everything is created");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["claims"][0]["objects"][0]["action"], "created");
+}
+
+#[test]
+fn diff_bad_usage_and_errors_exit_2() {
+    assert_eq!(diff(&[]).0, 2, "no -C");
+    assert_eq!(
+        diff(&["-C", "no-such-file.yaml", "-c", "examples/claim.yaml"]).0,
+        2
+    );
+    let (code, _, err) = diff(&[
+        "-C",
+        "compositions/aws-rds-postgres.yaml",
+        "-o",
+        "observed.yaml",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs -c CLAIM"), "{err}");
+}
+
+#[test]
+fn diff_of_a_manual_claim_says_it_is_pinned() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let claim = dir.path().join("claim.yaml");
+    let manual = std::fs::read_to_string(root().join("examples/claim.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        + "  compositionUpdatePolicy: Manual\n";
+    std::fs::write(&claim, manual).unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, _) = diff(&[
+        "-C",
+        "tests/fixtures/diff/class-change.yaml",
+        "-c",
+        &claim.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("team-a/orders-db: Manual, pinned to"), "{out}");
+    assert!(out.contains("unaffected"), "{out}");
+}
+
+// ------------------------------------------------------------- revisions
+
+/// A CompositionRevision manifest of the shipped aws-rds-postgres spec.
+fn revision_manifest(name: &str) -> String {
+    let composition = std::fs::read_to_string(root().join("compositions/aws-rds-postgres.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spec = composition
+        .split_once("\nspec:\n")
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("no spec"));
+    format!(
+        "apiVersion: dbclaim.io/v1alpha1\nkind: CompositionRevision\nmetadata:\n  name: {name}\n  labels: {{dbclaim.io/composition-name: aws-rds-postgres}}\nspec:\n  revision: 2\n{spec}"
+    )
+}
+
+#[test]
+fn validate_checks_a_revision_and_render_accepts_one() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("rev.yaml");
+    let p = path.display().to_string();
+    // A name that is not the spec's: edited, or made by hand.
+    std::fs::write(&path, revision_manifest("aws-rds-postgres-0000000"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dbclaim(&["validate", &p]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("revisions are immutable"), "{stdout}");
+    let expected = stdout
+        .split("is named ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string();
+    assert!(
+        expected.starts_with("aws-rds-postgres-") && expected.len() == 24,
+        "{expected}"
+    );
+    // Named as the operator names it: valid.
+    std::fs::write(&path, revision_manifest(&expected)).unwrap_or_else(|e| panic!("{e}"));
+    let out = dbclaim(&["validate", &p]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    // Rendering a revision renders its spec, as the composition does.
+    let from_revision = dbclaim(&["render", "-c", "examples/claim.yaml", "-C", &p]);
+    let from_composition = dbclaim(&[
+        "render",
+        "-c",
+        "examples/claim.yaml",
+        "-C",
+        "compositions/aws-rds-postgres.yaml",
+    ]);
+    assert!(
+        from_revision.status.success(),
+        "{}",
+        text(&from_revision.stderr)
+    );
+    assert_eq!(text(&from_revision.stdout), text(&from_composition.stdout));
+    // A revision without its label, or with a broken spec, is reported.
+    let unlabelled = revision_manifest(&expected).replace(
+        "  labels: {dbclaim.io/composition-name: aws-rds-postgres}\n",
+        "",
+    );
+    std::fs::write(&path, unlabelled).unwrap_or_else(|e| panic!("{e}"));
+    let out = dbclaim(&["validate", &p]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("belongs to no composition"));
 }

@@ -242,6 +242,23 @@ pub struct InlineRun {
     pub delete: Delete,
     #[serde(default)]
     pub floor: Floor,
+    /// Results written before the scenario existed have none.
+    #[serde(default)]
+    pub edit: Edit,
+}
+
+/// One edit of the composition all burst claims use: the time until every
+/// claim rendered the new revision (Synced), against the burst's time to
+/// Ready, and the operator's writes per claim for it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Edit {
+    pub claims: usize,
+    pub all_synced_secs: f64,
+    /// all_synced_secs / the burst's all-Ready time (goal: at most 1.2).
+    pub ratio_to_burst: f64,
+    pub latency: Pcts,
+    pub mutating_per_claim: f64,
+    pub mutating_per_claim_without_events: f64,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]

@@ -136,6 +136,31 @@ fn targets(r: &Results) -> Vec<Target> {
         met: met(ready.map(|s| s.median <= 30.0)),
     });
 
+    // Composition edit (issue 19): at N=1,000, every claim re-rendered and
+    // Synced within 1.2x the burst's time to Ready of the same run.
+    let edited: Vec<&InlineRun> = at
+        .map(|n| {
+            inline[&n]
+                .iter()
+                .copied()
+                .filter(|x| x.edit.claims > 0)
+                .collect()
+        })
+        .unwrap_or_default();
+    let edit = (!edited.is_empty()).then(|| stat(&edited, |x| x.edit.ratio_to_burst));
+    out.push(Target {
+        what: label(
+            "composition edit: all claims Synced on the new revision, over the burst's all Ready",
+            at,
+        ),
+        goal: "≤ 1.2×".into(),
+        measured: edit
+            .map(|s| format!("{}×", s.show(2)))
+            .unwrap_or("–".into()),
+        ratio: edit.map(|s| ratio(s.median, 1.2)).unwrap_or("–".into()),
+        met: met(edit.map(|s| s.median <= 1.2)),
+    });
+
     // Propagation: the worst N's median p99.
     let prop = inline
         .iter()
@@ -331,6 +356,32 @@ pub fn markdown(r: &Results) -> String {
                 st(|x| x.delete.composed_gone_secs, 2),
                 st(|x| x.delete.claims_gone_secs, 2),
                 st(|x| x.delete.mutating_per_claim, 2),
+            );
+        }
+    }
+    if inline
+        .iter()
+        .any(|(_, runs)| runs.iter().any(|x| x.edit.claims > 0))
+    {
+        s.push_str(
+            "\n**Composition edit** (issue 19: one edit of `bench-inline` after the burst; every claim re-renders the new \
+             revision). Goal: all Synced within 1.2x the burst's all-Ready time, at most 2 mutating requests per claim.\n\n\
+             | N | all Synced (s) | ratio to burst | per claim p50 / p99 / max | mutating per claim (no events) |\n\
+             |---|---|---|---|---|\n",
+        );
+        for (n, runs) in &inline {
+            let st = |f: fn(&InlineRun) -> f64, d| stat(runs, f).show(d);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} / {} / {} | {} ({}) |",
+                thousands(*n),
+                st(|x| x.edit.all_synced_secs, 2),
+                st(|x| x.edit.ratio_to_burst, 2),
+                st(|x| x.edit.latency.p50, 2),
+                st(|x| x.edit.latency.p99, 2),
+                st(|x| x.edit.latency.max, 2),
+                st(|x| x.edit.mutating_per_claim, 2),
+                st(|x| x.edit.mutating_per_claim_without_events, 2),
             );
         }
     }

@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::env::{Cluster, NAMESPACE, Postgres, load_average};
 use crate::model::{
-    self, Burst, Delete, Floor, Idle, InlineRun, Memory, Pcts, PostgresRun, Propagation, Restart,
+    self, Burst, Delete, Edit, Floor, Idle, InlineRun, Memory, Pcts, PostgresRun, Propagation,
+    Restart,
 };
 use crate::operator::Operator;
 use crate::track::{self, ClaimState, Names, Watch};
@@ -153,6 +154,81 @@ async fn burst(
         b.plane_cpu.bench,
     ));
     Ok(b)
+}
+
+/// One edit of `composition` (a new key in its composed ConfigMap): the
+/// time until every burst claim renders the new revision (Synced with it in
+/// status), measured from the edit, with the operator's writes per claim.
+async fn edit(
+    cluster: &Cluster,
+    op: &Operator,
+    claims: &Watch<ClaimState>,
+    n: usize,
+    composition: &str,
+    burst: &Burst,
+    args: &RunArgs,
+) -> Result<Edit> {
+    let names = claim_names("c-", n);
+    let api: Api<dbclaim::api::Composition> = Api::all(cluster.client.clone());
+    let mut comp = api.get(composition).await?;
+    for t in &mut comp.spec.resources {
+        if let Some(data) = t.base.get_mut("data").and_then(|d| d.as_object_mut()) {
+            data.insert("tier".into(), json!("edited"));
+        }
+    }
+    // The newest revision number after the edit: one more than now.
+    let revisions: Api<dbclaim::api::CompositionRevision> = Api::all(cluster.client.clone());
+    let lp = kube::api::ListParams::default()
+        .labels(&format!("dbclaim.io/composition-name={composition}"));
+    let newest = revisions
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .map(|r| r.spec.revision)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let before = op.scrape().await?;
+    let start = Instant::now();
+    api.replace(composition, &PostParams::default(), &comp)
+        .await?;
+    claims
+        .wait(
+            &format!("{n} claims to render revision {newest}"),
+            args.timeout(),
+            |s| {
+                names
+                    .iter()
+                    .all(|c| s.synced_revision.contains_key(&(c.clone(), newest)))
+            },
+        )
+        .await?;
+    let latencies = claims.with(|s| {
+        names
+            .iter()
+            .map(|c| secs(s.synced_revision[&(c.clone(), newest)].saturating_duration_since(start)))
+            .collect::<Vec<_>>()
+    });
+    let all_synced_secs = latencies.iter().copied().fold(0.0, f64::max);
+    tokio::time::sleep(SETTLE).await;
+    let requests = op.scrape().await?.since(&before);
+    let e = Edit {
+        claims: n,
+        all_synced_secs,
+        ratio_to_burst: all_synced_secs / burst.all_ready_secs,
+        latency: Pcts::of(latencies),
+        mutating_per_claim: model::mutating(&requests) / n as f64,
+        mutating_per_claim_without_events: model::mutating_without_events(&requests) / n as f64,
+    };
+    log(format!(
+        "  composition edit: all {n} claims on revision {newest} after {:.2}s ({:.2}x the burst's all Ready); {:.2} mutating requests/claim ({:.2} without events)",
+        e.all_synced_secs,
+        e.ratio_to_burst,
+        e.mutating_per_claim,
+        e.mutating_per_claim_without_events
+    ));
+    Ok(e)
 }
 
 /// Claims whose composed ConfigMap turns ready only when patched: the time
@@ -566,6 +642,8 @@ async fn inline_scenarios(
         let baseline_rss = baseline(&op).await?;
         log("  burst");
         let burst = burst(cluster, &op, &claims, n, "bench-inline", args).await?;
+        log("  composition edit");
+        let edit = edit(cluster, &op, &claims, n, "bench-inline", &burst, args).await?;
         log("  propagation");
         let propagation = propagation(cluster, &op, &claims, args).await?;
         let total = n + args.flips;
@@ -609,6 +687,7 @@ async fn inline_scenarios(
             restart,
             delete,
             floor,
+            edit,
         })
     }
     .await;

@@ -24,6 +24,9 @@ pub struct ClaimState {
     /// Synced=True with its composed resources listed in status.
     pub provisioned: HashSet<String>,
     pub present: HashSet<String>,
+    /// When Synced=True was first seen with each composition revision
+    /// number (the status names the revision once its objects are applied).
+    pub synced_revision: HashMap<(String, i64), Instant>,
 }
 
 fn condition_true(claim: &DatabaseClaim, type_: &str) -> bool {
@@ -93,6 +96,15 @@ pub fn claims(api: Api<DatabaseClaim>) -> Watch<ClaimState> {
                         && c.status.as_ref().is_some_and(|s| !s.resources.is_empty())
                     {
                         st.provisioned.insert(name.clone());
+                        if let Some(r) = c
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.composition_revision.as_ref())
+                        {
+                            st.synced_revision
+                                .entry((name.clone(), r.revision))
+                                .or_insert(now);
+                        }
                     }
                     st.present.insert(name);
                 }

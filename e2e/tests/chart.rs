@@ -940,6 +940,12 @@ async fn chart_rbac_grants_what_the_operator_uses_and_nothing_more() {
             no(&[verb, kind]);
         }
     }
+    for verb in ["list", "watch", "create", "patch", "delete"] {
+        yes(&[verb, "compositionrevisions.dbclaim.io"]);
+    }
+    for verb in ["update", "deletecollection"] {
+        no(&[verb, "compositionrevisions.dbclaim.io"]);
+    }
     for verb in ["get", "list", "watch"] {
         yes(&[verb, "namespaces"]);
     }

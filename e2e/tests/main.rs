@@ -11,6 +11,7 @@ mod ownership;
 mod pg_tls;
 mod policy;
 mod postgres_provider;
+mod revisions;
 mod safety;
 mod smoke;
 mod support;

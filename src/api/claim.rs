@@ -45,6 +45,12 @@ use super::common::{DeletionPolicy, NameRef, any_map};
         name = "AGE",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "REVISION",
+        type_ = "integer",
+        json_path = ".status.compositionRevision.revision",
+        priority = 1
     )
 )]
 #[x_kube(validation = Rule::new("!(has(self.compositionRef) && has(self.compositionSelector))").message("set compositionRef or compositionSelector, not both"))]
@@ -87,6 +93,31 @@ pub struct DatabaseClaimSpec {
     pub write_connection_secret_to_ref: Option<ConnectionSecretRef>,
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// `Automatic`: render the composition's newest revision. `Manual`: stay
+    /// on `status.compositionRevision` until `compositionRevisionRef` is set.
+    #[serde(default)]
+    pub composition_update_policy: UpdatePolicy,
+    /// Render exactly this CompositionRevision (of the selected composition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_revision_ref")]
+    pub composition_revision_ref: Option<NameRef>,
+}
+
+/// How a claim follows its composition's revisions.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum UpdatePolicy {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+/// The CompositionRevision a claim renders.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub struct RevisionRef {
+    pub name: String,
+    pub revision: i64,
 }
 
 /// The claim's connection Secret: a name the API server accepts for a
@@ -130,6 +161,16 @@ fn bounded_parameters(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 fn bounded_name_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Pick exactly this composition.",
+        "type": "object",
+        "nullable": true,
+        "required": ["name"],
+        "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 253 } }
+    })
+}
+
+fn bounded_revision_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Render exactly this CompositionRevision (of the selected composition).",
         "type": "object",
         "nullable": true,
         "required": ["name"],
@@ -259,6 +300,9 @@ pub struct DatabaseClaimStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub composition: Option<NameRef>,
+    /// The CompositionRevision the claim renders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition_revision: Option<RevisionRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<ResourceStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

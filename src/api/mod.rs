@@ -11,11 +11,13 @@ pub mod common;
 pub mod composition;
 pub mod policy;
 pub mod postgres;
+pub mod revision;
 
 pub use claim::{DatabaseClaim, DatabaseClaimSpec, DatabaseClaimStatus, Engine, Size};
 pub use common::{DeletionPolicy, NameRef};
 pub use composition::{Composition, CompositionSpec};
 pub use policy::{ClaimPolicy, ClaimPolicySpec};
+pub use revision::{CompositionRevision, CompositionRevisionSpec};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -28,6 +30,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         ClaimPolicy::crd(),
         Composition::crd(),
+        CompositionRevision::crd(),
         DatabaseClaim::crd(),
         aws::ProviderConfig::crd(),
         aws::RDSInstance::crd(),

@@ -31,7 +31,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
@@ -532,13 +532,7 @@ async fn handle(
         uid: meta.uid.clone(),
         ..Default::default()
     };
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(note),
-        action: "CollectOrphan".into(),
-        secondary: None,
-    };
+    let event = crate::events::event(EventType::Warning, reason, "CollectOrphan", note);
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     if let Err(e) = recorder.publish(&event, &reference).await {
         warn!(error = %e, "could not publish event");

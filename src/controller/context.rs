@@ -10,7 +10,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
-use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::metrics::Metrics;
 
 use super::kinds::Kinds;
@@ -18,6 +18,8 @@ use super::kinds::Kinds;
 pub struct Context {
     pub client: Client,
     pub compositions: Store<Composition>,
+    /// What claims render: the compositions' revisions.
+    pub revisions: Store<CompositionRevision>,
     pub policies: Store<ClaimPolicy>,
     /// The controller's claim cache, for policy totals.
     pub claims: Store<DatabaseClaim>,

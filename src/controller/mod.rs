@@ -8,3 +8,4 @@ pub mod collector;
 pub mod context;
 pub mod kinds;
 pub mod labels;
+pub mod revisions;

@@ -10,7 +10,7 @@ use kube::runtime::events::Event;
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::error::{ApplyError, failed};
+use super::error::{ComposedError, failed};
 use super::observe::{Observed, dynamic_api};
 use super::select::Selected;
 use super::{normal, render};
@@ -43,7 +43,7 @@ pub async fn apply(
     desired: Rendered,
     ctx: &Context,
     events: &mut Vec<Event>,
-) -> Result<Applied, ApplyError> {
+) -> Result<Applied, ComposedError> {
     let ns = claim.namespace().unwrap_or_default();
     let mut applied = false;
     for r in &desired.resources {
@@ -119,32 +119,25 @@ pub async fn apply(
 }
 
 fn object_name(object: &Value) -> String {
-    object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    render::field(object, "/metadata/name").to_string()
 }
 
 /// A composed object's own `Synced=False`, as `<Kind> <name>: <message>`.
 fn provider_error(obj: &Value) -> Option<String> {
+    let message = not_synced(obj)?;
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = render::field(obj, "/metadata/name");
+    Some(format!("{kind} {name}: {message}"))
+}
+
+/// The message of a composed object's `Synced=False` condition, if it has one.
+pub fn not_synced(obj: &Value) -> Option<&str> {
     let conditions = obj.pointer("/status/conditions")?.as_array()?;
     let synced = conditions
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))?;
-    if synced.get("status").and_then(Value::as_str) != Some("False") {
-        return None;
-    }
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object");
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let message = synced
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    Some(format!("{kind} {name}: {message}"))
+    let field = |f: &str| synced.get(f).and_then(Value::as_str);
+    (field("status") == Some("False")).then(|| field("message").unwrap_or_default())
 }
 
 /// Deletes composed objects the status lists and this pass did not apply
@@ -154,7 +147,7 @@ async fn prune(
     claim: &DatabaseClaim,
     ctx: &Context,
     current: &[ResourceStatus],
-) -> Result<(), ApplyError> {
+) -> Result<(), ComposedError> {
     let Some(status) = &claim.status else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::apply::Applied;
+use super::apply::{self, Applied};
 use super::error::failed;
 use super::observe::dynamic_api;
 use super::{Error, Pass, secret, status};
@@ -94,16 +94,7 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
 /// that cannot delete: deletion protection, an unreachable server), else
 /// its finalizers.
 pub fn waits_for(kind: &str, name: &str, obj: &Value) -> String {
-    let synced = obj
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some("Synced"))
-        .filter(|c| c.get("status").and_then(Value::as_str) == Some("False"))
-        .and_then(|c| c.get("message").and_then(Value::as_str))
-        .filter(|m| !m.is_empty());
-    if let Some(message) = synced {
+    if let Some(message) = apply::not_synced(obj).filter(|m| !m.is_empty()) {
         return format!("{kind} {name}: {message}");
     }
     let finalizers: Vec<&str> = obj

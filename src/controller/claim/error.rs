@@ -1,4 +1,5 @@
-//! How a pass fails: one error per stage, naming the stage and the object,
+//! How a pass fails: one error per stage (observe and apply share theirs:
+//! both work on composed objects), naming the stage and the object,
 //! and what each failure means for the claim (its Synced reason, its
 //! requeue). Messages that reach the Synced condition are the contract's.
 
@@ -138,14 +139,20 @@ pub enum SelectError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Selection(#[from] selection::SelectError),
+    #[error(transparent)]
+    Revision(#[from] crate::revision::ChooseError),
     #[error("{0}")]
     Policy(String),
 }
 
+/// A failure of the stages that work on composed objects: observe and apply.
 #[derive(Debug, thiserror::Error)]
-pub enum ObserveError {
+pub enum ComposedError {
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// Apply's re-render over the API server's answers.
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error("composition {composition}, resource {resource:?}: base needs apiVersion and kind")]
     NoKind {
         composition: String,
@@ -177,15 +184,6 @@ pub struct RenderError {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// The re-render over the API server's answers.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-}
-
-#[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -193,8 +191,6 @@ pub enum SecretError {
         "Secret {0} already exists and is not owned by this claim: dbclaim will not overwrite it; delete it or set spec.writeConnectionSecretToRef to another name"
     )]
     Foreign(String),
-    #[error("{0}")]
-    Encode(serde_json::Error),
 }
 
 /// Why a pass stopped, by stage.
@@ -203,13 +199,11 @@ pub enum PassError {
     #[error(transparent)]
     Select(#[from] SelectError),
     #[error(transparent)]
-    Observe(#[from] ObserveError),
+    Composed(#[from] ComposedError),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
     Replacement(#[from] crate::replacement::Blocked),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -221,7 +215,7 @@ impl PassError {
     /// claim's business: it is reported like any other bad input.
     pub fn synced_reason(&self) -> Option<SyncedReason> {
         Some(match self {
-            PassError::Observe(ObserveError::Api(e)) | PassError::Apply(ApplyError::Api(e)) => {
+            PassError::Composed(ComposedError::Api(e)) => {
                 // A composed object refused: the composition made it so,
                 // unless the operator may not touch that kind at all.
                 match e.refusal()? {
@@ -234,12 +228,16 @@ impl PassError {
                 SyncedReason::ReconcileError
             }
             PassError::Select(SelectError::Selection(e)) => e.synced_reason(),
+            PassError::Select(SelectError::Revision(_)) => SyncedReason::CompositionNotFound,
             PassError::Replacement(blocked) => blocked.synced_reason(),
             PassError::Select(SelectError::Policy(_)) => SyncedReason::PolicyViolation,
-            PassError::Observe(ObserveError::NoKind { .. } | ObserveError::NotServed { .. })
-            | PassError::Render(_)
-            | PassError::Apply(ApplyError::Render(_)) => SyncedReason::CompositionInvalid,
-            PassError::Observe(ObserveError::Foreign { .. }) | PassError::Secret(_) => {
+            PassError::Composed(
+                ComposedError::NoKind { .. }
+                | ComposedError::NotServed { .. }
+                | ComposedError::Render(_),
+            )
+            | PassError::Render(_) => SyncedReason::CompositionInvalid,
+            PassError::Composed(ComposedError::Foreign { .. }) | PassError::Secret(_) => {
                 SyncedReason::ReconcileError
             }
         })

@@ -61,6 +61,8 @@ pub enum Error {
 #[derive(Default)]
 pub struct Pass {
     composition: Option<String>,
+    /// The composition revision rendered, once its objects are applied.
+    revision: Option<crate::api::claim::RevisionRef>,
     applied: Option<apply::Applied>,
     secret: Option<secret::Published>,
     /// What the stages did, announced with the status.
@@ -92,6 +94,7 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.composition = Some(selected.name());
     let applied = apply::apply(claim, &selected, observed, desired, ctx, &mut pass.events).await?;
     let applied = pass.applied.insert(applied);
+    pass.revision = selected.revision.clone();
     let published = secret::publish(claim, &selected, applied, ctx, &mut pass.events).await?;
     pass.secret = Some(published);
     Ok(())
@@ -169,11 +172,5 @@ pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>)
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {
-    Event {
-        type_: EventType::Normal,
-        reason: reason.into(),
-        note: Some(note),
-        action: action.into(),
-        secondary: None,
-    }
+    crate::events::event(EventType::Normal, reason, action, note)
 }

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use super::error::{ObserveError, failed};
+use super::error::{ComposedError, failed};
 use super::select::Selected;
 use crate::api::DatabaseClaim;
 use crate::contract;
@@ -28,7 +28,7 @@ pub async fn observe(
     claim: &DatabaseClaim,
     selected: &Selected,
     ctx: &Context,
-) -> Result<Observed, ObserveError> {
+) -> Result<Observed, ComposedError> {
     let ns = claim.namespace().unwrap_or_default();
     let name = claim.name_any();
     let composition = selected.name();
@@ -37,7 +37,7 @@ pub async fn observe(
         objects: BTreeMap::new(),
     };
     for t in &selected.composition.spec.resources {
-        let (api_version, kind_name) = base_kind(&t.base).ok_or_else(|| ObserveError::NoKind {
+        let (api_version, kind_name) = base_kind(&t.base).ok_or_else(|| ComposedError::NoKind {
             composition: composition.clone(),
             resource: t.name.clone(),
         })?;
@@ -53,7 +53,7 @@ pub async fn observe(
         if let Some(obj) = &current
             && !labels::belongs_to(obj.labels(), &ns, &name)
         {
-            return Err(ObserveError::Foreign {
+            return Err(ComposedError::Foreign {
                 kind: kind_name,
                 name: object_name,
             });
@@ -82,8 +82,8 @@ async fn resolve(
     resource: &str,
     api_version: &str,
     kind: &str,
-) -> Result<Kind, ObserveError> {
-    let not_served = |detail: String| ObserveError::NotServed {
+) -> Result<Kind, ComposedError> {
+    let not_served = |detail: String| ComposedError::NotServed {
         composition: composition.to_string(),
         resource: resource.to_string(),
         kind: kind.to_string(),
@@ -114,7 +114,7 @@ pub async fn connections(
     desired: &Rendered,
     observed: &mut Observed,
     ctx: &Context,
-) -> Result<bool, ObserveError> {
+) -> Result<bool, ComposedError> {
     let claim_ns = claim.namespace().unwrap_or_default();
     let mut read = false;
     for r in &desired.resources {

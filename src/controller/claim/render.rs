@@ -52,7 +52,7 @@ pub fn keys(rendered: &Rendered) -> Vec<(&str, &str, &str)> {
         .collect()
 }
 
-fn field<'a>(object: &'a serde_json::Value, pointer: &str) -> &'a str {
+pub fn field<'a>(object: &'a serde_json::Value, pointer: &str) -> &'a str {
     object
         .pointer(pointer)
         .and_then(serde_json::Value::as_str)

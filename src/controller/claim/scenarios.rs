@@ -116,6 +116,24 @@ fn conditions(list: &[(&str, &str, &str)]) -> Value {
 }
 
 /// One pass of the claim reconcile against `script`; its error as text.
+/// A pass in `world()` on `claim`, whose Database is ready: its reads,
+/// then `rest`.
+async fn pass_ready(
+    claim: &DatabaseClaim,
+    rest: Vec<Expect>,
+) -> (Result<Action, String>, Transcript) {
+    let reads = [
+        get(DATABASE).returns(ready_database(claim)),
+        get(PROVIDER_SECRET).returns(provider_secret()),
+    ];
+    pass(
+        world(),
+        claim.clone(),
+        reads.into_iter().chain(rest).collect(),
+    )
+    .await
+}
+
 async fn pass(
     world: World,
     claim: DatabaseClaim,
@@ -198,12 +216,9 @@ async fn new_claim_composes_its_objects_and_reports_once() {
 #[tokio::test]
 async fn ready_database_publishes_the_connection_secret() {
     let claim = orders_db().finalized().with_status(creating_status());
-    let (result, _) = pass(
-        world(),
-        claim.clone(),
+    let (result, _) = pass_ready(
+        &claim,
         vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
             get(SECRET).not_found(),
             apply(SECRET)
                 .body(json!({"apiVersion": "v1", "kind": "Secret"}))
@@ -239,16 +254,8 @@ async fn ready_database_publishes_the_connection_secret() {
 #[tokio::test]
 async fn claim_at_rest_reads_and_writes_nothing() {
     let claim = orders_db().finalized().with_status(ready_status());
-    let (result, transcript) = pass(
-        world(),
-        claim.clone(),
-        vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
-            get(SECRET).returns(written_secret(&claim)),
-        ],
-    )
-    .await;
+    let (result, transcript) =
+        pass_ready(&claim, vec![get(SECRET).returns(written_secret(&claim))]).await;
     assert_eq!(result, Ok(Action::requeue(requeue::READY)));
     assert!(transcript.writes().is_empty(), "a claim at rest wrote");
 }
@@ -395,12 +402,9 @@ async fn policy_refuses_a_claim_over_its_namespace_total_before_composing() {
 async fn foreign_secret_is_reported_and_left_alone() {
     let claim = orders_db().finalized().with_status(creating_status());
     let foreign = secret("orders-db-connection").data(&[("uri", "someone-elses")]);
-    let (result, transcript) = pass(
-        world(),
-        claim.clone(),
+    let (result, transcript) = pass_ready(
+        &claim,
         vec![
-            get(DATABASE).returns(ready_database(&claim)),
-            get(PROVIDER_SECRET).returns(provider_secret()),
             get(SECRET).returns(foreign),
             apply(CLAIM_STATUS)
                 .body(json!({"status": {"conditions": conditions(&[
@@ -499,4 +503,138 @@ fn metadata_list(items: &[Value]) -> Value {
         .map(|o| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]}))
         .collect();
     json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": items})
+}
+
+// ------------------------------------------------------------ revisions
+
+/// A revision of shared-postgres holding `composition`'s spec.
+fn revision_of(
+    composition: &crate::api::Composition,
+    number: i64,
+) -> crate::api::CompositionRevision {
+    crate::revision::build(
+        "shared-postgres",
+        Some("uid-comp"),
+        &composition.spec,
+        number,
+    )
+}
+
+/// shared-postgres with a ConfigMap added: an edit of the platform team.
+fn edited() -> crate::api::Composition {
+    let mut c = shared_postgres();
+    let template = json!({
+        "name": "config",
+        "base": {"apiVersion": "v1", "kind": "ConfigMap", "data": {"tier": "standard"}},
+        "readinessChecks": [{"type": "None"}],
+    });
+    c.spec
+        .resources
+        .push(serde_json::from_value(template).unwrap_or_else(|e| panic!("{e}")));
+    c
+}
+
+fn on_revision(
+    status: DatabaseClaimStatus,
+    r: &crate::api::CompositionRevision,
+) -> DatabaseClaimStatus {
+    DatabaseClaimStatus {
+        composition_revision: Some(crate::api::claim::RevisionRef {
+            name: kube::ResourceExt::name_any(r),
+            revision: r.spec.revision,
+        }),
+        ..status
+    }
+}
+
+#[tokio::test]
+async fn claim_made_before_revisions_records_its_first_one_and_changes_nothing_else() {
+    let claim = orders_db().finalized().with_status(ready_status());
+    let first = revision_of(&shared_postgres(), 1);
+    let (result, transcript) = pass(
+        world().revision(first.clone()),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(written_secret(&claim)),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"compositionRevision": {
+                    "name": kube::ResourceExt::name_any(&first), "revision": 1}}}))
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    // The one write is the status: no composed object is touched.
+    assert_eq!(transcript.writes().len(), 1);
+}
+
+#[tokio::test]
+async fn manual_claim_stays_on_its_revision_when_a_newer_one_exists() {
+    let first = revision_of(&shared_postgres(), 1);
+    let mut claim = orders_db()
+        .finalized()
+        .with_status(on_revision(ready_status(), &first));
+    claim.spec.composition_update_policy = crate::api::claim::UpdatePolicy::Manual;
+    let (result, transcript) = pass(
+        World::default()
+            .composition(edited())
+            .revision(first)
+            .revision(revision_of(&edited(), 2))
+            .kind(database())
+            .kind(config_map()),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).returns(written_secret(&claim)),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    assert!(
+        transcript.writes().is_empty(),
+        "a Manual claim followed an edit"
+    );
+}
+
+#[tokio::test]
+async fn automatic_claim_renders_the_newest_revision() {
+    let first = revision_of(&shared_postgres(), 1);
+    let newest = revision_of(&edited(), 2);
+    let claim = orders_db()
+        .finalized()
+        .with_status(on_revision(ready_status(), &first));
+    let config = format!(
+        "/api/v1/namespaces/team-a/configmaps/{}",
+        crate::naming::composed_name("team-a", "orders-db", "config")
+    );
+    // The live composition is still the old spec (the revision made first):
+    // the revision is what the claim renders.
+    let (result, _) = pass(
+        world()
+            .revision(first)
+            .revision(newest.clone())
+            .kind(config_map()),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(ready_database(&claim)),
+            get(&config).not_found(),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            apply(&config)
+                .body(applied(&claim, &edited(), "config"))
+                .echo_with(server_fields()),
+            get(SECRET).returns(written_secret(&claim)),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {
+                    "compositionRevision": {"name": kube::ResourceExt::name_any(&newest), "revision": 2},
+                    "resources": [{"name": "database"}, {"name": "config"}],
+                }}))
+                .returns(&claim),
+            create(EVENTS).body(json!({"reason": "ResourceCreated"})),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
 }

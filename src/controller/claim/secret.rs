@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::Event;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::apply::Applied;
@@ -63,12 +61,7 @@ pub async fn publish(
     // `writeConnectionSecretToRef.name` changed: the Secret under the old
     // name holds live credentials nobody asked for any more. It goes once
     // the new one is complete, so a reader can move over.
-    let previous = claim
-        .status
-        .as_ref()
-        .and_then(|s| s.connection_secret_ref.as_ref())
-        .map(|r| r.name.as_str());
-    if let Some(old) = previous.filter(|old| *old != name)
+    if let Some(old) = recorded(claim).filter(|old| *old != name)
         && delete_owned(claim, &api, old).await?
     {
         let note = format!("connection secret {old} deleted: the claim now writes {name}");
@@ -119,11 +112,8 @@ async fn write(
         data: Some(data),
         ..Default::default()
     };
-    let mut value = serde_json::to_value(&secret).map_err(SecretError::Encode)?;
-    value["apiVersion"] = json!("v1");
-    value["kind"] = json!("Secret");
     let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
-    api.patch(name, &params, &Patch::Apply(&value))
+    api.patch(name, &params, &Patch::Apply(&secret))
         .await
         .map_err(failed("write", format!("Secret {name}")))?;
     Ok(true)
@@ -145,7 +135,7 @@ pub async fn delete_owned(
     else {
         return Ok(false);
     };
-    if !owned_by_meta(secret.owner_references(), claim) {
+    if !owned_by(&secret, claim) {
         return Ok(false);
     }
     let params = DeleteParams {
@@ -175,26 +165,28 @@ pub async fn delete_all(claim: &DatabaseClaim, ctx: &Context) -> Result<(), ApiE
     let api: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
     let current = claim.spec.connection_secret_name(&claim.name_any());
-    let recorded = claim
-        .status
-        .as_ref()
-        .and_then(|s| s.connection_secret_ref.as_ref())
-        .map(|r| r.name.clone());
-    for name in std::iter::once(current.clone()).chain(recorded.filter(|r| *r != current)) {
-        if delete_owned(claim, &api, &name).await? {
+    let recorded = recorded(claim).filter(|r| *r != current);
+    for name in std::iter::once(current.as_str()).chain(recorded) {
+        if delete_owned(claim, &api, name).await? {
             info!(secret = %name, "deleted the connection secret");
         }
     }
     Ok(())
 }
 
-fn owned_by(secret: &Secret, claim: &DatabaseClaim) -> bool {
-    owned_by_meta(secret.owner_references(), claim)
+/// The name of the Secret the claim's status records.
+fn recorded(claim: &DatabaseClaim) -> Option<&str> {
+    let status = claim.status.as_ref()?;
+    status
+        .connection_secret_ref
+        .as_ref()
+        .map(|r| r.name.as_str())
 }
 
-fn owned_by_meta(owners: &[OwnerReference], claim: &DatabaseClaim) -> bool {
+fn owned_by(secret: &impl ResourceExt, claim: &DatabaseClaim) -> bool {
     let uid = claim.uid();
-    owners
+    secret
+        .owner_references()
         .iter()
         .any(|o| Some(&o.uid) == uid.as_ref() && o.kind == "DatabaseClaim")
 }

@@ -8,14 +8,19 @@ use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 
 use super::error::{SelectError, failed};
-use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::api::claim::RevisionRef;
+use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::controller::context::Context;
 use crate::policy::{self, Applicable};
-use crate::selection;
+use crate::{revision, selection};
 
 /// The claim's composition and the policies it must satisfy.
 pub struct Selected {
+    /// The composition, its spec that of the revision the claim renders.
     pub composition: Composition,
+    /// That revision; `None` while the composition has none yet (its live
+    /// spec is what the first revision will copy).
+    pub revision: Option<RevisionRef>,
     pub policy: Applicable,
 }
 
@@ -58,12 +63,38 @@ pub async fn select(claim: &DatabaseClaim, ctx: &Context) -> Result<Selected, Se
         namespace_labels(fresh, ctx, &ns).await?
     };
     let policy = policy::evaluate(claim, &policies, &labels);
-    let composition =
+    let mut composition =
         selection::select(claim, &compositions, policy.default_composition.as_deref())?.clone();
+    let revision = render_revision(claim, &mut composition, ctx)?;
     Ok(Selected {
         composition,
+        revision,
         policy,
     })
+}
+
+/// Puts the spec of the revision the claim renders in place of the live
+/// one, and names that revision.
+fn render_revision(
+    claim: &DatabaseClaim,
+    composition: &mut Composition,
+    ctx: &Context,
+) -> Result<Option<RevisionRef>, SelectError> {
+    let name = composition.name_any();
+    let all = ctx.revisions.state();
+    let ours: Vec<&CompositionRevision> = all
+        .iter()
+        .map(|r| &**r)
+        .filter(|r| r.composition_name() == Some(name.as_str()))
+        .collect();
+    let Some(chosen) = revision::choose(claim, &name, &ours)? else {
+        return Ok(None);
+    };
+    composition.spec = chosen.spec.composition.clone();
+    Ok(Some(RevisionRef {
+        name: chosen.name_any(),
+        revision: chosen.spec.revision,
+    }))
 }
 
 /// Whether the operator judged this spec already (observedGeneration).

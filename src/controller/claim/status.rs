@@ -126,6 +126,9 @@ fn next_status(
     if let Some(name) = pass.composition {
         new.composition = Some(NameRef { name });
     }
+    if let Some(revision) = pass.revision {
+        new.composition_revision = Some(revision);
+    }
     if let Some(Published { name: Some(s), .. }) = pass.secret {
         new.connection_secret_ref = Some(NameRef { name: s.clone() });
         new.binding = Some(NameRef { name: s });
@@ -212,12 +215,9 @@ pub fn events_for(
         out.push(normal("CompositionSelected", "SelectComposition", note));
     }
     out.extend(did);
-    let warning = |reason: &str, message: &str| Event {
-        type_: EventType::Warning,
-        reason: reason.into(),
-        note: Some(events::truncate(message, 1000)),
-        action: "Reconcile".into(),
-        secondary: None,
+    let warning = |reason: &str, message: &str| {
+        let note = events::truncate(message, 1000);
+        events::event(EventType::Warning, reason, "Reconcile", note)
     };
     let old_synced = conditions::find(&old.conditions, ConditionType::Synced);
     if let Some(s) = conditions::find(&new.conditions, ConditionType::Synced)

@@ -277,36 +277,32 @@ fn status_error(code: u16, reason: &str, fields: &[&str]) -> kube::Error {
 #[test]
 fn refusals_are_told_from_transient_failures() {
     use super::error::refusal;
-    let refused = [
-        ("apply", 400, "BadRequest"),
-        ("apply", 403, "Forbidden"),
-        ("read", 403, "Forbidden"),
-        ("apply", 404, "NotFound"),
-        ("write", 404, "NotFound"),
-        ("apply", 409, "AlreadyExists"),
-        ("apply", 413, "RequestEntityTooLarge"),
-        ("apply", 422, "Invalid"),
-    ];
-    for (verb, code, reason) in refused {
-        let r = refusal(verb, &status_error(code, reason, &[]));
-        assert_eq!(r.map(|r| r.code), Some(code), "{verb} {code} {reason}");
-    }
-    let transient = [
-        ("apply", 409, "Conflict"),
-        ("apply", 429, "TooManyRequests"),
-        ("apply", 500, "InternalError"),
-        ("apply", 503, "ServiceUnavailable"),
-        ("apply", 504, "Timeout"),
-        ("apply", 401, "Unauthorized"),
-        ("apply", 410, "Gone"),
+    // (verb, code, reason, refused for good); the rest is transient.
+    let cases = [
+        ("apply", 400, "BadRequest", true),
+        ("apply", 403, "Forbidden", true),
+        ("read", 403, "Forbidden", true),
+        ("apply", 404, "NotFound", true),
+        ("write", 404, "NotFound", true),
+        ("apply", 409, "AlreadyExists", true),
+        ("apply", 413, "RequestEntityTooLarge", true),
+        ("apply", 422, "Invalid", true),
+        ("apply", 409, "Conflict", false),
+        ("apply", 429, "TooManyRequests", false),
+        ("apply", 500, "InternalError", false),
+        ("apply", 503, "ServiceUnavailable", false),
+        ("apply", 504, "Timeout", false),
+        ("apply", 401, "Unauthorized", false),
+        ("apply", 410, "Gone", false),
         // Gone already: the next pass sees it.
-        ("delete", 404, "NotFound"),
-        ("prune", 404, "NotFound"),
-        ("read", 404, "NotFound"),
+        ("delete", 404, "NotFound", false),
+        ("prune", 404, "NotFound", false),
+        ("read", 404, "NotFound", false),
     ];
-    for (verb, code, reason) in transient {
+    for (verb, code, reason, refused) in cases {
         let r = refusal(verb, &status_error(code, reason, &[]));
-        assert_eq!(r, None, "{verb} {code} {reason}");
+        let expected = refused.then_some(code);
+        assert_eq!(r.map(|r| r.code), expected, "{verb} {code} {reason}");
     }
     // Not an answer of the server at all: a connection error, a timeout.
     assert_eq!(
@@ -317,7 +313,7 @@ fn refusals_are_told_from_transient_failures() {
 
 #[test]
 fn a_refusal_names_object_field_and_message_and_is_reported() {
-    use super::error::{ApiError, ApplyError, ObserveError};
+    use super::error::{ApiError, ComposedError};
     let invalid = status_error(
         422,
         "Invalid",
@@ -326,7 +322,9 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
             "spec.forProvider.backupRetentionPeriod",
         ],
     );
-    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(invalid)));
+    let e = PassError::from(ComposedError::from(failed("apply", "RDSInstance x")(
+        invalid,
+    )));
     assert_eq!(e.synced_reason(), Some(SyncedReason::CompositionInvalid));
     assert_eq!(e.requeue(), Some(requeue::NEEDS_CHANGE));
     assert_eq!(
@@ -336,7 +334,7 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
     );
     // The operator may not touch the kind: the platform's trouble.
     let forbidden = status_error(403, "Forbidden", &[]);
-    let e = PassError::from(ObserveError::from(failed("observe", "ConfigMap c")(
+    let e = PassError::from(ComposedError::from(failed("observe", "ConfigMap c")(
         forbidden,
     )));
     assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
@@ -354,7 +352,7 @@ fn a_refusal_names_object_field_and_message_and_is_reported() {
     }));
     assert_eq!(e.synced_reason(), Some(SyncedReason::ReconcileError));
     // Transient: no status, the backoff.
-    let e = PassError::from(ApplyError::from(failed("apply", "RDSInstance x")(
+    let e = PassError::from(ComposedError::from(failed("apply", "RDSInstance x")(
         status_error(503, "ServiceUnavailable", &[]),
     )));
     assert_eq!((e.synced_reason(), e.requeue()), (None, None));

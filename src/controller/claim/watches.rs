@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
 use crate::controller::context::Context;
@@ -67,6 +67,7 @@ pub fn run(
 ) -> impl Future<Output = ()> + use<> {
     let namespace = args.namespace.as_deref();
     let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
+    let (revisions, revision_events) = reflect(Api::<CompositionRevision>::all(client.clone()));
     let (policies, policy_events) = reflect(Api::<ClaimPolicy>::all(client.clone()));
     let (namespaces, namespace_events) =
         reflect(Api::<PartialObjectMeta<Namespace>>::all(client.clone()));
@@ -84,6 +85,7 @@ pub fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         compositions: compositions.clone(),
+        revisions: revisions.clone(),
         policies: policies.clone(),
         claims: claim_store.clone(),
         namespaces: namespaces.clone(),
@@ -108,6 +110,12 @@ pub fn run(
     let by_composition = wake(claim_store.clone(), composition_events, |comp, claim| {
         uses_or_lacks(claim, &comp.name_any())
     });
+    // A revision made or renumbered moves the Automatic claims of its
+    // composition (and a pinned one waiting for it).
+    let by_revision = wake(claim_store.clone(), revision_events, |rev, claim| {
+        rev.composition_name()
+            .is_some_and(|c| uses_or_lacks(claim, c))
+    });
     let by_policy = wake(claim_store.clone(), policy_events, |_, _| true);
     let by_namespace = wake(claim_store.clone(), namespace_events, |ns, claim| {
         claim.namespace().as_deref() == Some(ns.name_any().as_str())
@@ -128,6 +136,7 @@ pub fn run(
         let (compositions, policies) = (compositions.clone(), policies.clone());
         async move {
             let _ = compositions.wait_until_ready().await;
+            let _ = revisions.wait_until_ready().await;
             let _ = policies.wait_until_ready().await;
             let _ = namespaces.wait_until_ready().await;
             let _ = synced_tx.send(true);
@@ -162,6 +171,7 @@ pub fn run(
         )
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .reconcile_on(by_composition)
+        .reconcile_on(by_revision)
         .reconcile_on(by_policy)
         .reconcile_on(by_namespace)
         .reconcile_on(by_composed)

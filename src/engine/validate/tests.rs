@@ -161,7 +161,7 @@ fn patch_problems() {
         ),
         (
             json!({"fromFieldPath": "spec.sizee", "toFieldPath": "x"}),
-            "fromFieldPath spec.sizee does not exist on a DatabaseClaim (spec has: compositionRef, compositionSelector, databaseName, deletionPolicy, engine, parameters, size, storageGB, version, writeConnectionSecretToRef)",
+            "fromFieldPath spec.sizee does not exist on a DatabaseClaim (spec has: compositionRef, compositionRevisionRef, compositionSelector, compositionUpdatePolicy, databaseName, deletionPolicy, engine, parameters, size, storageGB, version, writeConnectionSecretToRef)",
         ),
         (
             json!({"fromFieldPath": "specs.size", "toFieldPath": "x"}),

@@ -2,15 +2,14 @@
 //! client cache, and its controller, which reports in status whether the
 //! config is usable.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::Aws;
 use super::credentials::{self, ProfileError};
 use super::rds::{CredentialSource, Rds, Settings};
 use crate::api::aws::{CredentialsSource, ProviderConfig};
-use crate::api::common::ConfigStatus;
-use crate::provider::managed::config::{ConfigKind, Resolve};
+
+use crate::provider::managed::config::{self, ConfigKind, Resolve};
 use crate::provider::managed::secret::value as secret_value;
 
 /// A ProviderConfig made usable.
@@ -70,8 +69,8 @@ pub enum ResolveError {
     },
     #[error("{what} \"{region}\" is not an AWS region: use a name like us-east-1")]
     Region { what: String, region: String },
-    #[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
-    Kube { config: String, source: kube::Error },
+    #[error(transparent)]
+    Kube(#[from] config::ReadError),
 }
 
 /// Checks an endpoint URL: `http://` or `https://`, a host, no spaces.
@@ -114,15 +113,7 @@ pub fn valid_region(region: &str) -> bool {
 
 /// Reads ProviderConfig `name` (and its Secret) and checks it.
 pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let api: Api<ProviderConfig> = Api::all(client.clone());
-    let pc = api
-        .get_opt(name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            config: name.to_string(),
-            source,
-        })?
-        .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
+    let pc = config::get(client, name, ResolveError::NotFound).await?;
     resolve_config(client, &pc).await
 }
 
@@ -156,14 +147,8 @@ pub async fn resolve_config(
                 .secret_ref
                 .as_ref()
                 .ok_or_else(|| ResolveError::NoSecretRef(config.clone()))?;
-            let secrets: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
-            let secret = secrets
-                .get_opt(&r.name)
-                .await
-                .map_err(|source| ResolveError::Kube {
-                    config: config.clone(),
-                    source,
-                })?
+            let secret = config::secret(client, &config, &r.namespace, &r.name)
+                .await?
                 .ok_or_else(|| ResolveError::SecretNotFound {
                     config: config.clone(),
                     namespace: r.namespace.clone(),
@@ -232,10 +217,6 @@ pub async fn client(aws: &Aws, name: &str, region: Option<&str>) -> Result<Rds, 
 }
 
 impl ConfigKind for ProviderConfig {
-    fn config_status(&self) -> Option<&ConfigStatus> {
-        self.status.as_ref()
-    }
-
     fn uses_secret(&self, namespace: &str, name: &str) -> bool {
         self.spec
             .credentials

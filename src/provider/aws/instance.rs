@@ -58,7 +58,7 @@ impl ProviderError for Error {
 
     fn retry(&self) -> Retry {
         match self {
-            Error::Config(ResolveError::Kube { .. }) | Error::Annotate(_) => Retry::Backoff,
+            Error::Config(ResolveError::Kube(_)) | Error::Annotate(_) => Retry::Backoff,
             Error::Config(_)
             | Error::Invalid(_)
             | Error::Conflict(_)
@@ -73,12 +73,15 @@ impl ProviderError for Error {
     }
 }
 
+/// An instance as RDS describes it, and its tags.
+type Instance = (Observed, BTreeMap<String, String>);
+
 /// What observe found, for create or update.
 pub struct Seen {
     rds: Rds,
     id: String,
-    /// The instance and its tags, when it exists.
-    instance: Option<(Observed, BTreeMap<String, String>)>,
+    /// The instance, when it exists.
+    instance: Option<Instance>,
 }
 
 impl External<RDSInstance> for Aws {
@@ -100,16 +103,11 @@ impl External<RDSInstance> for Aws {
             )));
         }
         let (mut id, mut generated) = self.ensure_external_name(obj).await?;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let mut observed = self.describe(&rds, &id).await?;
-        if let Some((_, tags)) = &observed
+        let (mut rds, mut instance) = self.look(obj, &id).await?;
+        if let Some((_, tags)) = &instance
             && self.taken_by_another_cluster(obj, &id, generated.as_deref(), tags)
         {
+            let derived = id;
             id = self
                 .set_external_name(
                     obj,
@@ -119,11 +117,11 @@ impl External<RDSInstance> for Aws {
             generated = Some(id.clone());
             events.normal(
                 "IdentifierChosen",
-                format!("DB instance identifier {} is another cluster's on this AWS account; this object uses {id}", identifier::derive(&obj.name_any())),
+                format!("DB instance identifier {derived} is another cluster's on this AWS account; this object uses {id}"),
             );
-            observed = self.describe(&rds, &id).await?;
+            (rds, instance) = self.look(obj, &id).await?;
         }
-        let instance = match observed {
+        let instance = match instance {
             None => None,
             Some((o, mut tags)) => {
                 match self.ownership(obj, &id, generated.as_deref(), &tags) {
@@ -177,13 +175,7 @@ impl External<RDSInstance> for Aws {
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
         let (rds, id) = (&seen.rds, seen.id.as_str());
         let spec = &obj.spec.for_provider;
-        let seen_before = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref())
-            .is_some_and(|seen| seen.eq_ignore_ascii_case(id));
-        if seen_before {
+        if recorded_id(obj).is_some_and(|seen| seen.eq_ignore_ascii_case(id)) {
             events.warning(
                 "InstanceMissing",
                 format!("DB instance {id} no longer exists in AWS; creating it again"),
@@ -244,12 +236,12 @@ impl External<RDSInstance> for Aws {
     async fn update(
         &self,
         obj: &RDSInstance,
-        seen: Seen,
+        Seen { rds, id, instance }: Seen,
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<RDSInstanceObservation>, Error> {
-        let (rds, id) = (&seen.rds, seen.id.as_str());
-        let Some((observed, current_tags)) = seen.instance else {
+        let (rds, id) = (&rds, id.as_str());
+        let Some((observed, current_tags)) = instance else {
             return Err(Error::Invalid(format!("DB instance {id} was not observed")));
         };
         let spec = &obj.spec.for_provider;
@@ -406,19 +398,10 @@ impl External<RDSInstance> for Aws {
             return Ok(Deletion::Gone);
         };
         let spec = &obj.spec.for_provider;
-        let rds = config::client(
-            self,
-            &obj.spec.managed.provider_config_ref.name,
-            spec.region.as_deref(),
-        )
-        .await?;
-        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+        let (rds, instance) = self.look(obj, id).await?;
+        let Some((o, tags)) = instance else {
             events.normal("DeletedInstance", format!("DB instance {id} is gone"));
             return Ok(Deletion::Gone);
-        };
-        let tags = match &o.arn {
-            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
-            None => BTreeMap::new(),
         };
         // Only what carries our mark (or an earlier dbclaim's instance of
         // this very object) is deleted; an adoption that never wrote the
@@ -566,22 +549,6 @@ impl Aws {
         Ok(id)
     }
 
-    /// The instance `id` and its tags, if it exists.
-    async fn describe(
-        &self,
-        rds: &Rds,
-        id: &str,
-    ) -> Result<Option<(Observed, BTreeMap<String, String>)>, Error> {
-        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, rds))? else {
-            return Ok(None);
-        };
-        let tags = match &o.arn {
-            Some(a) => rds.list_tags(a).await.map_err(|f| Error::api(f, rds))?,
-            None => BTreeMap::new(),
-        };
-        Ok(Some((o, tags)))
-    }
-
     /// Whether the instance under the identifier dbclaim derived from the
     /// name (never one a person named, never one this object used before)
     /// carries another cluster's mark: two clusters on one AWS account
@@ -611,11 +578,24 @@ impl Aws {
 }
 
 impl Aws {
+    /// The client of `obj`'s ProviderConfig, and the instance `id` with its
+    /// tags if it exists.
+    async fn look(&self, obj: &RDSInstance, id: &str) -> Result<(Rds, Option<Instance>), Error> {
+        let config_name = &obj.spec.managed.provider_config_ref.name;
+        let region = obj.spec.for_provider.region.as_deref();
+        let rds = config::client(self, config_name, region).await?;
+        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+            return Ok((rds, None));
+        };
+        let tags = match &o.arn {
+            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
+            None => BTreeMap::new(),
+        };
+        Ok((rds, Some((o, tags))))
+    }
+
     fn identity(&self, obj: &RDSInstance) -> Identity {
-        Identity {
-            cluster: self.cluster_id.clone(),
-            uid: obj.uid().unwrap_or_default(),
-        }
+        Identity::of(&self.cluster_id, obj)
     }
 
     fn ownership(
@@ -627,17 +607,12 @@ impl Aws {
     ) -> Verdict {
         let person_set = set_by_person(&obj.metadata, EXTERNAL_NAME)
             && !generated.is_some_and(|g| g.eq_ignore_ascii_case(id));
-        let recorded = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref());
         ownership(
             &self.identity(obj),
             &obj.name_any(),
             id,
             person_set,
-            recorded,
+            recorded_id(obj),
             tags,
         )
     }
@@ -691,6 +666,12 @@ pub fn ownership(
             "to adopt it, remove the annotation {GENERATED_NAME} (keep {EXTERNAL_NAME}: {id}) or set {EXTERNAL_NAME} by hand; otherwise set {EXTERNAL_NAME} to another identifier"
         ),
     )
+}
+
+/// The identifier the object's status recorded.
+fn recorded_id(obj: &RDSInstance) -> Option<&str> {
+    let at_provider = obj.status.as_ref()?.at_provider.as_ref()?;
+    at_provider.db_instance_identifier.as_deref()
 }
 
 fn was_available(obj: &RDSInstance) -> bool {

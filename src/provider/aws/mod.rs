@@ -28,7 +28,7 @@ use aws_sdk_rds::config::SharedHttpClient;
 use kube::Client;
 
 use crate::api::aws::{ProviderConfig, RDSInstance, RDSInstanceObservation};
-use crate::api::common::{ManagedSpec, ManagedStatus};
+use crate::api::common::ManagedSpec;
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
@@ -42,7 +42,6 @@ pub use crate::contract::aws::{
 impl Managed for RDSInstance {
     type Observation = RDSInstanceObservation;
     type Config = ProviderConfig;
-    const KIND: &'static str = "RDSInstance";
     const CONTROLLER: &'static str = "rdsinstance";
     const REPORTER: &'static str = "dbclaim-aws-provider";
     const FINALIZER: &'static str = FINALIZER;
@@ -53,10 +52,6 @@ impl Managed for RDSInstance {
 
     fn managed(&self) -> &ManagedSpec {
         &self.spec.managed
-    }
-
-    fn managed_status(&self) -> Option<&ManagedStatus<RDSInstanceObservation>> {
-        self.status.as_ref()
     }
 }
 

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::core::PartialObjectMeta;
+use kube::core::object::HasStatus;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -28,6 +29,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// A provider's ProviderConfig kind.
 pub trait ConfigKind:
     Resource<DynamicType = ()>
+    + HasStatus<Status = ConfigStatus>
     + Clone
     + std::fmt::Debug
     + DeserializeOwned
@@ -36,7 +38,6 @@ pub trait ConfigKind:
     + Sync
     + 'static
 {
-    fn config_status(&self) -> Option<&ConfigStatus>;
     /// Whether the config reads the Secret `namespace/name`.
     fn uses_secret(&self, namespace: &str, name: &str) -> bool;
 }
@@ -50,6 +51,44 @@ pub trait Resolve<C: ConfigKind>: Send + Sync + 'static {
 
     /// Checks `pc`; on success, what the Ready condition says.
     fn check(&self, pc: &C) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}
+
+/// A ProviderConfig or its Secret could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
+pub struct ReadError {
+    pub config: String,
+    pub source: kube::Error,
+}
+
+/// Reads ProviderConfig `name`; `missing(name)` when there is none.
+pub async fn get<C: ConfigKind, E: From<ReadError>>(
+    client: &Client,
+    name: &str,
+    missing: impl FnOnce(String) -> E,
+) -> Result<C, E> {
+    let got = Api::<C>::all(client.clone()).get_opt(name).await;
+    let got = got.map_err(|source| ReadError {
+        config: name.to_string(),
+        source,
+    })?;
+    got.ok_or_else(|| missing(name.to_string()))
+}
+
+/// Reads the Secret `namespace/name` ProviderConfig `config` refers to.
+pub async fn secret(
+    client: &Client,
+    config: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Secret>, ReadError> {
+    let got = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await;
+    got.map_err(|source| ReadError {
+        config: config.to_string(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +121,7 @@ async fn reconcile<C: ConfigKind, X: Resolve<C>>(
     let span = tracing::info_span!("reconcile", kind = %format!("{}.{}", C::group(&()), C::kind(&())), name = %name);
     async move {
         let checked = ctx.external.check(&pc).await;
-        let old = pc.config_status().cloned().unwrap_or_default();
+        let old = pc.status().cloned().unwrap_or_default();
         let mut new = old.clone();
         let generation = pc.meta().generation;
         status::set_all(
@@ -157,17 +196,8 @@ pub async fn run<C: ConfigKind, X: Resolve<C>>(client: Client, ctx: Arc<Context<
     pc_controller
         .reconcile_all_on(credentials_changed)
         .run(reconcile::<C, X>, error_policy::<C, X>, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(provider_config = %obj.name, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::warn!(provider_config = %obj.name, error = %e, "reconcile failed")
-                }
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(provider_config = %obj.name, "gone before its requeue")
-                }
-                Err(e) => tracing::warn!(error = %e, "provider config controller"),
-            }
-        })
+        .for_each(
+            |result| async move { super::reconcile::log("ProviderConfig", result, |_| false) },
+        )
         .await
 }

@@ -31,6 +31,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use kube::Resource;
+use kube::core::object::HasStatus;
 use kube::runtime::events::{Event, EventType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,13 +42,19 @@ use crate::conditions::{Cond, SyncedReason};
 /// What the scaffold needs from a managed kind (RDSInstance, Database, …).
 /// The names it writes are here, one place per provider.
 pub trait Managed:
-    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize + Send + Sync + 'static
+    Resource<DynamicType = ()>
+    + HasStatus<Status = ManagedStatus<Self::Observation>>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
 {
     type Observation: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
     /// The provider's ProviderConfig kind.
     type Config: config::ConfigKind;
-    /// For spans, backoff keys and messages.
-    const KIND: &'static str;
     /// The `controller` label of `dbclaim_reconcile_total`.
     const CONTROLLER: &'static str;
     /// The reporting controller of events.
@@ -65,7 +72,6 @@ pub trait Managed:
     const PASSWORD_PENDING: Option<&'static str> = None;
 
     fn managed(&self) -> &ManagedSpec;
-    fn managed_status(&self) -> Option<&ManagedStatus<Self::Observation>>;
 }
 
 /// How the scaffold reacts to a failure.
@@ -156,13 +162,8 @@ impl Events {
     }
 
     pub fn push(&mut self, type_: EventType, reason: &str, note: String) {
-        self.0.push(Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(note),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        });
+        self.0
+            .push(crate::events::event(type_, reason, "Reconcile", note));
     }
 }
 
@@ -191,14 +192,17 @@ pub trait External<M: Managed>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send;
 
     /// Brings an existing resource to the spec; sends the password when
-    /// `creds.reset_due` (the Secret already holds it).
+    /// `creds.reset_due` (the Secret already holds it). By default `create`,
+    /// for a provider whose create is one idempotent sync.
     fn update(
         &self,
         obj: &M,
         seen: Self::Seen,
         creds: &Credentials,
         events: &mut Events,
-    ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Synced<M::Observation>, Self::Error>> + Send {
+        self.create(obj, seen, creds, events)
+    }
 
     /// Deletes the external resource; not an error when it is already gone
     /// or going.

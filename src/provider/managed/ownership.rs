@@ -18,6 +18,14 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// `obj` of this cluster.
+    pub fn of(cluster: &str, obj: &impl kube::ResourceExt) -> Self {
+        Identity {
+            cluster: cluster.to_string(),
+            uid: obj.uid().unwrap_or_default(),
+        }
+    }
+
     /// The mark dbclaim writes: `<cluster-id>/<uid>`.
     pub fn mark(&self) -> String {
         format!("{}/{}", self.cluster, self.uid)

@@ -309,22 +309,32 @@ pub async fn run<M, X>(
         )
         .run(reconcile::<M, X>, error_policy::<M, X>, ctx.clone())
         .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(kind = M::KIND, name = %obj.name, "reconciled"),
-                Err(controller::Error::ReconcilerFailed(e @ Error::Waiting(_), obj)) => {
-                    tracing::debug!(kind = M::KIND, name = %obj.name, error = %e, "waiting")
-                }
-                Err(controller::Error::ReconcilerFailed(e, obj)) => {
-                    tracing::warn!(kind = M::KIND, name = %obj.name, error = %e, "reconcile failed")
-                }
-                // A requeue for an object deleted meanwhile.
-                Err(controller::Error::ObjectNotFound(obj)) => {
-                    tracing::debug!(kind = M::KIND, name = %obj.name, "gone before its requeue")
-                }
-                Err(e) => tracing::warn!(kind = M::KIND, error = %e, "controller"),
-            }
+            log(&M::kind(&()), result, |e| matches!(e, Error::Waiting(_)))
         });
     futures::join!(objects_run, config::run::<M::Config, X>(client, ctx));
+}
+
+/// Logs one result of a controller of `kind`: failures as warnings, except
+/// those `waiting` says are a wait.
+pub fn log<K: Resource<DynamicType = ()>, E: std::fmt::Display>(
+    kind: &str,
+    result: Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>,
+    waiting: impl Fn(&E) -> bool,
+) {
+    match result {
+        Ok((obj, _)) => tracing::debug!(kind, name = %obj.name, "reconciled"),
+        Err(controller::Error::ReconcilerFailed(e, obj)) if waiting(&e) => {
+            tracing::debug!(kind, name = %obj.name, error = %e, "waiting")
+        }
+        Err(controller::Error::ReconcilerFailed(e, obj)) => {
+            tracing::warn!(kind, name = %obj.name, error = %e, "reconcile failed")
+        }
+        // A requeue for an object deleted meanwhile.
+        Err(controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(kind, name = %obj.name, "gone before its requeue")
+        }
+        Err(e) => tracing::warn!(kind, error = %e, "controller"),
+    }
 }
 
 pub fn error_policy<M: Managed, X: External<M>>(
@@ -343,7 +353,7 @@ pub async fn reconcile<M: Managed, X: External<M>>(
     obj: Arc<M>,
     ctx: Arc<Context<X>>,
 ) -> Result<Action, Error<X::Error>> {
-    let span = tracing::info_span!("reconcile", kind = M::KIND, name = %obj.name_any());
+    let span = tracing::info_span!("reconcile", kind = %M::kind(&()), name = %obj.name_any());
     async move {
         let started = Instant::now();
         let key = backoff_key(obj.as_ref());

@@ -42,7 +42,7 @@ pub fn target<M: Managed>(obj: &M, operator_namespace: &str) -> (String, String)
 pub fn foreign<M: Managed>(existing: &Secret, obj: &M) -> Option<String> {
     match existing.annotations().get(M::SECRET_ANNOTATION) {
         Some(owner) if *owner == obj.name_any() => None,
-        Some(owner) => Some(format!("belongs to {} \"{owner}\"", M::KIND)),
+        Some(owner) => Some(format!("belongs to {} \"{owner}\"", M::kind(&()))),
         None => Some("exists and was not written by dbclaim".to_string()),
     }
 }

@@ -171,5 +171,5 @@ where
 
 /// The status of `obj`, empty when it has none yet.
 pub fn current<M: Managed>(obj: &M) -> ManagedStatus<M::Observation> {
-    obj.managed_status().cloned().unwrap_or_default()
+    obj.status().cloned().unwrap_or_default()
 }

@@ -111,6 +111,11 @@ impl<'a> Fake<'a> {
             .push(format!("{verb} holds={holds} pending={pending}"));
     }
 
+    /// What each call saw, in order.
+    fn calls(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
     fn synced<O>(&self, observation: O, password_sent: bool) -> Synced<O> {
         Synced {
             observation,
@@ -120,6 +125,14 @@ impl<'a> Fake<'a> {
             connection: Connection::from([("host".to_string(), "db.example".to_string())]),
             password_sent,
         }
+    }
+}
+
+impl Fake<'static> {
+    /// One pass of `sync`, which must succeed.
+    async fn pass<M: Managed<Observation: Default>>(&self, obj: &M) -> Synced<M::Observation> {
+        let synced = sync(obj, self, self.store, NS, &mut Events::default()).await;
+        synced.unwrap().0
     }
 }
 
@@ -239,10 +252,7 @@ async fn create_finds_the_password_in_the_secret_first() {
     let (synced, written) = sync(&obj, &fake, store, NS, &mut events).await.unwrap();
     assert!(synced.password_sent);
     assert_eq!(written.as_deref(), Some("dbclaim-system/a"));
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["create holds=true pending=false"]
-    );
+    assert_eq!(fake.calls(), ["create holds=true pending=false"]);
     let s = store.get("a").unwrap();
     let d = data(&s);
     assert_eq!(d["username"], "u");
@@ -262,15 +272,7 @@ async fn create_finds_the_password_in_the_secret_first() {
 async fn a_pass_at_rest_writes_nothing() {
     let store = leak(Store::default());
     let obj = database("d");
-    sync(
-        &obj,
-        &Fake::new(store, false),
-        store,
-        NS,
-        &mut Events::default(),
-    )
-    .await
-    .unwrap();
+    Fake::new(store, false).pass(&obj).await;
     let writes = store.writes();
     let password = data(&store.get("d").unwrap())["password"].clone();
     let mut events = Events::default();
@@ -280,10 +282,7 @@ async fn a_pass_at_rest_writes_nothing() {
     assert_eq!(store.writes(), writes);
     assert!(events.0.is_empty());
     assert_eq!(data(&store.get("d").unwrap())["password"], password, "kept");
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["update holds=true pending=false"]
-    );
+    assert_eq!(fake.calls(), ["update holds=true pending=false"]);
 }
 
 #[tokio::test]
@@ -298,13 +297,8 @@ async fn a_due_reset_is_marked_pending_until_the_password_is_sent() {
     let obj = rds("a");
     let mut fake = Fake::new(store, true);
     fake.sends = false;
-    sync(&obj, &fake, store, NS, &mut Events::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["update holds=true pending=true"]
-    );
+    fake.pass(&obj).await;
+    assert_eq!(fake.calls(), ["update holds=true pending=true"]);
     assert!(
         secret::pending::<RDSInstance>(&store.get("a").unwrap()),
         "not sent: still due"
@@ -312,14 +306,9 @@ async fn a_due_reset_is_marked_pending_until_the_password_is_sent() {
     let password = data(&store.get("a").unwrap())["password"].clone();
 
     let fake = Fake::new(store, true);
-    let (synced, _) = sync(&obj, &fake, store, NS, &mut Events::default())
-        .await
-        .unwrap();
+    let synced = fake.pass(&obj).await;
     assert!(synced.password_sent);
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["update holds=true pending=true"]
-    );
+    assert_eq!(fake.calls(), ["update holds=true pending=true"]);
     let s = store.get("a").unwrap();
     assert!(!secret::pending::<RDSInstance>(&s), "sent: the mark goes");
     assert_eq!(
@@ -374,15 +363,7 @@ fn with_uid<M: Managed>(mut obj: M, uid: &str) -> M {
 async fn a_password_is_never_reused_for_another_uid() {
     let store = leak(Store::default());
     let first = with_uid(rds("a"), "uid-1");
-    sync(
-        &first,
-        &Fake::new(store, false),
-        store,
-        NS,
-        &mut Events::default(),
-    )
-    .await
-    .unwrap();
+    Fake::new(store, false).pass(&first).await;
     let s = store.get("a").unwrap();
     assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-1");
     let old = data(&s)["password"].clone();
@@ -390,14 +371,9 @@ async fn a_password_is_never_reused_for_another_uid() {
     // Deleted and re-created under the same name: a new password, sent.
     let second = with_uid(rds("a"), "uid-2");
     let fake = Fake::new(store, true);
-    let (synced, _) = sync(&second, &fake, store, NS, &mut Events::default())
-        .await
-        .unwrap();
+    let synced = fake.pass(&second).await;
     assert!(synced.password_sent);
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["update holds=true pending=true"]
-    );
+    assert_eq!(fake.calls(), ["update holds=true pending=true"]);
     let s = store.get("a").unwrap();
     assert_ne!(data(&s)["password"], old, "not reused");
     assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-2");
@@ -414,26 +390,13 @@ async fn a_secret_of_an_earlier_dbclaim_gets_the_uid_and_keeps_its_password() {
     ));
     let obj = with_uid(database("d"), "uid-d");
     let fake = Fake::new(store, true);
-    sync(&obj, &fake, store, NS, &mut Events::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        *fake.seen.lock().unwrap(),
-        ["update holds=true pending=false"]
-    );
+    fake.pass(&obj).await;
+    assert_eq!(fake.calls(), ["update holds=true pending=false"]);
     let s = store.get("d").unwrap();
     assert_eq!(data(&s)["password"], "kept");
     assert_eq!(s.annotations()["dbclaim.io/owner-uid"], "uid-d");
     let writes = store.writes();
-    sync(
-        &obj,
-        &Fake::new(store, true),
-        store,
-        NS,
-        &mut Events::default(),
-    )
-    .await
-    .unwrap();
+    Fake::new(store, true).pass(&obj).await;
     assert_eq!(store.writes(), writes, "then at rest");
 }
 

@@ -1,15 +1,14 @@
 //! `ProviderConfig`: resolving one into connection parameters, and the
 //! check behind its status (the admin can connect and has the privileges).
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::Postgres;
 use super::server::{self, ConnectParams, ServerError, Tls};
 use super::tls::{TlsError, ca_certificates};
-use crate::api::common::{ConfigStatus, NamespacedRef};
+use crate::api::common::NamespacedRef;
 use crate::api::postgres::{ProviderConfig, SslMode};
-use crate::provider::managed::config::{ConfigKind, Resolve};
+use crate::provider::managed::config::{self, ConfigKind, Resolve};
 use crate::provider::managed::secret::value as secret_value;
 
 /// A ProviderConfig made usable.
@@ -74,21 +73,13 @@ pub enum ResolveError {
     },
     #[error("ProviderConfig \"{config}\" has port {port}: use a port from 1 to 65535")]
     Port { config: String, port: i64 },
-    #[error("cannot read ProviderConfig \"{config}\" or its Secret: {source}")]
-    Kube { config: String, source: kube::Error },
+    #[error(transparent)]
+    Kube(#[from] config::ReadError),
 }
 
 /// Reads ProviderConfig `name` and its admin Secret.
 pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let api: Api<ProviderConfig> = Api::all(client.clone());
-    let pc = api
-        .get_opt(name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            config: name.to_string(),
-            source,
-        })?
-        .ok_or_else(|| ResolveError::NotFound(name.to_string()))?;
+    let pc = config::get(client, name, ResolveError::NotFound).await?;
     resolve_config(client, &pc).await
 }
 
@@ -106,13 +97,8 @@ pub async fn resolve_config(
             config: config.clone(),
             port: pc.spec.port,
         })?;
-    let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
-        .get_opt(&r.name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            config: config.clone(),
-            source,
-        })?
+    let secret = config::secret(client, &config, &r.namespace, &r.name)
+        .await?
         .ok_or_else(|| ResolveError::SecretNotFound {
             config: config.clone(),
             namespace: r.namespace.clone(),
@@ -167,13 +153,8 @@ async fn read_cas(
     config: &str,
     r: &NamespacedRef,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ResolveError> {
-    let secret = Api::<Secret>::namespaced(client.clone(), &r.namespace)
-        .get_opt(&r.name)
-        .await
-        .map_err(|source| ResolveError::Kube {
-            config: config.to_string(),
-            source,
-        })?
+    let secret = config::secret(client, config, &r.namespace, &r.name)
+        .await?
         .ok_or_else(|| ResolveError::CaSecretNotFound {
             config: config.to_string(),
             namespace: r.namespace.clone(),
@@ -204,10 +185,6 @@ pub enum Error {
 }
 
 impl ConfigKind for ProviderConfig {
-    fn config_status(&self) -> Option<&ConfigStatus> {
-        self.status.as_ref()
-    }
-
     fn uses_secret(&self, namespace: &str, name: &str) -> bool {
         std::iter::once(&self.spec.credentials_secret_ref)
             .chain(self.spec.ca_secret_ref.as_ref())
@@ -231,15 +208,7 @@ impl Resolve<ProviderConfig> for Postgres {
         };
         self.metrics
             .provider_request("postgres", "CheckAdmin", checked.is_ok());
-        let privileges = match checked {
-            Ok(p) => p,
-            Err(e) => {
-                if e.connection_lost() {
-                    self.pool.forget(&resolved.name).await;
-                }
-                return Err(e.into());
-            }
-        };
+        let privileges = self.pool.checked(&resolved.name, checked).await?;
         if let Some(missing) = privileges.missing(&resolved.params.user) {
             return Err(Error::Privileges(missing));
         }
@@ -247,15 +216,10 @@ impl Resolve<ProviderConfig> for Postgres {
         // ask the server what this session got.
         let encrypted = match resolved.params.tls {
             Tls::Disable => false,
-            Tls::Prefer => match admin_session_encrypted(&self.pool, &resolved).await {
-                Ok(on) => on,
-                Err(e) => {
-                    if e.connection_lost() {
-                        self.pool.forget(&resolved.name).await;
-                    }
-                    return Err(e.into());
-                }
-            },
+            Tls::Prefer => {
+                let encrypted = admin_session_encrypted(&self.pool, &resolved).await;
+                self.pool.checked(&resolved.name, encrypted).await?
+            }
             Tls::Require | Tls::VerifyCa(_) | Tls::VerifyFull(_) => true,
         };
         Ok(ready_message(&resolved.params, encrypted))
@@ -310,6 +274,7 @@ fn ready_message(params: &ConnectParams, encrypted: bool) -> String {
 mod tests {
     use super::*;
     use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
     use std::collections::BTreeMap;
 
     #[test]

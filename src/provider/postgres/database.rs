@@ -128,74 +128,13 @@ impl External<Database> for Postgres {
         })
     }
 
+    /// Role and database in place, with the Secret's password: one
+    /// idempotent sync that creates what is missing and corrects drift (and
+    /// is `update` too).
     async fn create(
         &self,
         db: &Database,
         (resolved, claim): (Resolved, Claim),
-        creds: &Credentials,
-        events: &mut Events,
-    ) -> Result<Synced<DatabaseObservation>, Error> {
-        self.sync(db, resolved, claim, creds, events).await
-    }
-
-    async fn update(
-        &self,
-        db: &Database,
-        (resolved, claim): (Resolved, Claim),
-        creds: &Credentials,
-        events: &mut Events,
-    ) -> Result<Synced<DatabaseObservation>, Error> {
-        self.sync(db, resolved, claim, creds, events).await
-    }
-
-    /// Drops database and role if they are this object's (marked), unless
-    /// another Database owns the name; what is not ours stays.
-    async fn delete(&self, db: &Database, events: &mut Events) -> Result<Deletion, Error> {
-        self.forget(db);
-        let name = db.spec.for_provider.database_name.clone();
-        if self.name_taken(db).is_some() {
-            return Ok(Deletion::Gone);
-        }
-        let resolved =
-            config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
-        if plan::forbidden_name(&name, &resolved.params.user).is_none() {
-            let d = desired(db, self.identity(db), Claim::None);
-            let report = self
-                .with_admin(&resolved, "DropDatabase", |admin| async move {
-                    server::remove(&admin, &d).await
-                })
-                .await?;
-            tracing::info!(?report, "database and role removed");
-            if report.database_dropped || report.role_dropped {
-                events.normal(
-                    "DeletedDatabase",
-                    format!("dropped database and role \"{name}\""),
-                );
-            }
-            for why in &report.left {
-                events.warning("NotDeleted", format!("not dropped: {why}"));
-            }
-        }
-        Ok(Deletion::Gone)
-    }
-
-    fn describe(db: &Database) -> String {
-        format!("database \"{}\"", db.spec.for_provider.database_name)
-    }
-
-    fn release(&self, db: &Database, _events: &mut Events) {
-        self.forget(db);
-    }
-}
-
-impl Postgres {
-    /// Role and database in place, with the Secret's password: one
-    /// idempotent sync that creates what is missing and corrects drift.
-    async fn sync(
-        &self,
-        db: &Database,
-        resolved: Resolved,
-        claim: Claim,
         creds: &Credentials,
         events: &mut Events,
     ) -> Result<Synced<DatabaseObservation>, Error> {
@@ -261,6 +200,47 @@ impl Postgres {
         })
     }
 
+    /// Drops database and role if they are this object's (marked), unless
+    /// another Database owns the name; what is not ours stays.
+    async fn delete(&self, db: &Database, events: &mut Events) -> Result<Deletion, Error> {
+        self.forget(db);
+        let name = db.spec.for_provider.database_name.clone();
+        if self.name_taken(db).is_some() {
+            return Ok(Deletion::Gone);
+        }
+        let resolved =
+            config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
+        if plan::forbidden_name(&name, &resolved.params.user).is_none() {
+            let d = desired(db, self.identity(db), Claim::None);
+            let report = self
+                .with_admin(&resolved, "DropDatabase", |admin| async move {
+                    server::remove(&admin, &d).await
+                })
+                .await?;
+            tracing::info!(?report, "database and role removed");
+            if report.database_dropped || report.role_dropped {
+                events.normal(
+                    "DeletedDatabase",
+                    format!("dropped database and role \"{name}\""),
+                );
+            }
+            for why in &report.left {
+                events.warning("NotDeleted", format!("not dropped: {why}"));
+            }
+        }
+        Ok(Deletion::Gone)
+    }
+
+    fn describe(db: &Database) -> String {
+        format!("database \"{}\"", db.spec.for_provider.database_name)
+    }
+
+    fn release(&self, db: &Database, _events: &mut Events) {
+        self.forget(db);
+    }
+}
+
+impl Postgres {
     /// Runs `op` on the cached admin connection of `resolved`, within
     /// [`SERVER_TIMEOUT`], dropping the connection if it broke; counted as
     /// `operation` in `dbclaim_provider_requests_total`.
@@ -282,13 +262,7 @@ impl Postgres {
         let ok = matches!(result, Ok(Ok(_)));
         self.metrics.provider_request("postgres", operation, ok);
         match result {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if e.connection_lost() {
-                    self.pool.forget(&resolved.name).await;
-                }
-                Err(e.into())
-            }
+            Ok(r) => Ok(self.pool.checked(&resolved.name, r).await?),
             Err(_) => {
                 self.pool.forget(&resolved.name).await;
                 Err(Error::Timeout)
@@ -313,10 +287,7 @@ impl Postgres {
     }
 
     fn identity(&self, db: &Database) -> Identity {
-        Identity {
-            cluster: self.cluster_id.clone(),
-            uid: db.uid().unwrap_or_default(),
-        }
+        Identity::of(&self.cluster_id, db)
     }
 
     /// Whose the role and database of `db`'s name are, and why they may be

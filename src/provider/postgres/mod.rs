@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use kube::Client;
 use kube::runtime::reflector::Store;
 
-use crate::api::common::{ManagedSpec, ManagedStatus};
+use crate::api::common::ManagedSpec;
 use crate::api::postgres::{Database, DatabaseObservation, ProviderConfig};
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
@@ -36,7 +36,6 @@ pub use crate::contract::postgres::{
 impl Managed for Database {
     type Observation = DatabaseObservation;
     type Config = ProviderConfig;
-    const KIND: &'static str = "Database";
     const CONTROLLER: &'static str = "database";
     const REPORTER: &'static str = "dbclaim-postgres-provider";
     const FINALIZER: &'static str = FINALIZER;
@@ -46,10 +45,6 @@ impl Managed for Database {
 
     fn managed(&self) -> &ManagedSpec {
         &self.spec.managed
-    }
-
-    fn managed_status(&self) -> Option<&ManagedStatus<DatabaseObservation>> {
-        self.status.as_ref()
     }
 }
 

@@ -138,13 +138,9 @@ async fn sql_layer_against_real_postgres() {
     assert!(Arc::ptr_eq(&admin, &again));
 
     // Every session carries server-side limits (audit L7).
-    for (setting, value) in [("lock_timeout", "10s"), ("statement_timeout", "1min")] {
-        let v: String = admin
-            .query_one(&format!("SHOW {setting}"), &[])
-            .await
-            .expect(setting)
-            .get(0);
-        assert_eq!(v, value, "{setting}");
+    for (setting, want) in [("lock_timeout", "10s"), ("statement_timeout", "1min")] {
+        let v: String = value(&admin, &format!("SHOW {setting}")).await;
+        assert_eq!(v, want, "{setting}");
     }
 
     let privileges = server::admin_privileges(&admin).await.expect("privileges");
@@ -188,7 +184,7 @@ async fn create_idempotently(admin: &Client, params: &ConnectParams) {
         "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'app_one'",
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'app_one'",
     ] {
-        let comment: Option<String> = admin.query_one(q, &[]).await.expect(q).get(0);
+        let comment: Option<String> = value(admin, q).await;
         assert_eq!(
             comment.as_deref(),
             Some("dbclaim:owner=test/uid-app_one"),
@@ -205,7 +201,7 @@ async fn create_idempotently(admin: &Client, params: &ConnectParams) {
     assert!(second.password_verified && !second.password_reset);
 
     // The tenant logs in with the password and owns its database.
-    let tenant = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+    let tenant = login(params, "app_one", "pw-one")
         .await
         .expect("tenant login");
     tenant
@@ -226,14 +222,11 @@ async fn connection_limit(admin: &Client, params: &ConnectParams) {
         .expect("limit");
     assert_eq!(r.steps, vec![Step::SetConnectionLimit { from: -1, to: 3 }]);
     assert_eq!(r.connection_limit, 3);
-    let limit: i32 = admin
-        .query_one(
-            "SELECT datconnlimit FROM pg_database WHERE datname = 'app_one'",
-            &[],
-        )
-        .await
-        .expect("q")
-        .get(0);
+    let limit: i32 = value(
+        admin,
+        "SELECT datconnlimit FROM pg_database WHERE datname = 'app_one'",
+    )
+    .await;
     assert_eq!(limit, 3);
     let r = server::sync_database(admin, params, &d, "pw-one", true)
         .await
@@ -260,18 +253,13 @@ async fn extensions(admin: &Client, params: &ConnectParams) {
     assert_eq!(r.extensions, vec!["citext", "pgcrypto"]);
 
     // The tenant can use them.
-    let tenant = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
-        .await
-        .expect("tenant");
+    let tenant = login(params, "app_one", "pw-one").await.expect("tenant");
     // Installed as the database's owner, not as the admin (audit M6).
-    let owner: String = tenant
-        .query_one(
-            "SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'citext'",
-            &[],
-        )
-        .await
-        .expect("extowner")
-        .get(0);
+    let owner: String = value(
+        &tenant,
+        "SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'citext'",
+    )
+    .await;
     assert_eq!(owner, "app_one");
     tenant
         .query_one(
@@ -310,7 +298,7 @@ async fn password_drift(admin: &Client, params: &ConnectParams) {
         .await
         .expect("reset");
     assert!(r.password_reset && r.password_verified);
-    server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+    login(params, "app_one", "pw-one")
         .await
         .expect("login after reset");
     // A new password in the Secret is taken over.
@@ -318,22 +306,13 @@ async fn password_drift(admin: &Client, params: &ConnectParams) {
         .await
         .expect("new secret");
     assert!(r.password_reset);
-    server::connect(&params.as_user("app_one", "pw-one-b"), "app_one")
+    login(params, "app_one", "pw-one-b")
         .await
         .expect("new password");
-    let err = server::connect(&params.as_user("app_one", "pw-one"), "app_one")
+    let err = login(params, "app_one", "pw-one")
         .await
         .expect_err("old password");
-    assert!(
-        matches!(
-            err,
-            ServerError::Login {
-                bad_password: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_bad_password(&err);
     let r = server::sync_database(admin, params, &d, "pw-one-b", false)
         .await
         .expect("quiet");
@@ -348,13 +327,13 @@ async fn isolation(admin: &Client, params: &ConnectParams) {
         .await
         .expect_err("other tenant's database");
     assert!(err.to_string().contains("permission denied"), "{err}");
-    server::connect(&params.as_user("app_two", "pw-two"), "app_two")
+    login(params, "app_two", "pw-two")
         .await
         .expect("own database");
 }
 
 async fn drop_with_open_session(admin: &Client, params: &ConnectParams) {
-    let tenant = server::connect(&params.as_user("app_one", "pw-one-b"), "app_one")
+    let tenant = login(params, "app_one", "pw-one-b")
         .await
         .expect("tenant session");
     tenant.query_one("SELECT 1", &[]).await.expect("alive");
@@ -377,9 +356,7 @@ async fn drop_with_open_session(admin: &Client, params: &ConnectParams) {
 /// name (same Secret) adopts them without changes and keeps the data.
 async fn orphan_and_adopt(admin: &Client, params: &ConnectParams) {
     let d = desired("app_two", -1, &[]);
-    let tenant = server::connect(&params.as_user("app_two", "pw-two"), "app_two")
-        .await
-        .expect("tenant");
+    let tenant = login(params, "app_two", "pw-two").await.expect("tenant");
     tenant
         .batch_execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
         .await
@@ -391,14 +368,8 @@ async fn orphan_and_adopt(admin: &Client, params: &ConnectParams) {
         .expect("adopt");
     assert_eq!(r.steps, vec![]);
     assert!(!r.password_reset && r.password_verified);
-    let tenant = server::connect(&params.as_user("app_two", "pw-two"), "app_two")
-        .await
-        .expect("tenant");
-    let v: String = tenant
-        .query_one("SELECT v FROM kept", &[])
-        .await
-        .expect("kept")
-        .get(0);
+    let tenant = login(params, "app_two", "pw-two").await.expect("tenant");
+    let v: String = value(&tenant, "SELECT v FROM kept").await;
     assert_eq!(v, "still here");
     server::remove(admin, &removal("app_two"))
         .await
@@ -417,9 +388,7 @@ async fn concurrent_creates(admin: &Client, params: &ConnectParams) {
     a.expect("first racer");
     b.expect("second racer");
     assert!(exists(admin, "database", "app_race").await);
-    server::connect(&params.as_user("app_race", "pw-race"), "app_race")
-        .await
-        .expect("login");
+    login(params, "app_race", "pw-race").await.expect("login");
     server::remove(admin, &removal("app_race"))
         .await
         .expect("cleanup");
@@ -598,7 +567,7 @@ async fn never_touches_what_it_did_not_create(
         let r = server::remove(admin, &d).await.expect("remove");
         assert!(!r.database_dropped && !r.role_dropped, "{r:?}");
     }
-    server::connect(&params.as_user("dba_plain", "tenant-pw"), "dba_plain")
+    login(params, "dba_plain", "tenant-pw")
         .await
         .expect("password unchanged by the refused ones");
     let r = server::remove(admin, &removal("dba_plain"))
@@ -645,16 +614,7 @@ async fn connection_errors(pg: &TestServer, pool: &Pool) {
         .await
         .expect_err("wrong admin password");
     let msg = err.to_string();
-    assert!(
-        matches!(
-            err,
-            ServerError::Login {
-                bad_password: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_bad_password(&err);
     assert!(
         msg.contains("rejected the login of role \"dbclaim_admin\""),
         "{msg}"
@@ -696,6 +656,28 @@ async fn connection_errors(pg: &TestServer, pool: &Pool) {
         ..good
     };
     server::connect(&disable, "postgres").await.expect("plain");
+}
+
+/// A session of `role` with `password` in its own database.
+async fn login(params: &ConnectParams, role: &str, password: &str) -> Result<Client, ServerError> {
+    server::connect(&params.as_user(role, password), role).await
+}
+
+/// The first column of the one row `sql` returns.
+async fn value<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
+    let row = c.query_one(sql, &[]).await;
+    row.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+}
+
+fn assert_bad_password(err: &ServerError) {
+    let bad_password = matches!(
+        err,
+        ServerError::Login {
+            bad_password: true,
+            ..
+        }
+    );
+    assert!(bad_password, "{err:?}");
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -750,11 +732,11 @@ async fn tls(pg: &TestServer) {
         .expect("reload");
     // The reload is asynchronous: wait until new sessions see it.
     for _ in 0..50 {
-        let on: String = su.query_one("SHOW ssl", &[]).await.expect("show").get(0);
+        let on: String = value(&su, "SHOW ssl").await;
         let fresh = server::connect(&pg.superuser(), "postgres")
             .await
             .expect("su");
-        let on_fresh: String = fresh.query_one("SHOW ssl", &[]).await.expect("show").get(0);
+        let on_fresh: String = value(&fresh, "SHOW ssl").await;
         if on == "on" && on_fresh == "on" {
             break;
         }
@@ -774,14 +756,11 @@ async fn tls(pg: &TestServer) {
         let c = server::connect(&params, "postgres")
             .await
             .unwrap_or_else(|e| panic!("{mode:?} over TLS: {e}"));
-        let ssl: bool = c
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .await
-            .expect("pg_stat_ssl")
-            .get(0);
+        let ssl: bool = value(
+            &c,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        )
+        .await;
         assert!(ssl, "{mode:?} did not encrypt");
     }
 

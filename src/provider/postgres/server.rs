@@ -329,6 +329,19 @@ impl Pool {
         Ok(client)
     }
 
+    /// `result` of a call on the connection of `key`, which is dropped if
+    /// the call found it broken.
+    pub async fn checked<T>(
+        &self,
+        key: &str,
+        result: Result<T, ServerError>,
+    ) -> Result<T, ServerError> {
+        if result.as_ref().is_err_and(ServerError::connection_lost) {
+            self.forget(key).await;
+        }
+        result
+    }
+
     /// Drops the cached connection of `key` (after an error on it).
     pub async fn forget(&self, key: &str) {
         let slot = self
