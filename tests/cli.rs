@@ -496,6 +496,88 @@ fn validate_with_crds_refuses_kinds_without_a_crd_and_checks_dbclaims_own() {
     );
 }
 
+/// The shipped AWS compositions place instances as a platform runs
+/// production: the platform's subnet group and security group, gp3 with an
+/// autoscaling ceiling of twice storageGB, encryption, Performance
+/// Insights; `large` adds deletion protection, a final snapshot and changes
+/// deferred to the maintenance window.
+#[test]
+fn aws_compositions_place_instances_for_production() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let render = |composition: &str, engine: &str, size: &str, storage: u32| {
+        let path = dir.path().join("claim.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: dbclaim.io/v1alpha1\nkind: DatabaseClaim\nmetadata: {{name: app, namespace: team-a}}\nspec:\n  engine: {engine}\n  size: {size}\n  storageGB: {storage}\n"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let out = dbclaim(&[
+            "render",
+            "-c",
+            &path.display().to_string(),
+            "-C",
+            composition,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let docs =
+            dbclaim::cli::yaml_documents(&text(&out.stdout)).unwrap_or_else(|e| panic!("{e}"));
+        let spec: dbclaim::api::aws::RDSInstanceSpec =
+            serde_json::from_value(docs[1]["spec"].clone())
+                .unwrap_or_else(|e| panic!("{composition} {size}: not an RDSInstance spec: {e}"));
+        spec.for_provider
+    };
+    for (composition, engine) in [
+        ("compositions/aws-rds-postgres.yaml", "postgres"),
+        ("compositions/aws-rds-mysql.yaml", "mysql"),
+    ] {
+        for (size, production) in [("small", false), ("medium", false), ("large", true)] {
+            let fp = render(composition, engine, size, 50);
+            let s = &fp.settings;
+            let what = format!("{composition} {size}");
+            assert_eq!(
+                s.db_subnet_group_name.as_deref(),
+                Some("dbclaim-private"),
+                "{what}"
+            );
+            assert!(
+                s.vpc_security_group_ids
+                    .as_ref()
+                    .is_some_and(|g| !g.is_empty()),
+                "{what}"
+            );
+            assert_eq!(
+                s.storage_type,
+                Some(dbclaim::api::aws::StorageType::Gp3),
+                "{what}"
+            );
+            assert_eq!(fp.allocated_storage, 50, "{what}");
+            assert_eq!(s.max_allocated_storage, Some(100), "{what}");
+            assert!(fp.storage_encrypted, "{what}");
+            assert!(!fp.publicly_accessible, "{what}");
+            // RDS for MySQL has none on micro classes
+            let insights = engine == "postgres" || size != "small";
+            assert_eq!(s.enable_performance_insights, Some(insights), "{what}");
+            assert!(s.preferred_backup_window.is_some(), "{what}");
+            assert!(s.preferred_maintenance_window.is_some(), "{what}");
+            assert_eq!(fp.deletion_protection, production, "{what}");
+            assert_eq!(fp.skip_final_snapshot, !production, "{what}");
+            assert_eq!(s.apply_immediately, !production, "{what}");
+            // what the CRD's CEL rules refuse never renders
+            assert!(s.iops.is_none() && s.storage_throughput.is_none(), "{what}");
+            assert!(s.monitoring_interval.is_none_or(|i| i == 0), "{what}");
+        }
+        // the ceiling follows the claim and stays within RDS's maximum
+        assert_eq!(
+            render(composition, engine, "small", 40000)
+                .settings
+                .max_allocated_storage,
+            Some(65536)
+        );
+    }
+}
+
 // ------------------------------------------------------------------ diff
 
 /// `dbclaim diff` offline: (exit code, stdout, stderr).

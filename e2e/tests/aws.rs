@@ -19,7 +19,7 @@ use crate::support::{
     self, Moto, Operator, TestNamespace, kubectl, kubectl_apply, kubectl_ok, unique_name, wait_for,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(90);
 const ACCESS_KEY: &str = "AKIAE2EDBCLAIMTEST01";
 const SECRET_KEY: &str = "e2e/secret+key";
 const EXTERNAL_NAME: &str = "dbclaim.io/external-name";
@@ -29,13 +29,13 @@ const OWNER_TAG: &str = "dbclaim.io/rdsinstance";
 /// ProviderConfig pointing at the proxy, and the operator.
 pub(crate) struct World {
     // Declaration order is drop order: the operator goes first.
-    op: Operator,
-    pc: String,
+    pub(crate) op: Operator,
+    pub(crate) pc: String,
     ns: TestNamespace,
     pub(crate) proxy: FaultProxy,
     /// aws-sdk-rds straight to moto (not through the proxy), for assertions.
-    rds: aws_sdk_rds::Client,
-    _moto: Moto,
+    pub(crate) rds: aws_sdk_rds::Client,
+    pub(crate) moto: Moto,
 }
 
 impl World {
@@ -64,7 +64,7 @@ impl World {
             ns,
             proxy,
             rds: aws_sdk_rds::Client::from_conf(conf),
-            _moto: moto,
+            moto,
         }
     }
 
@@ -237,7 +237,7 @@ spec:
     ));
 }
 
-fn instance_yaml(
+pub(crate) fn instance_yaml(
     name: &str,
     pc: &str,
     ns: &str,
@@ -280,7 +280,12 @@ fn instance_condition(obj: &RDSInstance, type_: &str) -> Option<(String, String,
 
 /// Waits until `check` holds for the RDSInstance `name`; panics with its
 /// last status.
-async fn wait_instance<F>(name: &str, what: &str, timeout: Duration, check: F) -> RDSInstance
+pub(crate) async fn wait_instance<F>(
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> RDSInstance
 where
     F: Fn(&RDSInstance) -> bool,
 {
@@ -304,7 +309,7 @@ where
 
 /// Waits for condition `type_` with `status` (and `reason`, and a message
 /// containing `message`, when given).
-async fn wait_instance_condition(
+pub(crate) async fn wait_instance_condition(
     name: &str,
     type_: &str,
     status: &str,
@@ -322,7 +327,7 @@ async fn wait_instance_condition(
     .await
 }
 
-async fn wait_gone(name: &str) {
+pub(crate) async fn wait_gone(name: &str) {
     wait_for(
         TIMEOUT,
         &format!("RDSInstance {name} to be gone"),
@@ -331,7 +336,7 @@ async fn wait_gone(name: &str) {
     .await;
 }
 
-fn patch_instance(name: &str, patch: &str) {
+pub(crate) fn patch_instance(name: &str, patch: &str) {
     kubectl_ok([
         "patch",
         "rdsinstances.aws.dbclaim.io",
@@ -447,7 +452,8 @@ async fn rds_instance_is_created_grown_and_deleted_with_a_final_snapshot() {
     assert_eq!(modifies.len(), 1, "{modifies:#?}");
     let p = &modifies[0].params;
     assert_eq!(p.get("AllocatedStorage").map(String::as_str), Some("50"));
-    assert_eq!(p.get("ApplyImmediately").map(String::as_str), Some("true"));
+    // applyImmediately is unset: AWS's default, the maintenance window
+    assert_eq!(p.get("ApplyImmediately").map(String::as_str), Some("false"));
     for field in [
         "DBInstanceClass",
         "EngineVersion",

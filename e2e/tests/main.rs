@@ -2,6 +2,7 @@
 //! which starts a local control plane and sets KUBECONFIG.
 
 mod aws;
+mod aws_settings;
 mod chart;
 mod claim_safety;
 mod claims;

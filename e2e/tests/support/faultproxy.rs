@@ -38,6 +38,9 @@ pub enum Effect {
     },
     /// Forward, signal [`FaultProxy::held`], and never answer.
     Hold,
+    /// Forward, then replace each `(from, to)` text in the response: AWS
+    /// behaviour moto lacks (pending modifications, values AWS fills in).
+    Replace(Vec<(String, String)>),
 }
 
 /// A rule: which requests, what effect, how many times.
@@ -544,6 +547,13 @@ async fn handle(
         other => {
             let body = match other {
                 Some(Effect::Status(s)) if status == 200 => rewrite_status(&resp.body, s),
+                Some(Effect::Replace(pairs)) if status == 200 => {
+                    let mut text = String::from_utf8_lossy(&resp.body).into_owned();
+                    for (from, to) in pairs {
+                        text = text.replace(from.as_str(), to);
+                    }
+                    text.into_bytes()
+                }
                 _ => resp.body.clone(),
             };
             log(status);

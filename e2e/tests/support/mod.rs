@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use namespace::TestNamespace;
 pub use operator::{Operator, exclusive};
-pub use services::{Moto, Postgres};
+pub use services::{Moto, Postgres, xml_values};
 
 const USE_RUN_TESTS: &str = "run the e2e tests through `e2e/run-tests`, which starts a local \
      control plane and sets KUBECONFIG (or run `DBCLAIM_E2E_USE_EXISTING_KUBECONFIG=1 \

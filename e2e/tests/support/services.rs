@@ -177,12 +177,85 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// The DB subnet group the shipped AWS compositions place instances in
+/// (`compositions/aws-rds-*.yaml`, a platform constant).
+pub const PLATFORM_SUBNET_GROUP: &str = "dbclaim-private";
+
 impl Moto {
+    /// Starts moto with the platform's network in place: the DB subnet
+    /// group the shipped compositions name, over the default VPC's subnets.
     pub fn start() -> Self {
         let (svc, env) = ScriptService::up("moto");
-        Self {
+        let moto = Self {
             endpoint: required(&env, "DBCLAIM_MOTO_ENDPOINT"),
             _svc: svc,
-        }
+        };
+        moto.create_subnet_group(PLATFORM_SUBNET_GROUP);
+        moto
     }
+
+    /// A call to moto's query (EC2, RDS) or JSON (KMS: `target` names the
+    /// operation) API by plain HTTP: moto routes by the credential scope and
+    /// does not check signatures. Panics on an error answer.
+    pub fn call(&self, service: &str, body: &str, target: Option<&str>) -> String {
+        let auth = format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKIAE2EDBCLAIMSETUP01/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--fail-with-body", "-X", "POST", &self.endpoint])
+            .args(["-H", &auth, "--data", body]);
+        if let Some(t) = target {
+            cmd.args(["-H", &format!("X-Amz-Target: {t}")])
+                .args(["-H", "Content-Type: application/x-amz-json-1.1"]);
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run curl: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "moto {service} {body}: {text}");
+        text
+    }
+
+    /// The default VPC's id and its subnets.
+    pub fn default_vpc(&self) -> (String, Vec<String>) {
+        const EC2: &str = "Version=2016-11-15";
+        let vpcs = self.call(
+            "ec2",
+            &format!("Action=DescribeVpcs&{EC2}&Filter.1.Name=isDefault&Filter.1.Value.1=true"),
+            None,
+        );
+        let vpc = xml_values(&vpcs, "vpcId")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no default VPC: {vpcs}"));
+        let subnets = self.call(
+            "ec2",
+            &format!("Action=DescribeSubnets&{EC2}&Filter.1.Name=vpc-id&Filter.1.Value.1={vpc}"),
+            None,
+        );
+        let ids = xml_values(&subnets, "subnetId");
+        assert!(ids.len() >= 2, "subnets of {vpc}: {subnets}");
+        (vpc, ids)
+    }
+
+    /// A DB subnet group over the default VPC's subnets.
+    pub fn create_subnet_group(&self, name: &str) {
+        let (_, subnets) = self.default_vpc();
+        let mut body = format!(
+            "Action=CreateDBSubnetGroup&Version=2014-10-31&DBSubnetGroupName={name}&DBSubnetGroupDescription=private"
+        );
+        for (i, id) in subnets.iter().enumerate() {
+            body.push_str(&format!("&SubnetIds.SubnetIdentifier.{}={id}", i + 1));
+        }
+        self.call("rds", &body, None);
+    }
+}
+
+/// Every `<tag>value</tag>` of an XML text.
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next().map(str::to_string))
+        .collect()
 }

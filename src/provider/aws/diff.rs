@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::aws::RDSInstanceParameters;
+use crate::api::aws::{RDSInstanceParameters, RDSSettings};
 
 /// The ownership mark: `<cluster-id>/<object uid>`.
 pub use crate::contract::OWNER_MARK_TAG;
@@ -38,7 +38,35 @@ pub struct Observed {
     pub storage_encrypted: Option<bool>,
     pub deletion_protection: Option<bool>,
     pub backup_retention_period: Option<i64>,
+    pub settings: ObservedSettings,
     pub pending: Pending,
+}
+
+/// What DescribeDBInstances reported of the fields of [`RDSSettings`], and
+/// what a reliability review reads (restorable time, certificate expiry).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObservedSettings {
+    pub subnet_group: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i64>,
+    pub storage_throughput: Option<i64>,
+    pub max_allocated_storage: Option<i64>,
+    pub kms_key_id: Option<String>,
+    pub parameter_group: Option<String>,
+    pub parameter_apply_status: Option<String>,
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+    pub auto_minor_version_upgrade: Option<bool>,
+    pub iam_auth: Option<bool>,
+    pub performance_insights: Option<bool>,
+    pub performance_insights_retention: Option<i64>,
+    pub monitoring_interval: Option<i64>,
+    pub monitoring_role_arn: Option<String>,
+    pub ca_certificate: Option<String>,
+    pub ca_certificate_valid_till: Option<String>,
+    pub copy_tags_to_snapshot: Option<bool>,
+    pub latest_restorable_time: Option<String>,
 }
 
 /// The `PendingModifiedValues` of an instance that dbclaim compares.
@@ -50,6 +78,19 @@ pub struct Pending {
     pub multi_az: Option<bool>,
     pub backup_retention_period: Option<i64>,
     pub master_user_password: bool,
+    pub storage_type: Option<String>,
+    pub iops: Option<i64>,
+    pub storage_throughput: Option<i64>,
+    pub port: Option<i64>,
+    pub ca_certificate: Option<String>,
+    pub subnet_group: Option<String>,
+    pub iam_auth: Option<bool>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        *self == Pending::default()
+    }
 }
 
 impl Observed {
@@ -72,7 +113,23 @@ impl Observed {
         if p.backup_retention_period.is_some() {
             o.backup_retention_period = p.backup_retention_period;
         }
+        if p.port.is_some() {
+            o.port = p.port;
+        }
+        let st = &mut o.settings;
+        overlay(&mut st.storage_type, &p.storage_type);
+        overlay(&mut st.iops, &p.iops);
+        overlay(&mut st.storage_throughput, &p.storage_throughput);
+        overlay(&mut st.ca_certificate, &p.ca_certificate);
+        overlay(&mut st.subnet_group, &p.subnet_group);
+        overlay(&mut st.iam_auth, &p.iam_auth);
         o
+    }
+}
+
+fn overlay<T: Clone>(value: &mut Option<T>, pending: &Option<T>) {
+    if pending.is_some() {
+        value.clone_from(pending);
     }
 }
 
@@ -87,6 +144,91 @@ pub struct Modification {
     pub publicly_accessible: Option<bool>,
     pub backup_retention_period: Option<i64>,
     pub deletion_protection: Option<bool>,
+    pub settings: SettingsChange,
+    /// ApplyImmediately: the spec's applyImmediately (not a change itself).
+    pub apply_immediately: bool,
+}
+
+/// The [`RDSSettings`] fields of one ModifyDBInstance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    pub subnet_group: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    pub port: Option<i64>,
+    pub storage_type: Option<String>,
+    pub iops: Option<i64>,
+    pub storage_throughput: Option<i64>,
+    pub max_allocated_storage: Option<i64>,
+    pub parameter_group: Option<String>,
+    pub backup_window: Option<String>,
+    pub maintenance_window: Option<String>,
+    pub auto_minor_version_upgrade: Option<bool>,
+    pub iam_auth: Option<bool>,
+    pub performance_insights: Option<bool>,
+    pub performance_insights_retention: Option<i64>,
+    pub monitoring_interval: Option<i64>,
+    pub monitoring_role_arn: Option<String>,
+    pub ca_certificate: Option<String>,
+    pub copy_tags_to_snapshot: Option<bool>,
+}
+
+impl SettingsChange {
+    /// `name=value` of each change, for events and logs.
+    fn describe(&self, parts: &mut Vec<String>) {
+        let mut put = |name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("{name}={v}"));
+            }
+        };
+        put("dbSubnetGroupName", self.subnet_group.clone());
+        put(
+            "vpcSecurityGroupIds",
+            self.security_groups.as_ref().map(|g| g.join(",")),
+        );
+        put("port", self.port.map(|v| v.to_string()));
+        put("storageType", self.storage_type.clone());
+        put("iops", self.iops.map(|v| v.to_string()));
+        put(
+            "storageThroughput",
+            self.storage_throughput.map(|v| v.to_string()),
+        );
+        put(
+            "maxAllocatedStorage",
+            self.max_allocated_storage.map(|v| v.to_string()),
+        );
+        put("dbParameterGroupName", self.parameter_group.clone());
+        put("preferredBackupWindow", self.backup_window.clone());
+        put(
+            "preferredMaintenanceWindow",
+            self.maintenance_window.clone(),
+        );
+        put(
+            "autoMinorVersionUpgrade",
+            self.auto_minor_version_upgrade.map(|v| v.to_string()),
+        );
+        put(
+            "enableIAMDatabaseAuthentication",
+            self.iam_auth.map(|v| v.to_string()),
+        );
+        put(
+            "enablePerformanceInsights",
+            self.performance_insights.map(|v| v.to_string()),
+        );
+        put(
+            "performanceInsightsRetentionPeriod",
+            self.performance_insights_retention.map(|v| v.to_string()),
+        );
+        put(
+            "monitoringInterval",
+            self.monitoring_interval.map(|v| v.to_string()),
+        );
+        put("monitoringRoleArn", self.monitoring_role_arn.clone());
+        put("caCertificateIdentifier", self.ca_certificate.clone());
+        put(
+            "copyTagsToSnapshot",
+            self.copy_tags_to_snapshot.map(|v| v.to_string()),
+        );
+    }
 }
 
 impl Modification {
@@ -94,6 +236,7 @@ impl Modification {
         *self
             == Modification {
                 allow_major_version_upgrade: self.allow_major_version_upgrade,
+                apply_immediately: self.apply_immediately,
                 ..Default::default()
             }
     }
@@ -122,13 +265,21 @@ impl Modification {
         if let Some(v) = self.deletion_protection {
             parts.push(format!("deletionProtection={v}"));
         }
+        self.settings.describe(&mut parts);
         parts.join(", ")
     }
 
-    /// Only the storage part: what may be sent while `storage-full`.
+    /// Only the storage part: what may be sent while `storage-full`, at once.
     pub fn storage_only(&self) -> Modification {
         Modification {
             allocated_storage: self.allocated_storage,
+            // the ceiling goes with the size: it may not end below it
+            settings: SettingsChange {
+                max_allocated_storage: self.settings.max_allocated_storage,
+                ..Default::default()
+            },
+            // a full instance cannot wait for the maintenance window
+            apply_immediately: true,
             ..Default::default()
         }
     }
@@ -171,7 +322,7 @@ pub fn diff(spec: &RDSInstanceParameters, observed: &Observed) -> Drift {
                     "allocatedStorage {want} GiB is less than the 10% increase RDS requires from {current} GiB: ask for at least {min} GiB"
                 ));
             }
-        } else if want < current {
+        } else if want < current && !autoscaled(spec, &o, current) {
             d.refused.push(format!(
                 "allocatedStorage {want} GiB is less than the instance's {current} GiB: RDS storage cannot shrink; set it to {current} or more"
             ));
@@ -244,7 +395,107 @@ pub fn diff(spec: &RDSInstanceParameters, observed: &Observed) -> Drift {
             spec.master_username
         ));
     }
+    diff_settings(&spec.settings, &o, &mut d);
+    d.modify.apply_immediately = spec.settings.apply_immediately;
     d
+}
+
+/// Storage above the spec's that autoscaling added (within the ceiling the
+/// spec or the instance sets) is no drift.
+fn autoscaled(spec: &RDSInstanceParameters, o: &Observed, current: i64) -> bool {
+    spec.settings
+        .max_allocated_storage
+        .or(o.settings.max_allocated_storage)
+        .is_some_and(|max| current <= max)
+}
+
+/// `want` when the spec sets it and the instance reports another value: a
+/// field the spec leaves unset, or AWS does not report, is never sent.
+fn changed<T: PartialEq + Clone>(want: &Option<T>, have: &Option<T>) -> Option<T> {
+    match (want, have) {
+        (Some(w), Some(h)) if w != h => Some(w.clone()),
+        _ => None,
+    }
+}
+
+/// [`changed`] for names AWS stores in lower case (subnet and parameter
+/// groups, windows).
+fn changed_text(want: &Option<String>, have: &Option<String>) -> Option<String> {
+    match (want, have) {
+        (Some(w), Some(h)) if !w.eq_ignore_ascii_case(h) => Some(w.clone()),
+        _ => None,
+    }
+}
+
+/// The [`RDSSettings`] part of [`diff`]; `o` has its pending values laid
+/// over it.
+pub fn diff_settings(s: &RDSSettings, o: &Observed, d: &mut Drift) {
+    let have = &o.settings;
+    let c = &mut d.modify.settings;
+    c.subnet_group = changed_text(&s.db_subnet_group_name, &have.subnet_group);
+    c.security_groups = match (&s.vpc_security_group_ids, &have.security_groups) {
+        (Some(want), Some(have)) if sorted(want) != sorted(have) => Some(want.clone()),
+        _ => None,
+    };
+    c.port = changed(&s.port, &o.port);
+    c.storage_type = changed(
+        &s.storage_type.map(|t| t.as_str().to_string()),
+        &have.storage_type,
+    );
+    c.iops = changed(&s.iops, &have.iops);
+    c.storage_throughput = changed(&s.storage_throughput, &have.storage_throughput);
+    if c.storage_type.is_some() {
+        // RDS takes a new storage type with its IOPS and throughput.
+        c.iops = c.iops.or(s.iops);
+        c.storage_throughput = c.storage_throughput.or(s.storage_throughput);
+    }
+    // No MaxAllocatedStorage reported means autoscaling is off, which the
+    // API spells as a ceiling equal to the allocated storage.
+    let ceiling = have.max_allocated_storage.or(o.allocated_storage);
+    c.max_allocated_storage = changed(&s.max_allocated_storage, &ceiling);
+    c.parameter_group = changed_text(&s.db_parameter_group_name, &have.parameter_group);
+    c.backup_window = changed_text(&s.preferred_backup_window, &have.backup_window);
+    c.maintenance_window = changed_text(&s.preferred_maintenance_window, &have.maintenance_window);
+    c.auto_minor_version_upgrade = changed(
+        &s.auto_minor_version_upgrade,
+        &have.auto_minor_version_upgrade,
+    );
+    c.iam_auth = changed(&s.enable_iam_database_authentication, &have.iam_auth);
+    c.performance_insights = changed(&s.enable_performance_insights, &have.performance_insights);
+    c.performance_insights_retention = changed(
+        &s.performance_insights_retention_period,
+        &have.performance_insights_retention,
+    );
+    c.monitoring_interval = changed(&s.monitoring_interval, &have.monitoring_interval);
+    c.monitoring_role_arn = changed(&s.monitoring_role_arn, &have.monitoring_role_arn);
+    if c.monitoring_interval.is_some_and(|i| i > 0) {
+        // RDS wants the role with any interval above 0.
+        c.monitoring_role_arn = c
+            .monitoring_role_arn
+            .take()
+            .or(s.monitoring_role_arn.clone());
+    }
+    c.ca_certificate = changed(&s.ca_certificate_identifier, &have.ca_certificate);
+    c.copy_tags_to_snapshot = changed(&s.copy_tags_to_snapshot, &have.copy_tags_to_snapshot);
+
+    // Fixed at creation. A key id or alias cannot be compared with the ARN
+    // RDS reports, so only two key ARNs are.
+    if let (Some(want), Some(have)) = (&s.kms_key_id, &have.kms_key_id)
+        && want.starts_with("arn:")
+        && have.starts_with("arn:")
+        && want != have
+    {
+        d.refused.push(format!(
+            "kmsKeyId {want} differs from the instance's {have}: the KMS key is fixed when an instance is created; create a new instance (restore a snapshot with the new key)"
+        ));
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,6 +633,7 @@ mod tests {
             storage_encrypted: Some(true),
             deletion_protection: Some(false),
             backup_retention_period: Some(7),
+            settings: ObservedSettings::default(),
             pending: Pending::default(),
         }
     }
@@ -414,6 +666,7 @@ mod tests {
                 publicly_accessible: Some(true),
                 backup_retention_period: Some(14),
                 deletion_protection: Some(true),
+                ..Default::default()
             }
         );
         assert!(d.refused.is_empty());
@@ -426,6 +679,7 @@ mod tests {
             d.modify.storage_only(),
             Modification {
                 allocated_storage: Some(50),
+                apply_immediately: true,
                 ..Default::default()
             }
         );
@@ -446,7 +700,7 @@ mod tests {
             engine_version: Some("16.6".into()),
             multi_az: Some(true),
             backup_retention_period: Some(14),
-            master_user_password: false,
+            ..Default::default()
         };
         let d = diff(&s, &o);
         assert!(d.modify.is_empty(), "{d:?}");
@@ -540,6 +794,233 @@ mod tests {
         let d = diff(&spec(), &o);
         assert!(d.modify.is_empty(), "{d:?}");
         assert!(d.refused.is_empty(), "{d:?}");
+    }
+
+    fn aws_defaults() -> Observed {
+        // What AWS fills in when the spec leaves the settings unset.
+        let mut o = observed();
+        o.settings = ObservedSettings {
+            subnet_group: Some("default".into()),
+            security_groups: Some(vec!["sg-0default".into()]),
+            storage_type: Some("gp2".into()),
+            iops: None,
+            storage_throughput: None,
+            max_allocated_storage: None,
+            kms_key_id: Some("arn:aws:kms:us-east-1:123456789012:key/aws-rds".into()),
+            parameter_group: Some("default.postgres16".into()),
+            parameter_apply_status: Some("in-sync".into()),
+            backup_window: Some("07:12-07:42".into()),
+            maintenance_window: Some("wed:06:38-wed:07:08".into()),
+            auto_minor_version_upgrade: Some(true),
+            iam_auth: Some(false),
+            performance_insights: Some(false),
+            performance_insights_retention: None,
+            monitoring_interval: Some(0),
+            monitoring_role_arn: None,
+            ca_certificate: Some("rds-ca-rsa2048-g1".into()),
+            ca_certificate_valid_till: Some("2061-05-21T22:23:47Z".into()),
+            copy_tags_to_snapshot: Some(false),
+            latest_restorable_time: Some("2026-12-06T03:00:00Z".into()),
+        };
+        o
+    }
+
+    fn production() -> RDSInstanceParameters {
+        let mut s = spec();
+        s.settings = serde_json::from_value(serde_json::json!({
+            "dbSubnetGroupName": "platform-private",
+            "vpcSecurityGroupIds": ["sg-0abc", "sg-0def"],
+            "port": 5433,
+            "storageType": "gp3",
+            "iops": 3000,
+            "storageThroughput": 125,
+            "maxAllocatedStorage": 200,
+            "dbParameterGroupName": "pg16-platform",
+            "preferredBackupWindow": "03:00-04:00",
+            "preferredMaintenanceWindow": "sun:04:30-sun:05:30",
+            "autoMinorVersionUpgrade": false,
+            "enableIAMDatabaseAuthentication": true,
+            "enablePerformanceInsights": true,
+            "performanceInsightsRetentionPeriod": 31,
+            "monitoringInterval": 60,
+            "monitoringRoleArn": "arn:aws:iam::123456789012:role/rds-monitoring",
+            "caCertificateIdentifier": "rds-ca-ecc384-g1",
+            "copyTagsToSnapshot": true,
+            "applyImmediately": true,
+        }))
+        .expect("settings");
+        s
+    }
+
+    #[test]
+    fn values_aws_chose_for_unset_settings_are_no_drift() {
+        let d = diff(&spec(), &aws_defaults());
+        assert!(d.modify.is_empty(), "{d:?}");
+        assert!(d.refused.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn every_modifiable_setting_is_corrected() {
+        let d = diff(&production(), &aws_defaults());
+        assert!(d.refused.is_empty(), "{d:?}");
+        assert!(d.modify.apply_immediately);
+        assert_eq!(
+            d.modify.settings,
+            SettingsChange {
+                subnet_group: Some("platform-private".into()),
+                security_groups: Some(vec!["sg-0abc".into(), "sg-0def".into()]),
+                port: Some(5433),
+                storage_type: Some("gp3".into()),
+                iops: Some(3000),
+                storage_throughput: Some(125),
+                max_allocated_storage: Some(200),
+                parameter_group: Some("pg16-platform".into()),
+                backup_window: Some("03:00-04:00".into()),
+                maintenance_window: Some("sun:04:30-sun:05:30".into()),
+                auto_minor_version_upgrade: Some(false),
+                iam_auth: Some(true),
+                performance_insights: Some(true),
+                performance_insights_retention: None, // AWS reported none
+                monitoring_interval: Some(60),
+                monitoring_role_arn: Some("arn:aws:iam::123456789012:role/rds-monitoring".into()),
+                ca_certificate: Some("rds-ca-ecc384-g1".into()),
+                copy_tags_to_snapshot: Some(true),
+            }
+        );
+        let text = d.modify.describe();
+        assert!(
+            text.contains("storageType=gp3")
+                && text.contains("vpcSecurityGroupIds=sg-0abc,sg-0def"),
+            "{text}"
+        );
+        // applyImmediately is a flag, not a change
+        let mut s = spec();
+        s.settings.apply_immediately = true;
+        let d = diff(&s, &aws_defaults());
+        assert!(d.modify.is_empty() && d.modify.apply_immediately, "{d:?}");
+    }
+
+    #[test]
+    fn settings_in_sync_need_nothing() {
+        let s = production();
+        let mut o = aws_defaults();
+        o.port = Some(5433);
+        o.settings = ObservedSettings {
+            // RDS stores names in lower case and lists groups in its order
+            subnet_group: Some("Platform-Private".into()),
+            security_groups: Some(vec!["sg-0def".into(), "sg-0abc".into()]),
+            storage_type: Some("gp3".into()),
+            iops: Some(3000),
+            storage_throughput: Some(125),
+            max_allocated_storage: Some(200),
+            parameter_group: Some("PG16-platform".into()),
+            backup_window: Some("03:00-04:00".into()),
+            maintenance_window: Some("SUN:04:30-SUN:05:30".into()),
+            auto_minor_version_upgrade: Some(false),
+            iam_auth: Some(true),
+            performance_insights: Some(true),
+            performance_insights_retention: Some(31),
+            monitoring_interval: Some(60),
+            monitoring_role_arn: Some("arn:aws:iam::123456789012:role/rds-monitoring".into()),
+            ca_certificate: Some("rds-ca-ecc384-g1".into()),
+            copy_tags_to_snapshot: Some(true),
+            ..o.settings
+        };
+        let d = diff(&s, &o);
+        assert!(d.modify.is_empty(), "{d:?}");
+        assert!(d.refused.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn pending_settings_count_as_done() {
+        let mut s = spec();
+        s.settings.storage_type = Some(crate::api::aws::StorageType::Gp3);
+        s.settings.ca_certificate_identifier = Some("rds-ca-ecc384-g1".into());
+        s.settings.port = Some(5433);
+        s.settings.db_subnet_group_name = Some("platform-private".into());
+        s.settings.enable_iam_database_authentication = Some(true);
+        let mut o = aws_defaults();
+        o.pending = Pending {
+            storage_type: Some("gp3".into()),
+            ca_certificate: Some("rds-ca-ecc384-g1".into()),
+            port: Some(5433),
+            subnet_group: Some("platform-private".into()),
+            iam_auth: Some(true),
+            ..Default::default()
+        };
+        let d = diff(&s, &o);
+        assert!(d.modify.is_empty(), "{d:?}");
+        assert!(!o.pending.is_empty());
+        assert!(Pending::default().is_empty());
+    }
+
+    #[test]
+    fn a_new_storage_type_carries_its_iops_and_throughput() {
+        let mut s = spec();
+        s.settings.storage_type = Some(crate::api::aws::StorageType::Gp3);
+        s.settings.iops = Some(3000);
+        s.settings.storage_throughput = Some(125);
+        let mut o = aws_defaults();
+        // gp2 reports the IOPS its size gives
+        o.settings.iops = Some(3000);
+        let c = diff(&s, &o).modify.settings;
+        assert_eq!(c.storage_type.as_deref(), Some("gp3"));
+        assert_eq!((c.iops, c.storage_throughput), (Some(3000), Some(125)));
+        // and the monitoring role goes with an interval
+        let mut s = spec();
+        s.settings.monitoring_interval = Some(30);
+        s.settings.monitoring_role_arn = Some("arn:aws:iam::1:role/m".into());
+        let mut o = aws_defaults();
+        o.settings.monitoring_role_arn = Some("arn:aws:iam::1:role/m".into());
+        let c = diff(&s, &o).modify.settings;
+        assert_eq!(c.monitoring_interval, Some(30));
+        assert_eq!(
+            c.monitoring_role_arn.as_deref(),
+            Some("arn:aws:iam::1:role/m")
+        );
+    }
+
+    #[test]
+    fn storage_autoscaling() {
+        let mut s = spec();
+        s.settings.max_allocated_storage = Some(200);
+        let mut o = aws_defaults();
+        // no MaxAllocatedStorage reported: autoscaling is off
+        assert_eq!(
+            diff(&s, &o).modify.settings.max_allocated_storage,
+            Some(200)
+        );
+        // autoscaling grew the storage above the spec's: no drift, no refusal
+        o.settings.max_allocated_storage = Some(200);
+        o.allocated_storage = Some(48);
+        let d = diff(&s, &o);
+        assert!(d.modify.is_empty() && d.refused.is_empty(), "{d:?}");
+        // a ceiling equal to the size turns autoscaling off: nothing to send
+        let mut s = spec();
+        s.settings.max_allocated_storage = Some(20);
+        let d = diff(&s, &aws_defaults());
+        assert!(d.modify.is_empty(), "{d:?}");
+        // growing storage while storage-full sends the ceiling along, at once
+        let mut s = spec();
+        s.allocated_storage = 100;
+        s.settings.max_allocated_storage = Some(300);
+        let m = diff(&s, &aws_defaults()).modify.storage_only();
+        assert_eq!(m.allocated_storage, Some(100));
+        assert_eq!(m.settings.max_allocated_storage, Some(300));
+        assert!(m.apply_immediately);
+    }
+
+    #[test]
+    fn a_different_kms_key_is_refused_not_sent() {
+        let mut s = spec();
+        s.settings.kms_key_id = Some("arn:aws:kms:us-east-1:123456789012:key/mine".into());
+        let d = diff(&s, &aws_defaults());
+        assert!(d.modify.is_empty(), "{d:?}");
+        assert!(d.refused[0].contains("kmsKeyId"), "{d:?}");
+        assert!(d.refused[0].contains("new instance"), "{d:?}");
+        // an alias or key id cannot be compared with the ARN: no verdict
+        s.settings.kms_key_id = Some("alias/platform".into());
+        assert!(diff(&s, &aws_defaults()).refused.is_empty());
     }
 
     #[test]

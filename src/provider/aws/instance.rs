@@ -8,12 +8,14 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::config::{self, ResolveError};
-use super::diff::{self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed};
+use super::diff::{
+    self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed, ObservedSettings, Pending,
+};
 use super::errors::{self, ApiFailure, Class};
 use super::rds::{CreateInput, Rds};
-use super::status::{self, POLL_TRANSITIONAL, Phase};
+use super::status::{self, POLL_STUCK, POLL_TRANSITIONAL, Phase};
 use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, rotate, validate};
-use crate::api::aws::{Endpoint, RDSInstance, RDSInstanceObservation};
+use crate::api::aws::{Endpoint, PendingModifiedValues, RDSInstance, RDSInstanceObservation};
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
 use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
 use crate::provider::managed::ownership::{Claim, Identity, Verdict, decide, set_by_person};
@@ -256,7 +258,7 @@ impl External<RDSInstance> for Aws {
         if assessment.phase == Phase::Deleting {
             // Deleted outside dbclaim; it is created again once gone.
             return Ok(Synced {
-                observation: observation(&observed),
+                observation: steady(obj, observation(&observed)),
                 ready: Cond::ready(
                     false,
                     ReadyReason::Deleting,
@@ -335,7 +337,10 @@ impl External<RDSInstance> for Aws {
                     if let Some(after) = after {
                         latest = after;
                     }
-                    let what = m.describe();
+                    let mut what = m.describe();
+                    if !what.is_empty() && !m.apply_immediately {
+                        what.push_str(" (RDS defers what it can to the maintenance window: applyImmediately is false)");
+                    }
                     if !what.is_empty() {
                         tracing::info!(identifier = %id, changes = %what, "DB instance modified");
                         events.normal(
@@ -420,6 +425,9 @@ impl External<RDSInstance> for Aws {
         };
         let requeue = if modified || waiting.is_some() {
             assessment.poll.min(POLL_TRANSITIONAL)
+        } else if !latest.pending.is_empty() {
+            // status.atProvider.pendingModifiedValues shows when RDS applied them
+            assessment.poll.min(POLL_STUCK)
         } else {
             assessment.poll
         };
@@ -428,7 +436,7 @@ impl External<RDSInstance> for Aws {
             connection.insert("password".to_string(), new);
         }
         Ok(Synced {
-            observation: observation(&latest),
+            observation: steady(obj, observation(&latest)),
             ready: Cond::ready(assessment.ready, assessment.reason, ready_message),
             synced,
             requeue,
@@ -486,6 +494,7 @@ impl External<RDSInstance> for Aws {
             if !spec.deletion_protection && a.can_modify {
                 let m = Modification {
                     deletion_protection: Some(false),
+                    apply_immediately: true,
                     ..Default::default()
                 };
                 rds.modify(id, &m, None)
@@ -748,7 +757,91 @@ pub fn observation(o: &Observed) -> RDSInstanceObservation {
         arn: o.arn.clone(),
         engine_version: o.engine_version.clone(),
         allocated_storage: o.allocated_storage,
+        db_instance_class: o.instance_class.clone(),
+        multi_az: o.multi_az,
+        storage_encrypted: o.storage_encrypted,
+        deletion_protection: o.deletion_protection,
+        backup_retention_period: o.backup_retention_period,
+        pending_modified_values: pending_values(&o.pending),
+        ..settings_observation(&o.settings)
     }
+}
+
+/// How far LatestRestorableTime may move before the status shows it: RDS
+/// advances it every few minutes (moto on every call), and each status
+/// write wakes the object again.
+pub const RESTORABLE_TIME_STEP_SECS: i64 = 300;
+
+/// `a` with the latest restorable time the object's status already shows,
+/// unless the new one is [`RESTORABLE_TIME_STEP_SECS`] or more ahead of it.
+fn steady(obj: &RDSInstance, mut a: RDSInstanceObservation) -> RDSInstanceObservation {
+    let shown = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|p| p.latest_restorable_time.as_deref());
+    a.latest_restorable_time = steady_time(shown, a.latest_restorable_time.take());
+    a
+}
+
+/// See [`steady`]: times are RFC 3339; anything unparsable is taken as new.
+pub fn steady_time(shown: Option<&str>, new: Option<String>) -> Option<String> {
+    use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
+    let secs = |t: &str| {
+        DateTime::from_str(t, DateTimeFormat::DateTime)
+            .ok()
+            .map(|d| d.secs())
+    };
+    match (shown, &new) {
+        (Some(old), Some(n)) => match (secs(old), secs(n)) {
+            (Some(a), Some(b)) if (0..RESTORABLE_TIME_STEP_SECS).contains(&(b - a)) => {
+                Some(old.to_string())
+            }
+            _ => new,
+        },
+        _ => new,
+    }
+}
+
+/// The [`ObservedSettings`] part of `status.atProvider`.
+fn settings_observation(s: &ObservedSettings) -> RDSInstanceObservation {
+    RDSInstanceObservation {
+        max_allocated_storage: s.max_allocated_storage,
+        storage_type: s.storage_type.clone(),
+        iops: s.iops,
+        storage_throughput: s.storage_throughput,
+        kms_key_id: s.kms_key_id.clone(),
+        db_subnet_group_name: s.subnet_group.clone(),
+        vpc_security_group_ids: s.security_groups.clone().unwrap_or_default(),
+        db_parameter_group_name: s.parameter_group.clone(),
+        parameter_apply_status: s.parameter_apply_status.clone(),
+        preferred_backup_window: s.backup_window.clone(),
+        preferred_maintenance_window: s.maintenance_window.clone(),
+        latest_restorable_time: s.latest_restorable_time.clone(),
+        ca_certificate_identifier: s.ca_certificate.clone(),
+        ca_certificate_valid_till: s.ca_certificate_valid_till.clone(),
+        performance_insights_enabled: s.performance_insights,
+        ..Default::default()
+    }
+}
+
+/// `status.atProvider.pendingModifiedValues`: None when nothing is pending.
+pub fn pending_values(p: &Pending) -> Option<PendingModifiedValues> {
+    (!p.is_empty()).then(|| PendingModifiedValues {
+        db_instance_class: p.instance_class.clone(),
+        allocated_storage: p.allocated_storage,
+        engine_version: p.engine_version.clone(),
+        multi_az: p.multi_az,
+        backup_retention_period: p.backup_retention_period,
+        storage_type: p.storage_type.clone(),
+        iops: p.iops,
+        storage_throughput: p.storage_throughput,
+        port: p.port,
+        ca_certificate_identifier: p.ca_certificate.clone(),
+        db_subnet_group_name: p.subnet_group.clone(),
+        iam_database_authentication_enabled: p.iam_auth,
+        master_user_password: p.master_user_password,
+    })
 }
 
 /// The database a client connects to: the spec's, else the engine's default.
@@ -931,6 +1024,95 @@ mod tests {
         };
         assert_eq!(throttled.retry(), Retry::Backoff);
         assert!(throttled.keeps_ready(), "an API outage keeps Ready");
+    }
+
+    #[test]
+    fn restorable_time_moves_in_steps_not_on_every_describe() {
+        let t = |s: &str| Some(s.to_string());
+        assert_eq!(
+            steady_time(None, t("2026-12-06T03:00:00Z")),
+            t("2026-12-06T03:00:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T03:04:59.5Z")),
+            t("2026-12-06T03:00:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T03:05:00Z")),
+            t("2026-12-06T03:05:00Z")
+        );
+        // earlier (a restore) or unreadable: what RDS says
+        assert_eq!(
+            steady_time(Some("2026-12-06T03:00:00Z"), t("2026-12-06T02:59:00Z")),
+            t("2026-12-06T02:59:00Z")
+        );
+        assert_eq!(
+            steady_time(Some("x"), t("2026-12-06T03:01:00Z")),
+            t("2026-12-06T03:01:00Z")
+        );
+        assert_eq!(steady_time(Some("2026-12-06T03:00:00Z"), None), None);
+    }
+
+    #[test]
+    fn status_reports_what_a_reliability_review_needs() {
+        let o = Observed {
+            identifier: "orders".into(),
+            status: "available".into(),
+            engine_version: Some("16.4".into()),
+            instance_class: Some("db.t3.micro".into()),
+            allocated_storage: Some(20),
+            multi_az: Some(true),
+            storage_encrypted: Some(true),
+            settings: ObservedSettings {
+                storage_type: Some("gp2".into()),
+                max_allocated_storage: Some(200),
+                security_groups: Some(vec!["sg-0abc".into()]),
+                ca_certificate: Some("rds-ca-rsa2048-g1".into()),
+                ca_certificate_valid_till: Some("2061-05-21T22:23:47Z".into()),
+                latest_restorable_time: Some("2026-12-06T03:00:00Z".into()),
+                ..Default::default()
+            },
+            pending: Pending {
+                storage_type: Some("gp3".into()),
+                instance_class: Some("db.m6g.large".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let a = observation(&o);
+        assert_eq!(a.storage_type.as_deref(), Some("gp2"));
+        assert_eq!(a.allocated_storage, Some(20));
+        assert_eq!(a.max_allocated_storage, Some(200));
+        assert_eq!(a.db_instance_class.as_deref(), Some("db.t3.micro"));
+        assert_eq!(a.engine_version.as_deref(), Some("16.4"));
+        assert_eq!(a.multi_az, Some(true));
+        assert_eq!(a.vpc_security_group_ids, vec!["sg-0abc".to_string()]);
+        assert_eq!(
+            a.ca_certificate_identifier.as_deref(),
+            Some("rds-ca-rsa2048-g1")
+        );
+        assert_eq!(
+            a.ca_certificate_valid_till.as_deref(),
+            Some("2061-05-21T22:23:47Z")
+        );
+        assert_eq!(
+            a.latest_restorable_time.as_deref(),
+            Some("2026-12-06T03:00:00Z")
+        );
+        let p = a.pending_modified_values.expect("pending values");
+        assert_eq!(p.storage_type.as_deref(), Some("gp3"));
+        assert_eq!(p.db_instance_class.as_deref(), Some("db.m6g.large"));
+        let json = serde_json::to_value(&p).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"dbInstanceClass": "db.m6g.large", "storageType": "gp3"})
+        );
+        // nothing pending: no pendingModifiedValues at all
+        let o = Observed {
+            pending: Pending::default(),
+            ..o
+        };
+        assert_eq!(observation(&o).pending_modified_values, None);
     }
 
     #[test]

@@ -9,12 +9,15 @@ use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::config::timeout::TimeoutConfig;
 use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_rds::types::{DbInstance, Tag};
+use aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder;
+use aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder;
+use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_rds::types::{DbInstance, PendingModifiedValues, Tag};
 
 use super::credentials::StaticCredentials;
-use super::diff::{Modification, Observed, Pending};
+use super::diff::{Modification, Observed, ObservedSettings, Pending, SettingsChange};
 use super::errors::{ApiFailure, Transport};
-use crate::api::aws::RDSInstanceParameters;
+use crate::api::aws::{RDSInstanceParameters, RDSSettings};
 use crate::metrics::Metrics;
 
 /// Attempts per call (the SDK's standard mode: jittered exponential backoff
@@ -152,9 +155,8 @@ impl Rds {
     pub async fn create(&self, input: CreateInput<'_>) -> Result<Observed, ApiFailure> {
         const OP: &str = "CreateDBInstance";
         let s = input.spec;
-        let r = self
-            .client
-            .create_db_instance()
+        let req = create_settings(self.client.create_db_instance(), &s.settings);
+        let r = req
             .db_instance_identifier(input.identifier)
             .db_instance_class(&s.db_instance_class)
             .engine(&s.engine)
@@ -185,8 +187,8 @@ impl Rds {
         r
     }
 
-    /// ModifyDBInstance with ApplyImmediately; `password` resets the master
-    /// password.
+    /// ModifyDBInstance (ApplyImmediately as `m` says); `password` resets
+    /// the master password.
     pub async fn modify(
         &self,
         identifier: &str,
@@ -194,11 +196,9 @@ impl Rds {
         password: Option<&str>,
     ) -> Result<Option<Observed>, ApiFailure> {
         const OP: &str = "ModifyDBInstance";
-        let mut req = self
-            .client
-            .modify_db_instance()
+        let mut req = modify_settings(self.client.modify_db_instance(), &m.settings)
             .db_instance_identifier(identifier)
-            .apply_immediately(true)
+            .apply_immediately(m.apply_immediately)
             .set_db_instance_class(m.instance_class.clone())
             .set_allocated_storage(m.allocated_storage.map(clamp_i32))
             .set_engine_version(m.engine_version.clone())
@@ -301,6 +301,63 @@ fn clamp_i32(v: i64) -> i32 {
     i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX })
 }
 
+fn clamp_opt(v: Option<i64>) -> Option<i32> {
+    v.map(clamp_i32)
+}
+
+/// The [`RDSSettings`] part of CreateDBInstance: each field the spec sets.
+pub fn create_settings(
+    req: CreateDBInstanceFluentBuilder,
+    s: &RDSSettings,
+) -> CreateDBInstanceFluentBuilder {
+    req.set_db_subnet_group_name(s.db_subnet_group_name.clone())
+        .set_vpc_security_group_ids(s.vpc_security_group_ids.clone())
+        .set_port(clamp_opt(s.port))
+        .set_storage_type(s.storage_type.map(|t| t.as_str().to_string()))
+        .set_iops(clamp_opt(s.iops))
+        .set_storage_throughput(clamp_opt(s.storage_throughput))
+        .set_max_allocated_storage(clamp_opt(s.max_allocated_storage))
+        .set_kms_key_id(s.kms_key_id.clone())
+        .set_db_parameter_group_name(s.db_parameter_group_name.clone())
+        .set_preferred_backup_window(s.preferred_backup_window.clone())
+        .set_preferred_maintenance_window(s.preferred_maintenance_window.clone())
+        .set_auto_minor_version_upgrade(s.auto_minor_version_upgrade)
+        .set_enable_iam_database_authentication(s.enable_iam_database_authentication)
+        .set_enable_performance_insights(s.enable_performance_insights)
+        .set_performance_insights_retention_period(clamp_opt(
+            s.performance_insights_retention_period,
+        ))
+        .set_monitoring_interval(clamp_opt(s.monitoring_interval))
+        .set_monitoring_role_arn(s.monitoring_role_arn.clone())
+        .set_ca_certificate_identifier(s.ca_certificate_identifier.clone())
+        .set_copy_tags_to_snapshot(s.copy_tags_to_snapshot)
+}
+
+/// The [`SettingsChange`] part of ModifyDBInstance: only what changed.
+pub fn modify_settings(
+    req: ModifyDBInstanceFluentBuilder,
+    c: &SettingsChange,
+) -> ModifyDBInstanceFluentBuilder {
+    req.set_db_subnet_group_name(c.subnet_group.clone())
+        .set_vpc_security_group_ids(c.security_groups.clone())
+        .set_db_port_number(clamp_opt(c.port))
+        .set_storage_type(c.storage_type.clone())
+        .set_iops(clamp_opt(c.iops))
+        .set_storage_throughput(clamp_opt(c.storage_throughput))
+        .set_max_allocated_storage(clamp_opt(c.max_allocated_storage))
+        .set_db_parameter_group_name(c.parameter_group.clone())
+        .set_preferred_backup_window(c.backup_window.clone())
+        .set_preferred_maintenance_window(c.maintenance_window.clone())
+        .set_auto_minor_version_upgrade(c.auto_minor_version_upgrade)
+        .set_enable_iam_database_authentication(c.iam_auth)
+        .set_enable_performance_insights(c.performance_insights)
+        .set_performance_insights_retention_period(clamp_opt(c.performance_insights_retention))
+        .set_monitoring_interval(clamp_opt(c.monitoring_interval))
+        .set_monitoring_role_arn(c.monitoring_role_arn.clone())
+        .set_ca_certificate_identifier(c.ca_certificate.clone())
+        .set_copy_tags_to_snapshot(c.copy_tags_to_snapshot)
+}
+
 fn tags(map: &BTreeMap<String, String>) -> Vec<Tag> {
     map.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -334,7 +391,66 @@ pub fn observe(d: &DbInstance) -> Observed {
             multi_az: p.and_then(|p| p.multi_az()),
             backup_retention_period: p.and_then(|p| p.backup_retention_period()).map(i64::from),
             master_user_password: p.and_then(|p| p.master_user_password()).is_some(),
+            ..observe_pending_settings(p)
         },
+        settings: observe_settings(d),
+    }
+}
+
+fn text(v: Option<&str>) -> Option<String> {
+    v.map(str::to_string)
+}
+
+fn time(v: Option<&DateTime>) -> Option<String> {
+    v.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+}
+
+/// The [`RDSSettings`] fields of an SDK DBInstance.
+fn observe_settings(d: &DbInstance) -> ObservedSettings {
+    let groups = d.vpc_security_groups();
+    let parameter_group = d.db_parameter_groups().first();
+    ObservedSettings {
+        subnet_group: text(d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
+        security_groups: (!groups.is_empty()).then(|| {
+            groups
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .map(str::to_string)
+                .collect()
+        }),
+        storage_type: text(d.storage_type()),
+        iops: d.iops().map(i64::from),
+        storage_throughput: d.storage_throughput().map(i64::from),
+        max_allocated_storage: d.max_allocated_storage().map(i64::from),
+        kms_key_id: text(d.kms_key_id()),
+        parameter_group: text(parameter_group.and_then(|g| g.db_parameter_group_name())),
+        parameter_apply_status: text(parameter_group.and_then(|g| g.parameter_apply_status())),
+        backup_window: text(d.preferred_backup_window()),
+        maintenance_window: text(d.preferred_maintenance_window()),
+        auto_minor_version_upgrade: d.auto_minor_version_upgrade(),
+        iam_auth: d.iam_database_authentication_enabled(),
+        performance_insights: d.performance_insights_enabled(),
+        performance_insights_retention: d.performance_insights_retention_period().map(i64::from),
+        monitoring_interval: d.monitoring_interval().map(i64::from),
+        monitoring_role_arn: text(d.monitoring_role_arn()),
+        ca_certificate: text(d.ca_certificate_identifier()),
+        ca_certificate_valid_till: time(d.certificate_details().and_then(|c| c.valid_till())),
+        copy_tags_to_snapshot: d.copy_tags_to_snapshot(),
+        latest_restorable_time: time(d.latest_restorable_time()),
+    }
+}
+
+/// The pending values of the [`RDSSettings`] fields.
+fn observe_pending_settings(p: Option<&PendingModifiedValues>) -> Pending {
+    Pending {
+        storage_type: text(p.and_then(|p| p.storage_type())),
+        iops: p.and_then(|p| p.iops()).map(i64::from),
+        storage_throughput: p.and_then(|p| p.storage_throughput()).map(i64::from),
+        port: p.and_then(|p| p.port()).map(i64::from),
+        ca_certificate: text(p.and_then(|p| p.ca_certificate_identifier())),
+        subnet_group: text(p.and_then(|p| p.db_subnet_group_name())),
+        iam_auth: p.and_then(|p| p.iam_database_authentication_enabled()),
+        ..Default::default()
     }
 }
 
@@ -389,4 +505,208 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_rds::types::{
+        CertificateDetails, DbParameterGroupStatus, DbSubnetGroup, Endpoint,
+        VpcSecurityGroupMembership,
+    };
+
+    use super::*;
+
+    /// A client that is never sent anything: the builders' inputs are read.
+    fn client() -> Client {
+        Client::from_conf(
+            aws_sdk_rds::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    fn settings() -> RDSSettings {
+        serde_json::from_value(serde_json::json!({
+            "dbSubnetGroupName": "platform-private",
+            "vpcSecurityGroupIds": ["sg-0abc"],
+            "port": 5433,
+            "storageType": "gp3",
+            "iops": 3000,
+            "storageThroughput": 125,
+            "maxAllocatedStorage": 200,
+            "kmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+            "dbParameterGroupName": "pg16-platform",
+            "preferredBackupWindow": "03:00-04:00",
+            "preferredMaintenanceWindow": "sun:04:30-sun:05:30",
+            "autoMinorVersionUpgrade": true,
+            "enableIAMDatabaseAuthentication": false,
+            "enablePerformanceInsights": true,
+            "performanceInsightsRetentionPeriod": 7,
+            "monitoringInterval": 60,
+            "monitoringRoleArn": "arn:aws:iam::123456789012:role/m",
+            "caCertificateIdentifier": "rds-ca-rsa2048-g1",
+            "copyTagsToSnapshot": true,
+        }))
+        .expect("settings")
+    }
+
+    #[test]
+    fn create_carries_every_setting() {
+        let req = create_settings(client().create_db_instance(), &settings());
+        let i = req.as_input();
+        assert_eq!(
+            i.get_db_subnet_group_name().as_deref(),
+            Some("platform-private")
+        );
+        assert_eq!(
+            i.get_vpc_security_group_ids(),
+            &Some(vec!["sg-0abc".to_string()])
+        );
+        assert_eq!(*i.get_port(), Some(5433));
+        assert_eq!(i.get_storage_type().as_deref(), Some("gp3"));
+        assert_eq!(*i.get_iops(), Some(3000));
+        assert_eq!(*i.get_storage_throughput(), Some(125));
+        assert_eq!(*i.get_max_allocated_storage(), Some(200));
+        assert_eq!(
+            i.get_kms_key_id().as_deref(),
+            Some("arn:aws:kms:us-east-1:123456789012:key/k")
+        );
+        assert_eq!(
+            i.get_db_parameter_group_name().as_deref(),
+            Some("pg16-platform")
+        );
+        assert_eq!(
+            i.get_preferred_backup_window().as_deref(),
+            Some("03:00-04:00")
+        );
+        assert_eq!(
+            i.get_preferred_maintenance_window().as_deref(),
+            Some("sun:04:30-sun:05:30")
+        );
+        assert_eq!(*i.get_auto_minor_version_upgrade(), Some(true));
+        assert_eq!(*i.get_enable_iam_database_authentication(), Some(false));
+        assert_eq!(*i.get_enable_performance_insights(), Some(true));
+        assert_eq!(*i.get_performance_insights_retention_period(), Some(7));
+        assert_eq!(*i.get_monitoring_interval(), Some(60));
+        assert_eq!(
+            i.get_monitoring_role_arn().as_deref(),
+            Some("arn:aws:iam::123456789012:role/m")
+        );
+        assert_eq!(
+            i.get_ca_certificate_identifier().as_deref(),
+            Some("rds-ca-rsa2048-g1")
+        );
+        assert_eq!(*i.get_copy_tags_to_snapshot(), Some(true));
+
+        // unset settings are not sent: AWS's defaults apply
+        let req = create_settings(client().create_db_instance(), &RDSSettings::default());
+        let i = req.as_input();
+        assert_eq!(*i.get_storage_type(), None);
+        assert_eq!(*i.get_vpc_security_group_ids(), None);
+        assert_eq!(*i.get_db_parameter_group_name(), None);
+        assert_eq!(*i.get_copy_tags_to_snapshot(), None);
+    }
+
+    #[test]
+    fn modify_carries_only_the_changes() {
+        let c = SettingsChange {
+            storage_type: Some("gp3".into()),
+            backup_window: Some("03:00-04:00".into()),
+            port: Some(5433),
+            ..Default::default()
+        };
+        let req = modify_settings(client().modify_db_instance(), &c);
+        let i = req.as_input();
+        assert_eq!(i.get_storage_type().as_deref(), Some("gp3"));
+        assert_eq!(
+            i.get_preferred_backup_window().as_deref(),
+            Some("03:00-04:00")
+        );
+        assert_eq!(*i.get_db_port_number(), Some(5433));
+        assert_eq!(*i.get_iops(), None);
+        assert_eq!(*i.get_preferred_maintenance_window(), None);
+        assert_eq!(*i.get_vpc_security_group_ids(), None);
+        assert_eq!(*i.get_enable_performance_insights(), None);
+    }
+
+    #[test]
+    fn observe_reads_settings_and_pending_values() {
+        let d = DbInstance::builder()
+            .db_instance_identifier("orders")
+            .db_instance_status("available")
+            .endpoint(Endpoint::builder().address("orders.x").port(5432).build())
+            .storage_type("gp2")
+            .allocated_storage(20)
+            .db_subnet_group(
+                DbSubnetGroup::builder()
+                    .db_subnet_group_name("platform-private")
+                    .build(),
+            )
+            .vpc_security_groups(
+                VpcSecurityGroupMembership::builder()
+                    .vpc_security_group_id("sg-0abc")
+                    .status("active")
+                    .build(),
+            )
+            .db_parameter_groups(
+                DbParameterGroupStatus::builder()
+                    .db_parameter_group_name("pg16-platform")
+                    .parameter_apply_status("pending-reboot")
+                    .build(),
+            )
+            .preferred_maintenance_window("sun:04:30-sun:05:30")
+            .ca_certificate_identifier("rds-ca-rsa2048-g1")
+            .certificate_details(
+                CertificateDetails::builder()
+                    .ca_identifier("rds-ca-rsa2048-g1")
+                    .valid_till(DateTime::from_secs(2_000_000_000))
+                    .build(),
+            )
+            .latest_restorable_time(DateTime::from_secs(1_800_000_000))
+            .performance_insights_enabled(true)
+            .pending_modified_values(
+                PendingModifiedValues::builder()
+                    .storage_type("gp3")
+                    .iops(3000)
+                    .storage_throughput(125)
+                    .ca_certificate_identifier("rds-ca-ecc384-g1")
+                    .build(),
+            )
+            .build();
+        let o = observe(&d);
+        let s = &o.settings;
+        assert_eq!(s.subnet_group.as_deref(), Some("platform-private"));
+        assert_eq!(s.security_groups, Some(vec!["sg-0abc".to_string()]));
+        assert_eq!(s.parameter_group.as_deref(), Some("pg16-platform"));
+        assert_eq!(s.parameter_apply_status.as_deref(), Some("pending-reboot"));
+        assert_eq!(s.storage_type.as_deref(), Some("gp2"));
+        assert_eq!(
+            s.ca_certificate_valid_till.as_deref(),
+            Some("2033-05-18T03:33:20Z")
+        );
+        assert_eq!(
+            s.latest_restorable_time.as_deref(),
+            Some("2027-01-15T08:00:00Z")
+        );
+        assert_eq!(s.performance_insights, Some(true));
+        assert_eq!(s.max_allocated_storage, None);
+        assert_eq!(o.pending.storage_type.as_deref(), Some("gp3"));
+        assert_eq!(o.pending.iops, Some(3000));
+        assert_eq!(o.pending.storage_throughput, Some(125));
+        assert_eq!(
+            o.pending.ca_certificate.as_deref(),
+            Some("rds-ca-ecc384-g1")
+        );
+        assert!(!o.pending.master_user_password);
+        // the pending values laid over it
+        assert_eq!(
+            o.with_pending().settings.storage_type.as_deref(),
+            Some("gp3")
+        );
+        // no security groups reported: unknown, not "none"
+        let bare = observe(&DbInstance::builder().db_instance_identifier("x").build());
+        assert_eq!(bare.settings.security_groups, None);
+        assert!(bare.pending.is_empty());
+    }
 }

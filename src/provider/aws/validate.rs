@@ -63,6 +63,13 @@ pub fn problems(spec: &RDSInstanceParameters) -> Vec<String> {
             spec.backup_retention_period
         ));
     }
+    if let Some(days) = spec.settings.performance_insights_retention_period
+        && !valid_insights_retention(days)
+    {
+        out.push(format!(
+            "spec.forProvider.performanceInsightsRetentionPeriod {days} is not one RDS offers: use 7, a multiple of 31 up to 713 (months), or 731"
+        ));
+    }
     if spec.tags.len() > MAX_USER_TAGS {
         out.push(format!(
             "spec.forProvider.tags has {} tags; RDS allows {MAX_USER_TAGS} besides dbclaim's own",
@@ -75,6 +82,12 @@ pub fn problems(spec: &RDSInstanceParameters) -> Vec<String> {
         }
     }
     out
+}
+
+/// Performance Insights keeps 7 days, whole months (31 days each) up to 23,
+/// or 731 days.
+pub fn valid_insights_retention(days: i64) -> bool {
+    days == 7 || days == 731 || (days % 31 == 0 && (31..=713).contains(&days))
 }
 
 /// `db.<family>.<size>`, lower case.
@@ -277,6 +290,20 @@ mod tests {
             s.tags.insert(format!("k{i}"), "v".into());
         }
         assert!(problems(&s).iter().any(|m| m.contains("50 tags")));
+    }
+
+    #[test]
+    fn insights_retention() {
+        for d in [7, 31, 62, 713, 731] {
+            assert!(valid_insights_retention(d), "{d}");
+        }
+        for d in [0, 8, 30, 32, 744, 730] {
+            assert!(!valid_insights_retention(d), "{d}");
+        }
+        let mut s = spec("postgres");
+        s.settings.enable_performance_insights = Some(true);
+        s.settings.performance_insights_retention_period = Some(14);
+        assert!(problems(&s)[0].contains("performanceInsightsRetentionPeriod"));
     }
 
     #[test]
