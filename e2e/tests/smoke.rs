@@ -214,6 +214,7 @@ fn kubectl_get_dbclaim_lists_the_category() {
         kinds,
         [
             "claimpolicies.dbclaim.io",
+            "compositionrevisions.dbclaim.io",
             "compositions.dbclaim.io",
             "databaseclaims.dbclaim.io",
             "databases.postgres.dbclaim.io",
