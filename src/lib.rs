@@ -7,14 +7,17 @@
 pub mod api;
 pub mod backoff;
 pub mod cli;
+pub mod compat;
 pub mod conditions;
 pub mod contract;
 pub mod controller;
+pub mod conversion;
 pub mod crdcheck;
 pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod migration;
 pub mod naming;
 pub mod operator;
 pub mod policy;
@@ -28,3 +31,4 @@ pub mod server;
 #[cfg(test)]
 pub mod testing;
 pub mod trace;
+pub mod webhook;

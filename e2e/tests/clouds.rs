@@ -260,7 +260,7 @@ async fn ready_claims_of_each_size(engine: &str, port: &str) {
     // Storage growth reaches the SQLInstance.
     kubectl_ok([
         "patch",
-        "dbc",
+        "databaseclaims.v1alpha1.dbclaim.io",
         "small",
         "-n",
         &ns,
