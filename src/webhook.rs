@@ -318,18 +318,24 @@ fn conversion_patch(service: &(String, String), ca: &[u8]) -> serde_json::Value 
 }
 
 /// Points the DatabaseClaim CRD's conversion at `service` with the CA in
-/// `cert_dir`, at start and whenever the CA file changes; writes only when
-/// the CRD says otherwise (quiet at rest). The CRD ships in the chart's
-/// `crds/` (which Helm never templates), so the running operator, which
-/// holds the CA, wires it.
+/// `cert_dir`: at start, whenever the CA file changes, and every minute (a
+/// `helm upgrade` re-applies the chart's CRD with the default Service);
+/// writes only when the CRD says otherwise (quiet at rest). The CRD ships in
+/// the chart's `crds/` (which Helm never templates), so the running
+/// operator, which holds the CA, wires it.
 pub async fn inject_ca(client: kube::Client, service: (String, String), cert_dir: PathBuf) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{Api, Patch, PatchParams};
     let crds: Api<CustomResourceDefinition> = Api::all(client);
     let mut done: Option<Vec<u8>> = None;
+    let mut last_check = tokio::time::Instant::now();
     loop {
         let ca = std::fs::read(cert_dir.join(CA_FILE)).unwrap_or_default();
+        if last_check.elapsed() >= Duration::from_secs(60) {
+            done = None;
+        }
         if !ca.is_empty() && done.as_ref() != Some(&ca) {
+            last_check = tokio::time::Instant::now();
             let want = conversion_patch(&service, &ca);
             let result = match crds.get(crate::migration::CLAIM_CRD).await {
                 Ok(crd) => {

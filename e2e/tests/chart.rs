@@ -148,12 +148,16 @@ impl Release {
         support::apply_crds();
         let (_dir, file) = values_file(values);
         let chart = chart_dir().display().to_string();
+        // --skip-crds: apply_crds installed them pointed at the plane's
+        // conversion webhook (a URL), which the chart's CRD (a Service the
+        // operator points at) would clash with.
         helm_ok([
             "install",
             name,
             &chart,
             "--namespace",
             namespace,
+            "--skip-crds",
             "-f",
             &file,
         ]);
