@@ -136,6 +136,9 @@ fn next_status(
     if pass.credentials.is_some() {
         new.credentials = pass.credentials;
     }
+    if let Some(drills) = pass.drills {
+        new.drills = drills;
+    }
     if let Some(Published { name: Some(s), .. }) = pass.secret {
         new.connection_secret_ref = Some(NameRef { name: s.clone() });
         new.binding = Some(NameRef { name: s });
@@ -179,6 +182,9 @@ pub async fn write(
                 format!("DatabaseClaim {}", claim.name_any()),
             ))?;
         ctx.status_writes.insert(&uid, (old_key, new_key));
+        if new.drills != old.drills {
+            ctx.drills.insert(&uid, new.drills.clone());
+        }
         let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let signals = super::review::signals(&old, &new, created, Timestamp::now());
         if let Some(seconds) = signals.first_ready
