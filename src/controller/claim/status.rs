@@ -93,7 +93,13 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
     if not_ready.is_empty() {
         return Cond::ready(true, ReadyReason::Available, "");
     }
-    let reason = match conditions::is_true(&old.conditions, ConditionType::Ready) {
+    // Once available, a claim that is down stays Unavailable until it is
+    // back (a failover drill, an outage), not Creating again.
+    let was_available = conditions::find(&old.conditions, ConditionType::Ready).is_some_and(|c| {
+        c.status == "True"
+            || conditions::reason_of(c) == Some(Reason::Ready(ReadyReason::Unavailable))
+    });
+    let reason = match was_available {
         true => ReadyReason::Unavailable,
         false => ReadyReason::Creating,
     };
