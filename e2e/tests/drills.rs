@@ -268,6 +268,40 @@ async fn shared_postgres_failover_drill_ends_the_claims_sessions_only() {
     let c = wait_ready(ns, "app").await;
     assert_eq!(condition(&c, "Synced").map(|c| c.0), Some("True".into()));
 
+    // rotate-credentials: refused until the policy lists it, then the
+    // claim's rotation runs once and its Secret moves to a new login.
+    let before = secret_data(ns, "app-connection")
+        .await
+        .and_then(|d| d.get("username").cloned())
+        .unwrap_or_default();
+    annotate(ns, "app", Some("rotate-credentials/gd-2"));
+    let c = wait_condition(ns, "app", "Synced", "False", Some("PolicyViolation")).await;
+    let message = condition(&c, "Synced").map(|c| c.2).unwrap_or_default();
+    assert!(
+        message.contains("rotate-credentials") && message.contains(&policy),
+        "{message}"
+    );
+    kubectl_apply(&policy_yaml(
+        &policy,
+        &team,
+        Some("failover, rotate-credentials"),
+    ));
+    let rotated = wait_drill(ns, "app", "gd-2", "finished", |d| d.result.finished()).await;
+    assert_eq!(rotated.result, DrillResult::Succeeded, "{rotated:?}");
+    wait_for(
+        TIMEOUT,
+        "the claim's Secret to name a new login",
+        || async {
+            secret_data(ns, "app-connection")
+                .await
+                .and_then(|d| d.get("username").cloned())
+                .is_some_and(|u| !u.is_empty() && u != before)
+        },
+    )
+    .await;
+    wait_condition(ns, "app", "Synced", "True", None).await;
+    assert_eq!(drills(ns, "app").await.len(), 2);
+
     // The other namespace has no policy allowing drills.
     annotate(other_ns, "app", Some("failover/x"));
     let c = wait_condition(other_ns, "app", "Synced", "False", Some("PolicyViolation")).await;
