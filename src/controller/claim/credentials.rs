@@ -224,17 +224,12 @@ pub fn generates(selected: &Selected) -> bool {
 /// Whether the composition composes a managed resource whose provider
 /// rotates its password: a shared PostgreSQL `Database`, an `RDSInstance`.
 fn rotates_database(selected: &Selected) -> bool {
-    selected.composition.spec.resources.iter().any(|r| {
-        let field = |f: &str| r.base.get(f).and_then(serde_json::Value::as_str);
-        let group = field("apiVersion")
-            .and_then(|v| v.split_once('/'))
-            .map(|(g, _)| g);
-        matches!(
-            (group, field("kind")),
-            (Some("postgres.dbclaim.io"), Some("Database"))
-                | (Some("aws.dbclaim.io"), Some("RDSInstance"))
-        )
-    })
+    selected
+        .composition
+        .spec
+        .resources
+        .iter()
+        .any(|r| super::own_managed(&r.base))
 }
 
 #[cfg(test)]

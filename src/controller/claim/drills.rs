@@ -75,26 +75,13 @@ pub fn plan(
     })
 }
 
-/// Whether a composed object is a managed resource that runs drills.
-fn runs_drills(object: &Value) -> bool {
-    let field = |f: &str| object.get(f).and_then(Value::as_str);
-    let group = field("apiVersion")
-        .and_then(|v| v.split_once('/'))
-        .map(|(g, _)| g);
-    matches!(
-        (group, field("kind")),
-        (Some("aws.dbclaim.io"), Some("RDSInstance"))
-            | (Some("postgres.dbclaim.io"), Some("Database"))
-    )
-}
-
 /// Hands `active` to the managed resources of `desired` as their
 /// annotation (their providers run each id once).
 pub fn hand_down(active: &Request, desired: &mut Rendered) {
     for r in desired
         .resources
         .iter_mut()
-        .filter(|r| runs_drills(&r.object))
+        .filter(|r| super::own_managed(&r.object))
     {
         let Some(meta) = r.object.get_mut("metadata").and_then(Value::as_object_mut) else {
             continue;
@@ -116,7 +103,7 @@ pub fn reports(active: &Request, desired: &Rendered, observed: &Observed) -> Vec
     desired
         .resources
         .iter()
-        .filter(|r| runs_drills(&r.object))
+        .filter(|r| super::own_managed(&r.object))
         .map(|r| {
             let kind = r
                 .object

@@ -199,6 +199,21 @@ pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>)
     Action::requeue(delay)
 }
 
+/// Whether a composed object (or a composition's base) is a managed
+/// resource of dbclaim's own providers, a shared PostgreSQL `Database` or
+/// an `RDSInstance`: they rotate passwords and run drills.
+fn own_managed(object: &serde_json::Value) -> bool {
+    let field = |f: &str| object.get(f).and_then(serde_json::Value::as_str);
+    let group = field("apiVersion")
+        .and_then(|v| v.split_once('/'))
+        .map(|(g, _)| g);
+    matches!(
+        (group, field("kind")),
+        (Some("postgres.dbclaim.io"), Some("Database"))
+            | (Some("aws.dbclaim.io"), Some("RDSInstance"))
+    )
+}
+
 fn normal(reason: &str, action: &str, note: String) -> Event {
     crate::events::event(EventType::Normal, reason, action, note)
 }
