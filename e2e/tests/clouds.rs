@@ -7,6 +7,8 @@
 //! `Updating`, `UpToDate` or `UpdateFailed`; `privateIpAddress` and
 //! `connectionName` on a SQLInstance).
 
+mod cnpg;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
