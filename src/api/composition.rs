@@ -66,7 +66,8 @@ pub struct ComposedTemplate {
 
 /// The name of the Secret a composed object's controller writes for it:
 /// the object's name plus `nameSuffix`, in the object's namespace (the
-/// claim's). A composition cannot name any other Secret.
+/// claim's), read only when the object owns it. A composition cannot name
+/// any other Secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionSecretName {

@@ -142,6 +142,11 @@ pub async fn connections(
         let Some(secret) = secret.filter(|s| source.may_read(s.annotations())) else {
             continue;
         };
+        // A Secret named after the object is read only once the object's
+        // controller made it (it owns it): not one that merely has the name.
+        if r.connection_secret.is_some() && !owned_by(&secret, seen.object.as_ref()) {
+            continue;
+        }
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
             .map(|d| d.into_iter().map(|(k, v)| (k, v.0)).collect())
@@ -150,6 +155,18 @@ pub async fn connections(
         seen.connection = data;
     }
     Ok(read)
+}
+
+/// Whether `secret` has an owner reference to the observed `object` (same uid).
+pub fn owned_by(secret: &Secret, object: Option<&Value>) -> bool {
+    let Some(uid) = object
+        .and_then(|o| o.pointer("/metadata/uid"))
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return false;
+    };
+    secret.owner_references().iter().any(|r| r.uid == uid)
 }
 
 /// Where a composed object's connection details may be read from.

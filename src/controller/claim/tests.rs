@@ -538,6 +538,20 @@ fn connection_details_never_cross_a_namespace() {
         connection_source(&rds_default, Scope::Cluster, own, claim_ns, op_ns),
         None
     );
+    // Such a Secret counts only when that very object owns it.
+    use super::observe::owned_by;
+    let secret = |uid: Option<&str>| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(json!({"metadata": {"name": "team-a-c-app",
+            "ownerReferences": uid.map(|u| vec![json!({"apiVersion": "postgresql.cnpg.io/v1",
+                "kind": "Cluster", "name": "team-a-c", "uid": u})])}}))
+        .unwrap()
+    };
+    let observed = json!({"metadata": {"name": "team-a-c", "uid": "u-1"}});
+    assert!(owned_by(&secret(Some("u-1")), Some(&observed)));
+    assert!(!owned_by(&secret(Some("u-2")), Some(&observed)));
+    assert!(!owned_by(&secret(None), Some(&observed)));
+    assert!(!owned_by(&secret(Some("")), Some(&json!({"metadata": {}}))));
+    assert!(!owned_by(&secret(Some("u-1")), None));
     // The ownership annotation must name that very object.
     let source = connection_source(&rds_default, Scope::Cluster, None, claim_ns, op_ns)
         .unwrap_or_else(|| panic!("a source"));
