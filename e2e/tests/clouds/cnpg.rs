@@ -6,18 +6,16 @@
 //! `phaseReason`, and the `Ready` condition (`ClusterIsNotReady` until the
 //! phase is "Cluster in healthy state", then `ClusterIsReady`).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
+use super::{Double, grow_storage, put_status, secret};
 use crate::claims::{
-    claim_yaml, condition, delete_claim_and_wait, get_claim, secret_data, wait_condition,
-    wait_ready,
+    claim_yaml, condition, delete_claim_and_wait, get_claim, wait_condition, wait_ready,
 };
 use crate::support::{self, Operator, TestNamespace, kubectl_apply, kubectl_ok, wait_for};
 
@@ -51,55 +49,23 @@ enum Phase {
 
 /// CloudNativePG's part: the `-app` Secret of every Cluster, then the
 /// status its controller writes for the current phase.
-struct CloudNativePgDouble {
-    phase: Arc<Mutex<Phase>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl CloudNativePgDouble {
-    fn start(ns: &str) -> Self {
-        let phase = Arc::new(Mutex::new(Phase::SettingUp));
-        let (ns, shared) = (ns.to_string(), phase.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let now = shared.lock().map(|p| p.clone()).unwrap_or(Phase::SettingUp);
-                let api = clusters(&ns).await;
-                if let Ok(list) = api.list(&Default::default()).await {
-                    for cluster in list {
-                        // The Secret first: CloudNativePG creates it before
-                        // any instance exists.
-                        app_secret(&ns, &cluster).await;
-                        let status = status_for(&cluster, &now);
-                        if cluster.data.get("status") == Some(&status) {
-                            continue;
-                        }
-                        let name = cluster.metadata.name.clone().unwrap_or_default();
-                        let _ = api
-                            .patch_status(
-                                &name,
-                                &PatchParams::default(),
-                                &Patch::Merge(json!({"status": status})),
-                            )
-                            .await;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+fn cloudnative_pg_double(ns: &str) -> Double<Phase> {
+    let ns = ns.to_string();
+    Double::start(Phase::SettingUp, move |now| {
+        let ns = ns.clone();
+        async move {
+            let api = clusters(&ns).await;
+            let Ok(list) = api.list(&Default::default()).await else {
+                return;
+            };
+            for cluster in list {
+                // The Secret first: CloudNativePG creates it before any
+                // instance exists.
+                app_secret(&ns, &cluster).await;
+                put_status(&api, &cluster, status_for(&cluster, &now)).await;
             }
-        });
-        Self { phase, task }
-    }
-
-    fn set(&self, phase: Phase) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = phase;
         }
-    }
-}
-
-impl Drop for CloudNativePgDouble {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    })
 }
 
 /// The `<cluster>-app` Secret as CloudNativePG v1.25 writes it
@@ -218,19 +184,13 @@ async fn composed(ns: &str, claim: &str) -> Option<DynamicObject> {
         .and_then(|l| l.items.into_iter().next())
 }
 
-async fn secret(ns: &str, name: &str) -> BTreeMap<String, String> {
-    secret_data(ns, name)
-        .await
-        .unwrap_or_else(|| panic!("no Secret {ns}/{name}"))
-}
-
 #[tokio::test]
 async fn cnpg_claims_of_each_size_become_ready_and_delete_removes_them() {
     let _lock = support::exclusive().await;
     apply_cnpg_composition();
     let ns = TestNamespace::new("cnpg");
     let ns = ns.name().to_string();
-    let double = CloudNativePgDouble::start(&ns);
+    let double = cloudnative_pg_double(&ns);
     let _op = Operator::start();
     // (claim, size, parameters, instances)
     let claims = [
@@ -331,16 +291,7 @@ async fn cnpg_claims_of_each_size_become_ready_and_delete_removes_them() {
         );
     }
     // Storage growth reaches the Cluster.
-    kubectl_ok([
-        "patch",
-        "dbc",
-        "small",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"storageGB":60}}"#,
-    ]);
+    grow_storage(&ns, "small", 60);
     wait_for(TIMEOUT, "storage.size 60Gi", || async {
         composed(&ns, "small")
             .await
@@ -378,7 +329,7 @@ async fn cnpg_orphan_leaves_the_cluster_running_unmanaged() {
     apply_cnpg_composition();
     let ns = TestNamespace::new("cnpg-orphan");
     let ns = ns.name().to_string();
-    let double = CloudNativePgDouble::start(&ns);
+    let double = cloudnative_pg_double(&ns);
     double.set(Phase::Healthy);
     let _op = Operator::start();
     kubectl_apply(&cnpg_claim(&ns, "kept", "  deletionPolicy: Orphan\n"));
@@ -415,7 +366,7 @@ async fn cnpg_failure_phase_reaches_the_claim_as_provider_error() {
     apply_cnpg_composition();
     let ns = TestNamespace::new("cnpg-fail");
     let ns = ns.name().to_string();
-    let double = CloudNativePgDouble::start(&ns);
+    let double = cloudnative_pg_double(&ns);
     double.set(Phase::Healthy);
     let _op = Operator::start();
     kubectl_apply(&cnpg_claim(&ns, "quota", ""));
