@@ -197,6 +197,7 @@ mod tests {
                 ready: true,
                 message: String::new(),
             },
+            connection_secret: None,
         }
     }
 
