@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod contract;
 pub mod controller;
 pub mod crdcheck;
+pub mod drill;
 pub mod engine;
 pub mod events;
 pub mod leader;

@@ -62,6 +62,7 @@ fn ready_follows_what_the_pass_computed() {
     let provider = Cond::synced(false, SyncedReason::ProviderError, "RDSInstance x: quota");
     let was_ready = status(&[("Ready", "True", "Available", "")]);
     let was_unknown = status(&[("Ready", "False", "Whatever", "old")]);
+    let was_down = status(&[("Ready", "False", "Unavailable", "rebooting")]);
     let never = DatabaseClaimStatus::default();
     let r = |s: bool, reason: ReadyReason, m: &str| Cond::ready(s, reason, m);
     let cases = [
@@ -81,6 +82,13 @@ fn ready_follows_what_the_pass_computed() {
         ),
         (
             &was_ready,
+            &ok,
+            pass(1, &["a"], None),
+            r(false, ReadyReason::Unavailable, "waiting for: a"),
+        ),
+        // Still down on the next pass (a failover drill): still Unavailable.
+        (
+            &was_down,
             &ok,
             pass(1, &["a"], None),
             r(false, ReadyReason::Unavailable, "waiting for: a"),
