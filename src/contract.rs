@@ -37,6 +37,10 @@ pub const DEFAULT_COMPOSITION_ANNOTATION: &str = "dbclaim.io/default";
 /// objects dbclaim sets it to the claim's `status.credentials.rotatedAt`:
 /// a provider (and a `Generate` patch) rotates when it changes.
 pub const ROTATE_CREDENTIALS_ANNOTATION: &str = "dbclaim.io/rotate-credentials";
+/// On a claim: `<type>/<id>` runs a drill once per new id (`crate::drill`).
+/// On the RDSInstance or Database a claim composes: the drill handed to
+/// its provider while it runs.
+pub const DRILL_ANNOTATION: &str = "dbclaim.io/drill";
 /// On composed objects: the claim's `spec.credentials.graceMinutes`.
 pub const CREDENTIALS_GRACE_ANNOTATION: &str = "dbclaim.io/credentials-grace-minutes";
 /// `"true"` on a claim: a `compositionRef` move may delete the composed

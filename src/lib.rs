@@ -13,6 +13,7 @@ pub mod contract;
 pub mod controller;
 pub mod conversion;
 pub mod crdcheck;
+pub mod drill;
 pub mod engine;
 pub mod events;
 pub mod leader;

@@ -26,6 +26,8 @@ pub enum Why {
     Requested(String),
     /// The schedule: `days` since the last rotation (or the claim's creation).
     Scheduled { days: i64 },
+    /// A `rotate-credentials` drill (`dbclaim.io/drill`), by id.
+    Drill(String),
 }
 
 impl std::fmt::Display for Why {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Why {
         match self {
             Why::Requested(v) => write!(f, "requested by annotation (value {v:?})"),
             Why::Scheduled { days } => write!(f, "scheduled every {days} day(s)"),
+            Why::Drill(id) => write!(f, "rotate-credentials drill {id}"),
         }
     }
 }
@@ -127,6 +130,24 @@ pub fn plan(
         status: (status != old_default).then_some(status),
         due_in,
     }
+}
+
+/// A `rotate-credentials` drill: a rotation now, as a request would start
+/// one; the annotation's last value acted on stays as it was (the drill is
+/// recorded in `status.drills`).
+pub fn drill(
+    now: Timestamp,
+    created: Option<Timestamp>,
+    id: &str,
+    days: Option<i64>,
+    old: Option<&CredentialsStatus>,
+) -> Plan {
+    let mut p = plan(now, created, true, Some(&format!("drill/{id}")), days, old);
+    p.rotate = Some(Why::Drill(id.to_string()));
+    if let Some(s) = p.status.as_mut() {
+        s.last_request = old.and_then(|o| o.last_request.clone());
+    }
+    p
 }
 
 #[cfg(test)]
@@ -257,6 +278,22 @@ mod tests {
             p.status.and_then(|s| s.next_rotation_at),
             Some(Time(t(300 + DAY)))
         );
+    }
+
+    #[test]
+    fn a_drill_rotates_without_taking_the_annotations_place() {
+        let before = CredentialsStatus {
+            last_request: Some("x".into()),
+            ..Default::default()
+        };
+        let p = drill(t(100), Some(t(0)), "gd1", None, Some(&before));
+        assert_eq!(p.rotate, Some(Why::Drill("gd1".into())));
+        let status = p.status.unwrap_or_default();
+        assert_eq!(status.rotated_at, Some(Time(t(100))));
+        assert_eq!(status.last_request.as_deref(), Some("x"));
+        // The annotation's value, acted on before, does not rotate again.
+        let again = plan(t(101), Some(t(0)), true, Some("x"), None, Some(&status));
+        assert_eq!(again.rotate, None);
     }
 
     #[test]

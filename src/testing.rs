@@ -441,6 +441,7 @@ impl World {
             rotations: Default::default(),
             counted_failures: Default::default(),
             counted_ready: Default::default(),
+            drills: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,
                 crate::controller::claim::requeue::BACKOFF_MAX,

@@ -349,7 +349,7 @@ metrics:
   grafanaDashboard: {{enabled: true, namespace: {namespace}, labels: {{release: prometheus}}, annotations: {{grafana_folder: Databases}}}}
 probes: {{port: 9091}}
 webhook: {{port: 9444, certManager: {{enabled: true, duration: 720h}}}}
-compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true}}
+compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true, cnpgPostgres: true}}
 providerConfigs:
   postgres:
     enabled: true
@@ -675,7 +675,7 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
         strings(&pod["containers"][0]["args"])
             .contains(&"--webhook-bind-address=0.0.0.0:9444".to_string())
     );
-    assert_eq!(of_kind(&docs, "Composition").len(), 5);
+    assert_eq!(of_kind(&docs, "Composition").len(), 6);
     for composition in of_kind(&docs, "Composition") {
         let name = composition["metadata"]["name"].as_str().unwrap_or_default();
         let shipped =

@@ -9,6 +9,7 @@ mod claim_safety;
 mod claims;
 mod clouds;
 mod credentials;
+mod drills;
 mod isolation;
 mod monitoring;
 mod ownership;

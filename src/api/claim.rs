@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{DeletionPolicy, NameRef, any_map};
+use super::common::{DeletionPolicy, DrillStatus, NameRef, any_map};
 
 /// A database a developer claims in their namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -353,6 +353,10 @@ pub struct DatabaseClaimStatus {
     /// Rotation of the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsStatus>,
+    /// The newest drills (`dbclaim.io/drill`), oldest first, at most 10.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub drills: Vec<DrillStatus>,
 }
 
 /// One composed resource of a claim.

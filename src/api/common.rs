@@ -1,6 +1,6 @@
 //! Shapes shared by several kinds.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,9 @@ pub struct ManagedStatus<O> {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The last drill run on the external resource (`dbclaim.io/drill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillStatus>,
 }
 
 impl<O> Default for ManagedStatus<O> {
@@ -84,8 +87,79 @@ impl<O> Default for ManagedStatus<O> {
             at_provider: None,
             conditions: Vec::new(),
             observed_generation: None,
+            drill: None,
         }
     }
+}
+
+/// A game-day drill (annotation `dbclaim.io/drill: <type>/<id>`).
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillType {
+    // No doc comments on variants: they would make the schema a oneOf.
+    // failover: RDS Multi-AZ, a reboot with forced failover; shared
+    // PostgreSQL, the claim's sessions terminated.
+    Failover,
+    // rotate-credentials: the claim's credential rotation, once.
+    RotateCredentials,
+}
+
+impl DrillType {
+    pub const ALL: [DrillType; 2] = [DrillType::Failover, DrillType::RotateCredentials];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillType::Failover => "failover",
+            DrillType::RotateCredentials => "rotate-credentials",
+        }
+    }
+}
+
+impl std::fmt::Display for DrillType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a drill stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DrillResult {
+    // Pending: recorded, nothing sent yet. Running: sent, waiting for the
+    // database to be available again. Refused: not run, nothing it could
+    // act on (a single-AZ instance, ...).
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Refused,
+}
+
+impl DrillResult {
+    pub fn finished(self) -> bool {
+        matches!(
+            self,
+            DrillResult::Succeeded | DrillResult::Failed | DrillResult::Refused
+        )
+    }
+}
+
+/// One drill: what ran, when, and how it ended.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrillStatus {
+    #[serde(rename = "type")]
+    pub type_: DrillType,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    pub result: DrillResult,
+    #[serde(default)]
+    pub message: String,
 }
 
 /// The status every provider config carries.

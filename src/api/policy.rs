@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::claim::{Engine, Size};
-use super::common::ConfigStatus;
+use super::common::{ConfigStatus, DrillType};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
@@ -61,6 +61,9 @@ pub struct ClaimPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3650))]
     pub credential_rotation_days: Option<i64>,
+    /// Drill types claims here may run (`dbclaim.io/drill`); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_drills: Option<Vec<DrillType>>,
 }
 
 /// What values a claim parameter may take.

@@ -47,6 +47,9 @@ pub struct Context {
     pub counted_failures: Recent<String>,
     /// ... and whether the first Ready was.
     pub counted_ready: Recent<()>,
+    /// `status.drills` written lately, which the claim cache may not show
+    /// yet (so a pass on a stale claim does not start a drill twice).
+    pub drills: Recent<Vec<crate::api::common::DrillStatus>>,
     /// Transient failures in a row, by claim uid.
     pub backoff: crate::backoff::Backoff,
 }

@@ -55,6 +55,9 @@ pub struct Rule {
     pub effect: Effect,
     /// How many matching requests it applies to (None: until removed).
     pub times: Option<u32>,
+    /// Only once a request of this action went through: AWS's reaction to
+    /// a call moto performs at once (a reboot reported as `rebooting`).
+    pub after: Option<String>,
 }
 
 impl Rule {
@@ -65,7 +68,13 @@ impl Rule {
             access_key: None,
             effect,
             times: None,
+            after: None,
         }
+    }
+
+    pub fn after(mut self, action: &str) -> Self {
+        self.after = Some(action.to_string());
+        self
     }
 
     pub fn for_instance(mut self, id: &str) -> Self {
@@ -103,6 +112,8 @@ struct State {
     rules: Vec<(u64, Rule)>,
     next_id: u64,
     log: Vec<Logged>,
+    /// Every action requested so far (for [`Rule::after`]).
+    seen: std::collections::HashSet<String>,
 }
 
 pub struct FaultProxy {
@@ -444,7 +455,9 @@ async fn handle(
                 && r.access_key
                     .as_ref()
                     .is_none_or(|k| key.as_ref() == Some(k))
+                && r.after.as_ref().is_none_or(|a| s.seen.contains(a))
         });
+        s.seen.insert(action.clone());
         hit.map(|i| {
             let effect = s.rules[i].1.effect.clone();
             if let Some(n) = s.rules[i].1.times.as_mut() {

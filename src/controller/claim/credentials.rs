@@ -13,13 +13,15 @@ use tracing::info;
 
 use super::error::{PassError, failed};
 use super::select::Selected;
-use super::{Pass, normal};
+use super::{Pass, drills, normal};
 use crate::api::DatabaseClaim;
 use crate::api::claim::CredentialsStatus;
+use crate::api::common::{DrillResult, DrillStatus};
 use crate::conditions::{self, ConditionType};
 use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
 use crate::controller::context::Context;
 use crate::rotation;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// How long after a rotation started the claim polls for its Secret to
 /// follow, and how often.
@@ -45,17 +47,23 @@ pub async fn prepare(
         .status
         .as_ref()
         .is_some_and(|s| conditions::is_true(&s.conditions, ConditionType::Ready));
-    let plan = rotation::plan(
-        Timestamp::now(),
-        claim.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        ready,
-        claim
-            .annotations()
-            .get(ROTATE_CREDENTIALS_ANNOTATION)
-            .map(String::as_str),
-        days,
-        old.as_ref(),
-    );
+    let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let drill = pass.drill_rotation.take();
+    let plan = match &drill {
+        // Only a Ready claim starts a drill.
+        Some((r, _)) => rotation::drill(Timestamp::now(), created, &r.id, days, old.as_ref()),
+        None => rotation::plan(
+            Timestamp::now(),
+            created,
+            ready,
+            claim
+                .annotations()
+                .get(ROTATE_CREDENTIALS_ANNOTATION)
+                .map(String::as_str),
+            days,
+            old.as_ref(),
+        ),
+    };
     pass.rotation_due_in = plan.due_in;
     // A provider's connection Secret does not wake its claim, and a
     // provider's switch need not change its object: while a rotation is
@@ -86,9 +94,19 @@ pub async fn prepare(
     if let Some(why) = &plan.rotate {
         let api: Api<DatabaseClaim> =
             Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
+        // The drill's record goes with the rotation's: a crash after this
+        // write does not start either again.
+        if let Some((r, history)) = &drill {
+            let record = drill_record(r, &plan, unsupported, selected);
+            drills::finished_event(None, &record, &mut pass.events);
+            pass.drills = Some(crate::drill::record(history, record));
+        }
         // A merge patch: an apply of this one field would drop the rest of
         // the status this manager owns.
-        let patch = json!({"status": {"credentials": plan.status}});
+        let mut patch = json!({"status": {"credentials": plan.status}});
+        if let Some(d) = &pass.drills {
+            patch["status"]["drills"] = json!(d);
+        }
         api.patch_status(
             &claim.name_any(),
             &PatchParams::default(),
@@ -103,6 +121,9 @@ pub async fn prepare(
         })?;
         if let Some(s) = &plan.status {
             ctx.rotations.insert(&uid, s.clone());
+        }
+        if let Some(d) = &pass.drills {
+            ctx.drills.insert(&uid, d.clone());
         }
         if unsupported {
             ctx.metrics.credential_rotation("composition", false);
@@ -137,6 +158,45 @@ pub async fn prepare(
     Ok(claim)
 }
 
+/// The record of a `rotate-credentials` drill: done once the rotation is
+/// handed to the providers (their connection Secrets follow within seconds).
+fn drill_record(
+    r: &crate::drill::Request,
+    plan: &rotation::Plan,
+    unsupported: bool,
+    selected: &Selected,
+) -> DrillStatus {
+    let now = Some(Time(Timestamp::now()));
+    let (result, message) = match unsupported {
+        true => (
+            DrillResult::Refused,
+            format!(
+                "nothing rotates: composition {} has no Generate patch and no shared PostgreSQL Database or RDSInstance",
+                selected.name()
+            ),
+        ),
+        false => (
+            DrillResult::Succeeded,
+            format!(
+                "credentials rotation started (token {}): the providers switch to new credentials and the connection Secret follows",
+                plan.status
+                    .as_ref()
+                    .and_then(|s| s.rotated_at.as_ref())
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    DrillStatus {
+        type_: r.type_,
+        id: r.id.clone(),
+        started_at: now.clone(),
+        finished_at: now,
+        result,
+        message,
+    }
+}
+
 /// The later of what the cache shows and what this operator wrote.
 fn newest(
     cached: Option<CredentialsStatus>,
@@ -164,17 +224,12 @@ pub fn generates(selected: &Selected) -> bool {
 /// Whether the composition composes a managed resource whose provider
 /// rotates its password: a shared PostgreSQL `Database`, an `RDSInstance`.
 fn rotates_database(selected: &Selected) -> bool {
-    selected.composition.spec.resources.iter().any(|r| {
-        let field = |f: &str| r.base.get(f).and_then(serde_json::Value::as_str);
-        let group = field("apiVersion")
-            .and_then(|v| v.split_once('/'))
-            .map(|(g, _)| g);
-        matches!(
-            (group, field("kind")),
-            (Some("postgres.dbclaim.io"), Some("Database"))
-                | (Some("aws.dbclaim.io"), Some("RDSInstance"))
-        )
-    })
+    selected
+        .composition
+        .spec
+        .resources
+        .iter()
+        .any(|r| super::own_managed(&r.base))
 }
 
 #[cfg(test)]

@@ -209,6 +209,9 @@ pub enum PassError {
     /// Recording the start of a credentials rotation.
     #[error(transparent)]
     Credentials(ApiError),
+    /// The claim's `dbclaim.io/drill` annotation cannot be read.
+    #[error("{0}")]
+    Drill(String),
 }
 
 impl PassError {
@@ -242,9 +245,9 @@ impl PassError {
                 | ComposedError::Render(_),
             )
             | PassError::Render(_) => SyncedReason::CompositionInvalid,
-            PassError::Composed(ComposedError::Foreign { .. }) | PassError::Secret(_) => {
-                SyncedReason::ReconcileError
-            }
+            PassError::Composed(ComposedError::Foreign { .. })
+            | PassError::Secret(_)
+            | PassError::Drill(_) => SyncedReason::ReconcileError,
         })
     }
 

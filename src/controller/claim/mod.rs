@@ -9,6 +9,7 @@
 mod apply;
 mod cleanup;
 mod credentials;
+mod drills;
 pub mod error;
 mod observe;
 mod render;
@@ -75,6 +76,10 @@ pub struct Pass {
     rotated: bool,
     /// When the rotation schedule is due next.
     rotation_due_in: Option<std::time::Duration>,
+    /// `status.drills` as this pass leaves it, when a drill moved.
+    drills: Option<Vec<crate::api::common::DrillStatus>>,
+    /// A `rotate-credentials` drill starting now: its id, and the history.
+    drill_rotation: Option<(crate::drill::Request, Vec<crate::api::common::DrillStatus>)>,
 }
 
 /// The stages in order; each failure stops the pass where it happened.
@@ -88,16 +93,26 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     pass.composition = Some(recorded.unwrap_or_else(|| selected.name()));
     selected.admit(claim, ctx)?;
     debug!(composition = %selected.name(), "composition selected");
+    let drills = drills::plan(claim, &selected, ctx)?;
+    if drills.starting
+        && let Some(r) = drills
+            .active
+            .as_ref()
+            .filter(|r| r.type_ == crate::api::common::DrillType::RotateCredentials)
+    {
+        pass.drill_rotation = Some((r.clone(), drills.history.clone()));
+    }
     let claim = &credentials::prepare(claim, &selected, ctx, pass).await?;
     let mut observed = observe::observe(claim, &selected, ctx).await?;
     // Connection Secrets are read from where the rendered objects name
     // them, never the observed ones (a tenant may edit those): render once
     // to learn where, and again with what was read.
     let desired = render::render(claim, &selected, &observed)?;
-    let desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
+    let mut desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
         true => render::render(claim, &selected, &observed)?,
         false => desired,
     };
+    drills::follow(&drills, &mut desired, &observed, pass);
     // Before anything is applied or pruned: a move must not delete a database.
     crate::replacement::check(claim, &selected.name(), &render::keys(&desired))?;
     pass.composition = Some(selected.name());
@@ -182,6 +197,21 @@ pub fn error_policy(claim: Arc<DatabaseClaim>, error: &Error, ctx: Arc<Context>)
     let delay = ctx.backoff.next(&uid);
     warn!(%error, retry_in = ?delay, "claim reconcile failed");
     Action::requeue(delay)
+}
+
+/// Whether a composed object (or a composition's base) is a managed
+/// resource of dbclaim's own providers, a shared PostgreSQL `Database` or
+/// an `RDSInstance`: they rotate passwords and run drills.
+fn own_managed(object: &serde_json::Value) -> bool {
+    let field = |f: &str| object.get(f).and_then(serde_json::Value::as_str);
+    let group = field("apiVersion")
+        .and_then(|v| v.split_once('/'))
+        .map(|(g, _)| g);
+    matches!(
+        (group, field("kind")),
+        (Some("postgres.dbclaim.io"), Some("Database"))
+            | (Some("aws.dbclaim.io"), Some("RDSInstance"))
+    )
 }
 
 fn normal(reason: &str, action: &str, note: String) -> Event {

@@ -93,7 +93,13 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
     if not_ready.is_empty() {
         return Cond::ready(true, ReadyReason::Available, "");
     }
-    let reason = match conditions::is_true(&old.conditions, ConditionType::Ready) {
+    // Once available, a claim that is down stays Unavailable until it is
+    // back (a failover drill, an outage), not Creating again.
+    let was_available = conditions::find(&old.conditions, ConditionType::Ready).is_some_and(|c| {
+        c.status == "True"
+            || conditions::reason_of(c) == Some(Reason::Ready(ReadyReason::Unavailable))
+    });
+    let reason = match was_available {
         true => ReadyReason::Unavailable,
         false => ReadyReason::Creating,
     };
@@ -135,6 +141,9 @@ fn next_status(
     }
     if pass.credentials.is_some() {
         new.credentials = pass.credentials;
+    }
+    if let Some(drills) = pass.drills {
+        new.drills = drills;
     }
     if let Some(Published { name: Some(s), .. }) = pass.secret {
         new.connection_secret_ref = Some(NameRef { name: s.clone() });
@@ -179,6 +188,9 @@ pub async fn write(
                 format!("DatabaseClaim {}", claim.name_any()),
             ))?;
         ctx.status_writes.insert(&uid, (old_key, new_key));
+        if new.drills != old.drills {
+            ctx.drills.insert(&uid, new.drills.clone());
+        }
         let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0);
         let signals = super::review::signals(&old, &new, created, Timestamp::now());
         if let Some(seconds) = signals.first_ready

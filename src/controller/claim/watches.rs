@@ -101,6 +101,7 @@ pub fn run(
         rotations: Default::default(),
         counted_failures: Default::default(),
         counted_ready: Default::default(),
+        drills: Default::default(),
         backoff: crate::backoff::Backoff::new(
             super::requeue::BACKOFF_MIN,
             super::requeue::BACKOFF_MAX,

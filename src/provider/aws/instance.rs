@@ -16,11 +16,13 @@ use super::rds::{CreateInput, Rds};
 use super::status::{self, POLL_STUCK, POLL_TRANSITIONAL, Phase};
 use super::{Aws, EXTERNAL_NAME, GENERATED_NAME, MANAGER, identifier, password, rotate, validate};
 use crate::api::aws::{Endpoint, PendingModifiedValues, RDSInstance, RDSInstanceObservation};
+use crate::api::common::DrillType;
 use crate::conditions::{self, Cond, ConditionType, ReadyReason, SyncedReason};
 use crate::contract::ROTATE_CREDENTIALS_ANNOTATION;
 use crate::provider::managed::ownership::{Claim, Identity, Verdict, decide, set_by_person};
 use crate::provider::managed::{
-    Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
+    Connection, Credentials, Deletion, DrillStep, Events, External, Observation, ProviderError,
+    Retry, Synced,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -544,6 +546,45 @@ impl External<RDSInstance> for Aws {
                 _ => Err(Error::api(f, &rds)),
             },
         }
+    }
+
+    /// `failover`: RebootDBInstance with ForceFailover on a Multi-AZ
+    /// instance (observe checked it is ours); refused on a single-AZ one.
+    async fn drill(
+        &self,
+        _obj: &RDSInstance,
+        seen: &Seen,
+        drill: &crate::drill::Request,
+        events: &mut Events,
+    ) -> Result<DrillStep, Error> {
+        let (rds, id) = (&seen.rds, seen.id.as_str());
+        if drill.type_ != DrillType::Failover {
+            return Ok(DrillStep::Refused(format!(
+                "a {} drill is not run on DB instance {id}",
+                drill.type_
+            )));
+        }
+        let Some((observed, _)) = &seen.instance else {
+            return Ok(DrillStep::Refused(format!(
+                "DB instance {id} does not exist: nothing to fail over"
+            )));
+        };
+        if observed.multi_az != Some(true) {
+            return Ok(DrillStep::Refused(format!(
+                "DB instance {id} is single-AZ: a failover drill needs a Multi-AZ instance (multiAZ: true); nothing was sent"
+            )));
+        }
+        rds.reboot_with_failover(id)
+            .await
+            .map_err(|f| Error::api(f, rds))?;
+        tracing::info!(identifier = %id, "failover drill: reboot with failover sent");
+        events.normal(
+            "FailoverStarted",
+            format!("rebooting DB instance {id} with ForceFailover: its standby takes over"),
+        );
+        Ok(DrillStep::Started(format!(
+            "RebootDBInstance with ForceFailover sent to DB instance {id}; its standby takes over"
+        )))
     }
 
     fn describe(_obj: &RDSInstance) -> String {

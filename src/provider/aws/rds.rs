@@ -219,6 +219,23 @@ impl Rds {
         r
     }
 
+    /// RebootDBInstance with ForceFailover (a failover drill): the standby
+    /// of a Multi-AZ instance takes over.
+    pub async fn reboot_with_failover(&self, identifier: &str) -> Result<(), ApiFailure> {
+        const OP: &str = "RebootDBInstance";
+        let r = self
+            .client
+            .reboot_db_instance()
+            .db_instance_identifier(identifier)
+            .force_failover(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure(OP, e));
+        self.count(OP, &r);
+        r
+    }
+
     /// DeleteDBInstance; `final_snapshot` names the final snapshot, None skips it.
     pub async fn delete(
         &self,

@@ -18,6 +18,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod drill;
 pub mod ownership;
 pub mod reconcile;
 pub mod secret;
@@ -144,6 +145,18 @@ pub struct Synced<O> {
     pub password_sent: bool,
 }
 
+/// What a provider did with a drill (`dbclaim.io/drill` on its object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DrillStep {
+    /// Done now (sessions terminated): the message says what happened.
+    Done(String),
+    /// Sent; the resource goes unavailable and the drill is done when it
+    /// is Ready again (a reboot with failover).
+    Started(String),
+    /// Nothing sent: the message says why (a single-AZ instance).
+    Refused(String),
+}
+
 /// Where a deletion stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Deletion {
@@ -216,6 +229,20 @@ pub trait External<M: Managed>: Send + Sync + 'static {
         obj: &M,
         events: &mut Events,
     ) -> impl Future<Output = Result<Deletion, Self::Error>> + Send;
+
+    /// Runs `drill` on the external resource `seen` (observe found it and
+    /// refused what is not ours). Called at most once per drill id, after
+    /// its start is recorded in the object's status. By default refused.
+    fn drill(
+        &self,
+        _obj: &M,
+        _seen: &Self::Seen,
+        drill: &crate::drill::Request,
+        _events: &mut Events,
+    ) -> impl Future<Output = Result<DrillStep, Self::Error>> + Send {
+        let refused = format!("this provider does not run {} drills", drill.type_);
+        async move { Ok(DrillStep::Refused(refused)) }
+    }
 
     /// What is managed, for messages: "the DB instance", "database \"x\"".
     fn describe(obj: &M) -> String;

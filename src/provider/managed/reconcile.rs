@@ -20,8 +20,8 @@ use tracing::Instrument;
 use super::backoff;
 use super::config::{self, Resolve};
 use super::{
-    Connection, Credentials, Deletion, Events, External, Managed, ProviderError, Retry, Synced,
-    secret, status,
+    Connection, Credentials, Deletion, DrillStep, Events, External, Managed, ProviderError, Retry,
+    Synced, drill, secret, status,
 };
 use crate::api::common::DeletionPolicy;
 use crate::backoff::Backoff;
@@ -151,7 +151,43 @@ where
     X: External<M>,
     S: SecretStore,
 {
+    let (synced, written, _) =
+        sync_with_drill(obj, ext, secrets, operator_namespace, None, events).await?;
+    Ok((synced, written))
+}
+
+/// What a pass did with the drill it was given: `None` when it got no
+/// further than observe (nothing was sent).
+pub type DrillOutcome<E> = Option<Result<DrillStep, E>>;
+
+/// What [`sync_with_drill`] returns: the provider's decision, the Secret
+/// written, the drill's outcome.
+pub type SyncedWithDrill<O, E> = (Synced<O>, Option<String>, DrillOutcome<E>);
+
+/// [`sync`], running `drill` right after observe (which checked the
+/// resource is ours) when the resource exists.
+pub async fn sync_with_drill<M, X, S>(
+    obj: &M,
+    ext: &X,
+    secrets: &S,
+    operator_namespace: &str,
+    drill: Option<&crate::drill::Request>,
+    events: &mut Events,
+) -> Result<SyncedWithDrill<M::Observation, X::Error>, Error<X::Error>>
+where
+    M: Managed,
+    X: External<M>,
+    S: SecretStore,
+{
     let observed = ext.observe(obj, events).await.map_err(Error::Provider)?;
+    let drilled = match drill {
+        Some(d) if observed.exists => Some(ext.drill(obj, &observed.seen, d, events).await),
+        Some(_) => Some(Ok(DrillStep::Refused(format!(
+            "{} does not exist yet: nothing to drill",
+            X::describe(obj)
+        )))),
+        None => None,
+    };
     let target = secret::target(obj, operator_namespace);
     let existing = secrets
         .read(&target)
@@ -218,7 +254,11 @@ where
         .await
         .map_err(|f| secret_error(&target, f))?;
     let (ns, name) = &target;
-    Ok((synced, (written || again).then(|| format!("{ns}/{name}"))))
+    Ok((
+        synced,
+        (written || again).then(|| format!("{ns}/{name}")),
+        drilled,
+    ))
 }
 
 /// Shared by a provider's two controllers.
@@ -233,6 +273,9 @@ pub struct Context<X> {
     /// Field manager of every write (the managed kind's).
     pub manager: &'static str,
     pub external: X,
+    /// Drill records written lately, by object uid, which the cache may
+    /// not show yet (a pass on a stale object must not run one twice).
+    pub drills: crate::controller::context::Recent<crate::api::common::DrillStatus>,
 }
 
 impl<X> Context<X> {
@@ -285,6 +328,7 @@ pub async fn run<M, X>(
         backoff: backoff::backoff(),
         manager: M::FIELD_MANAGER,
         external: external(store.clone()),
+        drills: Default::default(),
     });
 
     // A ProviderConfig changed (spec, or its status after its Secret
@@ -395,32 +439,78 @@ pub async fn reconcile<M: Managed, X: External<M>>(
     .await
 }
 
-/// A pass on a live object: sync, then status (only when changed) and the
-/// pass's events, folded.
+/// A pass on a live object: a drill due is recorded, then sync (which runs
+/// it), then status (only when changed) and the pass's events, folded.
 async fn apply<M: Managed, X: External<M>>(
     obj: &M,
     ctx: &Context<X>,
 ) -> Result<Action, Error<X::Error>> {
     let mut events = Events::default();
-    let outcome = sync(
+    let mut old = status::current(obj);
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    if let Some(written) = ctx.drills.get(&uid) {
+        old.drill = Some(written);
+    }
+    let annotation = obj
+        .meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::contract::DRILL_ANNOTATION))
+        .map(String::as_str);
+    let start = drill::start(&old, annotation, Timestamp::now());
+    if let Some(pending) = &start {
+        // At most once: recorded before anything is sent, so a crash
+        // after this point never sends it again.
+        let mut recorded = old.clone();
+        recorded.drill = Some(pending.record.clone());
+        write_status(obj, ctx, &old, &recorded).await?;
+        ctx.drills.insert(&uid, pending.record.clone());
+        tracing::info!(drill = %pending.request, "drill started");
+        events.normal(
+            "DrillStarted",
+            format!(
+                "{} drill {} started",
+                pending.request.type_, pending.request.id
+            ),
+        );
+        old = recorded;
+    }
+    let outcome = sync_with_drill(
         obj,
         &ctx.external,
         &ctx.client,
         &ctx.config.operator_namespace,
+        start.as_ref().map(|p| &p.request),
         &mut events,
     )
     .await;
-    let old = status::current(obj);
     let generation = obj.meta().generation;
     let result = match outcome {
-        Ok((s, written)) => {
-            let new = status::next(
+        Ok((mut s, written, drilled)) => {
+            let record = drill::after_pass(
+                old.drill.as_ref(),
+                start.is_some(),
+                drilled.map(|r| r.map_err(|e| e.to_string())),
+                Ok(&s.ready),
+                Timestamp::now(),
+            );
+            if let Some(ready) = drill::going_down(record.as_ref(), start.is_some()) {
+                // Sent now: the resource is going down, whatever observe saw before.
+                s.ready = ready;
+                s.requeue = s.requeue.min(backoff::WAIT);
+            }
+            let mut new = status::next(
                 &old,
                 generation,
                 Some(s.observation),
                 &[s.ready, s.synced],
                 Timestamp::now(),
             );
+            drill::finish_events(old.drill.as_ref(), record.as_ref(), &mut events);
+            if let Some(r) = record {
+                ctx.drills.insert(&uid, r.clone());
+                new.drill = Some(r);
+            }
             let write = write_status(obj, ctx, &old, &new).await;
             if let Some((type_, reason, note)) = status::ready_event(&old, &new) {
                 events.push(type_, &reason, note);
@@ -437,7 +527,20 @@ async fn apply<M: Managed, X: External<M>>(
         }
         Err(e) => {
             let conds = status::failure(&old, &X::describe(obj), &e);
-            let new = status::next(&old, generation, None, &conds, Timestamp::now());
+            let mut new = status::next(&old, generation, None, &conds, Timestamp::now());
+            let message = e.to_string();
+            let record = drill::after_pass(
+                old.drill.as_ref(),
+                start.is_some(),
+                None,
+                Err(&message),
+                Timestamp::now(),
+            );
+            drill::finish_events(old.drill.as_ref(), record.as_ref(), &mut events);
+            if let Some(r) = record {
+                ctx.drills.insert(&uid, r.clone());
+                new.drill = Some(r);
+            }
             if let Err(status_err) = write_status(obj, ctx, &old, &new).await {
                 tracing::warn!(error = %status_err, "cannot report the failure in status");
             }

@@ -594,3 +594,36 @@ fn secret_ownership_and_content() {
         ("ns".to_string(), "s".to_string())
     );
 }
+
+#[tokio::test]
+async fn a_drill_runs_after_observe_and_only_on_what_exists() {
+    let request = crate::drill::Request {
+        type_: crate::api::common::DrillType::Failover,
+        id: "gd1".into(),
+    };
+    let store = leak(Store::default());
+    let fake = Fake::new(store, true);
+    let obj = rds("a");
+    let mut events = Events::default();
+    let (_, _, drilled) =
+        super::reconcile::sync_with_drill(&obj, &fake, store, NS, Some(&request), &mut events)
+            .await
+            .unwrap();
+    // A provider without drills refuses, and the pass goes on.
+    assert!(
+        matches!(drilled, Some(Ok(DrillStep::Refused(m))) if m.contains("does not run failover"))
+    );
+    assert_eq!(fake.calls().len(), 1);
+
+    let store = leak(Store::default());
+    let fake = Fake::new(store, false);
+    let (_, _, drilled) =
+        super::reconcile::sync_with_drill(&obj, &fake, store, NS, Some(&request), &mut events)
+            .await
+            .unwrap();
+    assert!(matches!(drilled, Some(Ok(DrillStep::Refused(m))) if m.contains("does not exist")));
+    let (_, _, none) = super::reconcile::sync_with_drill(&obj, &fake, store, NS, None, &mut events)
+        .await
+        .unwrap();
+    assert!(none.is_none());
+}

@@ -16,6 +16,7 @@ use super::logins::{self, Logins, Step as Step2};
 use super::plan::{self, Desired, Step};
 use super::rotate;
 use super::server::{self, ServerError};
+use crate::api::common::DrillType;
 use crate::api::postgres::{Database, DatabaseObservation};
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
 use crate::contract::{
@@ -24,7 +25,8 @@ use crate::contract::{
 use crate::provider::managed::ownership::{Claim, Identity, set_by_person};
 use crate::provider::managed::secret;
 use crate::provider::managed::{
-    Connection, Credentials, Deletion, Events, External, Observation, ProviderError, Retry, Synced,
+    Connection, Credentials, Deletion, DrillStep, Events, External, Observation, ProviderError,
+    Retry, Synced,
 };
 use crate::rotation::DEFAULT_GRACE_MINUTES;
 use k8s_openapi::api::core::v1::Secret;
@@ -257,6 +259,41 @@ impl External<Database> for Postgres {
             }
         }
         Ok(Deletion::Gone)
+    }
+
+    /// `failover` on a shared server: the database's sessions of its own
+    /// roles end (what a failover does to clients), no other tenant's.
+    async fn drill(
+        &self,
+        db: &Database,
+        (resolved, claim): &(Resolved, Claim),
+        drill: &crate::drill::Request,
+        events: &mut Events,
+    ) -> Result<DrillStep, Error> {
+        let name = &db.spec.for_provider.database_name;
+        if drill.type_ != DrillType::Failover {
+            return Ok(DrillStep::Refused(format!(
+                "a {} drill is not run on database \"{name}\"",
+                drill.type_
+            )));
+        }
+        let d = desired(db, self.identity(db), *claim);
+        let d = &d;
+        let (count, roles) = self
+            .with_admin(resolved, "TerminateSessions", |admin| async move {
+                server::terminate_sessions(&admin, d).await
+            })
+            .await?;
+        let roles = roles
+            .iter()
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let message =
+            format!("terminated {count} session(s) of role(s) {roles} on database \"{name}\"");
+        tracing::info!(database = %name, count, "failover drill: sessions terminated");
+        events.normal("TerminatedSessions", message.clone());
+        Ok(DrillStep::Done(message))
     }
 
     fn describe(db: &Database) -> String {

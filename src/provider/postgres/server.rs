@@ -732,6 +732,29 @@ pub async fn ensure_login(
         .map_err(|e| ServerError::query(format!("set up login role \"{login}\""), &e))
 }
 
+/// Terminates the sessions on database `desired.name` of its group role
+/// and of those of its logins that carry our mark (a failover drill);
+/// returns how many, and the roles. Sessions of any other role stay.
+pub async fn terminate_sessions(
+    admin: &Client,
+    desired: &Desired,
+) -> Result<(i64, Vec<String>), ServerError> {
+    let comment = desired.comment();
+    let mut roles = vec![desired.name.clone()];
+    for login in super::logins::login_names(&desired.name) {
+        if login_is_ours(admin, &login, &comment).await? == Some(true) {
+            roles.push(login);
+        }
+    }
+    let row = admin
+        .query_one(sql::query::TERMINATE_ROLES, &[&desired.name, &roles])
+        .await
+        .map_err(|e| {
+            ServerError::query(format!("end the sessions of role \"{}\"", desired.name), &e)
+        })?;
+    Ok((row.get(0), roles))
+}
+
 /// Refuses the previous login `login` of `desired.name` (if it is ours).
 pub async fn disable_login(
     admin: &Client,

@@ -201,6 +201,12 @@ pub mod query {
     pub const EXTENSIONS: &str =
         "SELECT extname::text FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql' ORDER BY 1";
 
+    /// Ends the sessions on database `$1` of the roles `$2` (a failover
+    /// drill): another role's sessions, on this database or another, stay.
+    pub const TERMINATE_ROLES: &str = "SELECT count(pg_catalog.pg_terminate_backend(pid)) \
+         FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND usename::text = ANY($2::text[]) \
+         AND pid <> pg_catalog.pg_backend_pid()";
+
     /// Ends every other session on database `$1`.
     pub const TERMINATE: &str = "SELECT count(pg_catalog.pg_terminate_backend(pid)) \
          FROM pg_catalog.pg_stat_activity WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()";
