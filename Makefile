@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: help build deps test unit compositions e2e lint crds demo bench
+.PHONY: help build deps test unit compositions compat e2e lint crds demo bench
 
 help:
 	@echo "make demo   - local control plane + PostgreSQL + operator + a claim, then connect"
@@ -35,10 +35,15 @@ unit:
 compositions: build
 	"$${CARGO_TARGET_DIR:-target}/debug/dbclaim" validate --crds crds --crds "$$(e2e/fetch-crds)" compositions/*.yaml
 
+# Today's CRDs against the last release's (compat/baseline/, see README
+# "Upgrading the API"): no served version, field or accepted value may go.
+compat: build
+	"$${CARGO_TARGET_DIR:-target}/debug/dbclaim" crds --check-compat compat/baseline
+
 e2e: build
 	e2e/run-tests
 
-test: lint unit compositions e2e
+test: lint unit compositions compat e2e
 
 crds:
 	$(CARGO) run -q -- crds --output-dir crds

@@ -37,12 +37,18 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the controller.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every CRD as YAML.
     Crds {
         /// Write one file per CRD into this directory instead of printing.
         #[arg(long)]
         output_dir: Option<PathBuf>,
+        #[command(flatten)]
+        conversion: ConversionTarget,
+        /// Instead of printing: compare today's CRDs with those of an earlier
+        /// release in DIR and fail with one line per incompatible change.
+        #[arg(long, value_name = "DIR", conflicts_with = "output_dir")]
+        check_compat: Option<PathBuf>,
     },
     /// Print the objects a claim composes to, offline.
     Render {
@@ -70,6 +76,15 @@ pub enum Command {
     /// diff per composed object and a summary per claim. Exit 0 no change,
     /// 1 changes, 2 bad usage or error, 3 at least one destructive change.
     Diff(DiffArgs),
+    /// The DatabaseClaim conversion webhook alone, without the controllers
+    /// (`dbclaim run` serves it too).
+    #[command(hide = true)]
+    Webhook {
+        #[arg(long, default_value = "0.0.0.0:9443")]
+        webhook_bind_address: SocketAddr,
+        #[arg(long, default_value = DEFAULT_WEBHOOK_CERT_DIR)]
+        webhook_cert_dir: PathBuf,
+    },
     /// A claim and everything it composed, as a tree (your own RBAC).
     Trace {
         /// The claim: dbc/NAME.
@@ -124,7 +139,21 @@ pub struct RunArgs {
     /// Empty: the UID of the kube-system namespace.
     #[arg(long, env = "DBCLAIM_CLUSTER_ID", default_value = "")]
     pub cluster_id: String,
+    /// Where the DatabaseClaim conversion webhook listens (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub webhook_bind_address: SocketAddr,
+    /// The webhook's certificate and key: tls.crt and tls.key, re-read when they change.
+    #[arg(long, default_value = DEFAULT_WEBHOOK_CERT_DIR)]
+    pub webhook_cert_dir: PathBuf,
+    /// NAMESPACE/NAME of the Service in front of the webhook: the operator
+    /// points the DatabaseClaim CRD's conversion at it, trusting the ca.crt
+    /// in --webhook-cert-dir (the chart sets it). Unset: the CRD is left as is.
+    #[arg(long, value_parser = crate::webhook::parse_service)]
+    pub webhook_service: Option<(String, String)>,
 }
+
+/// controller-runtime's default, which cert-manager docs and charts follow.
+pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/tmp/k8s-webhook-server/serving-certs";
 
 /// A failure of an offline command, reported with exit code 1.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +173,10 @@ pub enum CliError {
     Render(String),
     #[error("{0} problem(s) found")]
     Invalid(usize),
+    #[error(
+        "{0} incompatible change(s): manifests or stored objects of the earlier release would break"
+    )]
+    Incompatible(usize),
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CliError> {
@@ -188,8 +221,33 @@ fn parse_one<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
+/// Where the API server reaches the conversion webhook when it is not the
+/// chart's Service (`dbclaim crds --conversion-url`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ConversionTarget {
+    /// The webhook's URL, e.g. https://127.0.0.1:9443/convert.
+    #[arg(long, hide = true, requires = "conversion_ca_file")]
+    pub conversion_url: Option<String>,
+    /// PEM CA bundle the API server trusts the webhook's certificate by.
+    #[arg(long, hide = true, requires = "conversion_url")]
+    pub conversion_ca_file: Option<PathBuf>,
+}
+
+pub fn print_crds(output_dir: Option<&Path>, target: &ConversionTarget) -> Result<(), CliError> {
+    let ca = match &target.conversion_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|source| CliError::Read {
+            path: path.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
     for crd in api::crds() {
+        let crd = match (&target.conversion_url, &ca) {
+            (Some(url), Some(ca)) if crd.spec.conversion.is_some() => {
+                api::with_conversion_url(crd, url, ca)
+            }
+            _ => crd,
+        };
         let yaml = serde_yaml::to_string(&crd).map_err(|e| CliError::Render(e.to_string()))?;
         match output_dir {
             Some(dir) => {
@@ -205,9 +263,24 @@ pub fn print_crds(output_dir: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A claim manifest, in the namespace `default` when it names none.
+/// A claim manifest of either version (a v1beta1 one is converted), in the
+/// namespace `default` when it names none.
 pub fn parse_claim(path: &Path) -> Result<DatabaseClaim, CliError> {
-    let mut claim: DatabaseClaim = parse_one(path, "DatabaseClaim")?;
+    let mut doc: serde_json::Value = parse_one(path, "DatabaseClaim")?;
+    if doc.get("apiVersion").and_then(|v| v.as_str()) == Some(crate::conversion::V1BETA1) {
+        doc = crate::conversion::convert(&doc, crate::conversion::V1ALPHA1).map_err(|e| {
+            CliError::Parse {
+                path: path.display().to_string(),
+                what: "DatabaseClaim",
+                message: e.to_string(),
+            }
+        })?;
+    }
+    let mut claim: DatabaseClaim = serde_json::from_value(doc).map_err(|e| CliError::Parse {
+        path: path.display().to_string(),
+        what: "DatabaseClaim",
+        message: e.to_string(),
+    })?;
     if claim.metadata.namespace.is_none() {
         claim.metadata.namespace = Some("default".into());
     }
@@ -243,6 +316,10 @@ pub fn render(
     composition: &Path,
     observed: Option<&Path>,
 ) -> Result<String, CliError> {
+    let as_v1beta1 = parse_one::<serde_json::Value>(claim, "DatabaseClaim")?
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        == Some(crate::conversion::V1BETA1);
     let mut claim = parse_claim(claim)?;
     let (name, spec) = parse_composition(composition)?;
     let composition = Composition::new(&name, spec);
@@ -292,10 +369,19 @@ pub fn render(
         })
         .collect();
     claim.status = Some(status);
-    let mut out = format!(
-        "---\n{}",
-        serde_yaml::to_string(&claim).map_err(|e| CliError::Render(e.to_string()))?
-    );
+    // The claim in the version it was given in.
+    let claim_yaml = if as_v1beta1 {
+        let doc = serde_json::to_value(&claim).map_err(|e| CliError::Render(e.to_string()))?;
+        let doc = crate::conversion::convert(&doc, crate::conversion::V1BETA1)
+            .map_err(|e| CliError::Render(e.to_string()))?;
+        let typed: api::v1beta1::DatabaseClaim =
+            serde_json::from_value(doc).map_err(|e| CliError::Render(e.to_string()))?;
+        serde_yaml::to_string(&typed)
+    } else {
+        serde_yaml::to_string(&claim)
+    }
+    .map_err(|e| CliError::Render(e.to_string()))?;
+    let mut out = format!("---\n{claim_yaml}");
     for r in &rendered.resources {
         out.push_str("---\n");
         out.push_str(
@@ -345,27 +431,61 @@ fn observed_by_resource(
     Ok(out)
 }
 
+/// The `.yaml`, `.yml` and `.json` files of `dir` (not recursing), sorted.
+fn crd_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| CliError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `dbclaim crds --check-compat DIR`: one line per way today's CRDs break
+/// those in `dir` (an earlier release's).
+pub fn check_compat(dir: &Path) -> Result<Vec<String>, CliError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let mut old = Vec::new();
+    for f in crd_files(dir)? {
+        let parse = |message: String| CliError::Parse {
+            path: f.display().to_string(),
+            what: "CustomResourceDefinition",
+            message,
+        };
+        for doc in yaml_documents(&read(&f)?).map_err(parse)? {
+            if doc.get("kind").and_then(|k| k.as_str()) == Some("CustomResourceDefinition") {
+                let crd: CustomResourceDefinition =
+                    serde_json::from_value(doc).map_err(|e| parse(e.to_string()))?;
+                old.push(crd);
+            }
+        }
+    }
+    if old.is_empty() {
+        return Err(CliError::Parse {
+            path: dir.display().to_string(),
+            what: "CRD directory",
+            message: "no CustomResourceDefinition found".into(),
+        });
+    }
+    Ok(crate::compat::breaks(&old, &api::crds()))
+}
+
 /// Reads the CustomResourceDefinitions of every `.yaml`, `.yml` and
 /// `.json` file in `dirs` (not recursing).
 pub fn load_crds(dirs: &[PathBuf]) -> Result<crate::crdcheck::Schemas, CliError> {
     let mut schemas = crate::crdcheck::Schemas::default();
     for dir in dirs {
         let shown = dir.display().to_string();
-        let entries = std::fs::read_dir(dir).map_err(|source| CliError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-            })
-            .collect();
-        files.sort();
         let mut added = 0;
-        for f in files {
+        for f in crd_files(dir)? {
             let docs = yaml_documents(&read(&f)?).map_err(|message| CliError::Parse {
                 path: f.display().to_string(),
                 what: "YAML stream",

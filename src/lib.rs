@@ -7,15 +7,18 @@
 pub mod api;
 pub mod backoff;
 pub mod cli;
+pub mod compat;
 pub mod conditions;
 pub mod contract;
 pub mod controller;
+pub mod conversion;
 pub mod crdcheck;
 pub mod drill;
 pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod migration;
 pub mod naming;
 pub mod operator;
 pub mod policy;
@@ -29,3 +32,4 @@ pub mod server;
 #[cfg(test)]
 pub mod testing;
 pub mod trace;
+pub mod webhook;

@@ -31,9 +31,29 @@ fn main() -> ExitCode {
     let result: Result<(), Box<dyn Error>> = match cli.command {
         Command::Run(args) => {
             init_tracing(cli.log_format);
-            dbclaim::operator::run_blocking(args).map_err(Into::into)
+            dbclaim::operator::run_blocking(*args).map_err(Into::into)
         }
-        Command::Crds { output_dir } => cli::print_crds(output_dir.as_deref()).map_err(Into::into),
+        Command::Crds {
+            check_compat: Some(dir),
+            ..
+        } => match cli::check_compat(&dir) {
+            Ok(breaks) if breaks.is_empty() => {
+                println!("compatible with {}", dir.display());
+                Ok(())
+            }
+            Ok(breaks) => {
+                for line in &breaks {
+                    println!("{line}");
+                }
+                Err(CliError::Incompatible(breaks.len()).into())
+            }
+            Err(e) => Err(e.into()),
+        },
+        Command::Crds {
+            output_dir,
+            conversion,
+            check_compat: None,
+        } => cli::print_crds(output_dir.as_deref(), &conversion).map_err(Into::into),
         Command::Render {
             claim,
             composition,
@@ -49,6 +69,14 @@ fn main() -> ExitCode {
             .map(|out| print!("{out}"))
             .map_err(Into::into),
         Command::Diff(_) => Ok(()),
+        Command::Webhook {
+            webhook_bind_address,
+            webhook_cert_dir,
+        } => {
+            init_tracing(cli.log_format);
+            dbclaim::webhook::run_blocking(webhook_bind_address, webhook_cert_dir)
+                .map_err(Into::into)
+        }
         Command::Validate { files, crds } => {
             let (lines, problems) = cli::validate(&files, &crds);
             for line in &lines {

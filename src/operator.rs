@@ -24,6 +24,8 @@ pub enum Error {
     LeaderElection(String),
     #[error("{0}: set --cluster-id (chart value clusterId)")]
     ClusterId(String),
+    #[error("conversion webhook")]
+    Webhook(#[source] crate::webhook::Error),
     #[error("cannot serve {what} on {addr}")]
     Serve {
         what: &'static str,
@@ -85,12 +87,34 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let readiness = Readiness::default();
     info!(%operator_namespace, %cluster_id, "starting dbclaim");
 
+    let webhook_readiness = readiness.clone();
+    let webhook = crate::webhook::serve(
+        args.webhook_bind_address,
+        args.webhook_cert_dir.clone(),
+        move |_| webhook_readiness.set_webhook_serving(),
+    );
+    // Every replica wires the CRD (idempotent): the API server needs the
+    // webhook before any replica's claim watch can list.
+    let inject = {
+        let (client, service, dir) = (
+            client.clone(),
+            args.webhook_service.clone(),
+            args.webhook_cert_dir.clone(),
+        );
+        async move {
+            match service {
+                Some(service) => crate::webhook::inject_ca(client, service, dir).await,
+                None => std::future::pending().await,
+            }
+        }
+    };
+    tokio::spawn(inject);
     let metrics_server = server::serve_metrics(args.metrics_bind_address, metrics.clone());
     let probes_server = server::serve_probes(args.health_probe_bind_address, readiness.clone());
     // Bind errors surface at once rather than after the controllers start.
     let metrics_addr = args.metrics_bind_address;
     let probes_addr = args.health_probe_bind_address;
-    tokio::pin!(metrics_server, probes_server);
+    tokio::pin!(metrics_server, probes_server, webhook);
 
     // Leader election: standbys serve probes and metrics and keep their
     // caches synced (so /readyz says whether they could lead), but start no
@@ -116,6 +140,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             held = elector.acquire() => leadership = Some(held),
             r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
             r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+            r = &mut webhook => return r.map_err(Error::Webhook),
             _ = standby_caches(client.clone(), args.namespace.as_deref(), readiness.clone()) => {}
             _ = shutdown_signal() => {
                 info!("stopped while standing by");
@@ -148,6 +173,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         metrics.clone(),
     );
 
+    // Only an operator of all namespaces sees every claim to migrate.
+    let migration = async {
+        if args.namespace.is_none() {
+            crate::migration::run(client.clone(), std::time::Duration::from_secs(30)).await;
+        }
+        std::future::pending::<()>().await
+    };
+
     let lost = async {
         match leadership.as_mut() {
             Some(held) => held.hold().await,
@@ -160,8 +193,10 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         _ = revisions => info!("revision controller stopped"),
         _ = postgres => info!("postgres provider stopped"),
         _ = aws => info!("aws provider stopped"),
+        _ = migration => {}
         r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
         r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
+        r = &mut webhook => return r.map_err(Error::Webhook),
         // Returning drops every controller future: no reconcile runs past here.
         lost = lost => return Err(Error::LeaseLost(lost)),
     }

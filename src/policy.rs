@@ -274,6 +274,7 @@ mod tests {
             CompositionSpec {
                 engines: vec![Engine::Postgres],
                 resources: vec![],
+                claim_api_version: None,
             },
         );
         c.metadata.labels = Some(

@@ -222,6 +222,7 @@ mod tests {
             CompositionSpec {
                 engines: engines.to_vec(),
                 resources: vec![],
+                claim_api_version: None,
             },
         );
         c.metadata.labels = Some(

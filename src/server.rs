@@ -12,17 +12,35 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Set once the caches are synced (and, with leader election, whether or
-/// not this replica leads).
+/// Ready once the caches are synced (and, with leader election, whether or
+/// not this replica leads) and the conversion webhook serves: the API server
+/// reads every DatabaseClaim through it.
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    caches: Arc<AtomicBool>,
+    webhook: Arc<AtomicBool>,
+}
 
 impl Readiness {
     pub fn set_ready(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.caches.store(true, Ordering::Relaxed);
+    }
+    pub fn set_webhook_serving(&self) {
+        self.webhook.store(true, Ordering::Relaxed);
     }
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.caches.load(Ordering::Relaxed) && self.webhook.load(Ordering::Relaxed)
+    }
+    /// What /readyz says while not ready.
+    fn waiting_for(&self) -> &'static str {
+        match (
+            self.caches.load(Ordering::Relaxed),
+            self.webhook.load(Ordering::Relaxed),
+        ) {
+            (false, false) => "caches not synced, conversion webhook not serving",
+            (false, true) => "caches not synced",
+            _ => "conversion webhook not serving",
+        }
     }
 }
 
@@ -53,11 +71,12 @@ pub async fn serve_probes(addr: SocketAddr, readiness: Readiness) -> std::io::Re
             "/readyz",
             get(move || {
                 let ready = readiness.is_ready();
+                let waiting = readiness.waiting_for();
                 async move {
                     if ready {
                         (StatusCode::OK, "ok").into_response()
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced").into_response()
+                        (StatusCode::SERVICE_UNAVAILABLE, waiting).into_response()
                     }
                 }
             }),

@@ -761,3 +761,212 @@ fn validate_checks_a_revision_and_render_accepts_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("belongs to no composition"));
 }
+
+// ---- crds --check-compat ---------------------------------------------------
+
+#[test]
+fn crds_are_compatible_with_the_baseline() {
+    let out = dbclaim(&["crds", "--check-compat", "compat/baseline"]);
+    assert!(
+        out.status.success(),
+        "today's CRDs break the baseline:\n{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// compat/baseline with its DatabaseClaim CRD edited by `edit`, in a temp dir.
+fn baseline_with(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(root().join("compat/baseline")).unwrap_or_else(|e| panic!("{e}"))
+    {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let file = dir.path().join("databaseclaims.dbclaim.io.yaml");
+    let mut crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    edit(&mut crd);
+    std::fs::write(
+        &file,
+        serde_yaml::to_string(&crd).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+fn spec_schema(crd: &mut serde_json::Value) -> &mut serde_json::Value {
+    &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+}
+
+#[test]
+fn check_compat_fails_with_one_line_per_break() {
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "removed served version",
+            Box::new(|crd| {
+                let mut old = crd["spec"]["versions"][0].clone();
+                old["name"] = "v1alpha0".into();
+                old["storage"] = false.into();
+                crd["spec"]["versions"].as_array_mut().unwrap().push(old);
+            }),
+            "databaseclaims.dbclaim.io: served version v1alpha0 removed",
+        ),
+        (
+            "stored version no longer served",
+            Box::new(|crd| {
+                crd["status"] = serde_json::json!({"storedVersions": ["v1alpha0", "v1alpha1"]})
+            }),
+            "databaseclaims.dbclaim.io: stored version v1alpha0 is no longer served",
+        ),
+        (
+            "removed field",
+            Box::new(|crd| {
+                spec_schema(crd)["properties"]["legacy"] = serde_json::json!({"type": "string"});
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec.legacy: field removed",
+        ),
+        (
+            "narrowed enum",
+            Box::new(|crd| {
+                spec_schema(crd)["properties"]["size"]["enum"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push("xlarge".into());
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec.size: enum narrowed: no longer accepts \"xlarge\"",
+        ),
+        (
+            "narrowed pattern",
+            Box::new(|crd| {
+                spec_schema(crd)["properties"]["databaseName"]["pattern"] = "^.*$".into();
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec.databaseName: pattern changed",
+        ),
+        (
+            "narrowed range",
+            Box::new(|crd| {
+                spec_schema(crd)["properties"]["storageGB"]["maximum"] = 100000.0.into();
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec.storageGB: maximum lowered to 65536 (was 100000.0)",
+        ),
+        (
+            "new required field",
+            Box::new(|crd| {
+                spec_schema(crd)["required"] = serde_json::json!([]);
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec: new required field engine",
+        ),
+        (
+            "changed type",
+            Box::new(|crd| {
+                spec_schema(crd)["properties"]["storageGB"] = serde_json::json!({"type": "string"});
+            }),
+            "databaseclaims.dbclaim.io v1alpha1: .spec.storageGB: type changed from \"string\" to \"integer\"",
+        ),
+    ];
+    for (kind, edit, line) in cases {
+        let dir = baseline_with(edit);
+        let out = dbclaim(&["crds", "--check-compat", &dir.path().display().to_string()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{kind}: {stdout}{}",
+            text(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{kind}: one line per break:\n{stdout}");
+        assert!(lines[0].starts_with(line), "{kind}:\n{stdout}");
+        assert!(
+            text(&out.stderr).contains("1 incompatible change"),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn check_compat_passes_an_additive_change() {
+    // The old release lacked parameters and knew fewer kinds: today adds them.
+    let dir = baseline_with(|crd| {
+        spec_schema(crd)["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("parameters");
+    });
+    std::fs::remove_file(dir.path().join("rdsinstances.aws.dbclaim.io.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dbclaim(&["crds", "--check-compat", &dir.path().display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+// ---- API versions ------------------------------------------------------------
+
+#[test]
+fn render_takes_a_v1beta1_claim_and_composes_the_same_objects() {
+    let composition = "compositions/aws-rds-postgres.yaml";
+    let old = dbclaim(&["render", "-c", "examples/claim.yaml", "-C", composition]);
+    let new = dbclaim(&[
+        "render",
+        "-c",
+        "examples/claim-v1beta1.yaml",
+        "-C",
+        composition,
+    ]);
+    assert!(
+        old.status.success() && new.status.success(),
+        "{}",
+        text(&new.stderr)
+    );
+    let (old, new) = (text(&old.stdout), text(&new.stdout));
+    // The claim is printed in its own version, the composed objects alike.
+    let body = |s: &str| s.splitn(3, "---\n").nth(2).unwrap_or_default().to_string();
+    assert_eq!(body(&old), body(&new));
+    assert!(new.contains("apiVersion: dbclaim.io/v1beta1") && new.contains("storage: 50Gi"));
+}
+
+#[test]
+fn validate_checks_paths_against_the_declared_claim_version() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let comp = |version: &str, field: &str| {
+        format!(
+            r#"apiVersion: dbclaim.io/v1alpha1
+kind: Composition
+metadata: {{name: c}}
+spec:
+  claimAPIVersion: {version}
+  engines: [postgres]
+  resources:
+  - name: cm
+    base: {{apiVersion: v1, kind: ConfigMap}}
+    patches:
+    - {{fromFieldPath: spec.{field}, toFieldPath: data.storage, transforms: [{{type: convert, convert: {{toType: string}}}}]}}
+"#
+        )
+    };
+    for (version, field, ok) in [
+        ("dbclaim.io/v1alpha1", "storageGB", true),
+        ("dbclaim.io/v1beta1", "storage", true),
+        ("dbclaim.io/v1beta1", "storageGB", false),
+        ("dbclaim.io/v1alpha1", "storage", false),
+    ] {
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, comp(version, field)).unwrap_or_else(|e| panic!("{e}"));
+        let out = dbclaim(&["validate", &file.display().to_string()]);
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{version} {field}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}

@@ -93,9 +93,7 @@ impl Cluster {
             client,
             down: false,
         };
-        cluster
-            .kubectl(&["apply", "--server-side", "-f", "crds/"])
-            .await?;
+        // e2e/cluster installed the CRDs, pointed at its conversion webhook.
         cluster
             .kubectl(&[
                 "wait",

@@ -948,7 +948,7 @@ async fn postgres_and_mysql_claims_on_rds_become_ready_and_grow() {
     let id = dbclaim::naming::composed_name(&ns, "orders", "instance");
     kubectl_ok([
         "patch",
-        "databaseclaim",
+        "databaseclaims.v1alpha1.dbclaim.io",
         "orders",
         "-n",
         &ns,
@@ -1009,7 +1009,7 @@ async fn emulator_outage_is_reported_on_the_claim_then_recovers() {
     w.proxy.stop().await;
     kubectl_ok([
         "patch",
-        "databaseclaim",
+        "databaseclaims.v1alpha1.dbclaim.io",
         "app",
         "-n",
         &ns,

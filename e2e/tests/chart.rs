@@ -148,12 +148,16 @@ impl Release {
         support::apply_crds();
         let (_dir, file) = values_file(values);
         let chart = chart_dir().display().to_string();
+        // --skip-crds: apply_crds installed them pointed at the plane's
+        // conversion webhook (a URL), which the chart's CRD (a Service the
+        // operator points at) would clash with.
         helm_ok([
             "install",
             name,
             &chart,
             "--namespace",
             namespace,
+            "--skip-crds",
             "-f",
             &file,
         ]);
@@ -344,6 +348,7 @@ metrics:
   prometheusRule: {{enabled: true, labels: {{release: prometheus}}, notReadyFor: 1h, timeToReadyObjectiveSeconds: 900, failureRatioObjective: 0.05}}
   grafanaDashboard: {{enabled: true, namespace: {namespace}, labels: {{release: prometheus}}, annotations: {{grafana_folder: Databases}}}}
 probes: {{port: 9091}}
+webhook: {{port: 9444, certManager: {{enabled: true, duration: 720h}}}}
 compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true, cnpgPostgres: true}}
 providerConfigs:
   postgres:
@@ -400,24 +405,27 @@ fn has_path(v: &Value, path: &str) -> bool {
     path.split('.').try_fold(v, |v, k| v.get(k)).is_some()
 }
 
-/// Stand-ins for prometheus-operator's CRDs, so ServiceMonitor and
-/// PrometheusRule are accepted by the API server (kind and group checked;
-/// their schemas belong to prometheus-operator).
+/// Stand-ins for prometheus-operator's and cert-manager's CRDs, so
+/// ServiceMonitor, PrometheusRule, Issuer and Certificate are accepted by
+/// the API server (kind and group checked; their schemas belong to those
+/// projects).
 fn apply_monitoring_crds() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let mut yaml = String::new();
-        for (kind, plural) in [
-            ("ServiceMonitor", "servicemonitors"),
-            ("PrometheusRule", "prometheusrules"),
+        for (kind, plural, group) in [
+            ("ServiceMonitor", "servicemonitors", "monitoring.coreos.com"),
+            ("PrometheusRule", "prometheusrules", "monitoring.coreos.com"),
+            ("Issuer", "issuers", "cert-manager.io"),
+            ("Certificate", "certificates", "cert-manager.io"),
         ] {
             yaml.push_str(&format!(
                 r#"---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {{name: {plural}.monitoring.coreos.com}}
+metadata: {{name: {plural}.{group}}}
 spec:
-  group: monitoring.coreos.com
+  group: {group}
   scope: Namespaced
   names: {{kind: {kind}, plural: {plural}, listKind: {kind}List, singular: {singular}}}
   versions:
@@ -437,6 +445,8 @@ spec:
             "--timeout=60s",
             "crd/servicemonitors.monitoring.coreos.com",
             "crd/prometheusrules.monitoring.coreos.com",
+            "crd/issuers.cert-manager.io",
+            "crd/certificates.cert-manager.io",
         ]);
     });
 }
@@ -563,8 +573,51 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
         container["image"],
         format!("ghcr.io/dbclaim/dbclaim:{app_version}")
     );
-    assert_eq!(of_kind(&docs, "Service").len(), 1);
+    // The metrics Service and the webhook's.
+    assert_eq!(of_kind(&docs, "Service").len(), 2);
     assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    // The conversion webhook: served on 9443 with the chart's generated
+    // certificate, behind a Service the operator points the CRD at.
+    let webhook = of_kind(&docs, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "e2e-render-dbclaim-webhook")
+        .unwrap_or_else(|| panic!("no webhook Service"));
+    assert_eq!(webhook["spec"]["ports"][0]["port"], 443);
+    assert_eq!(webhook["spec"]["ports"][0]["targetPort"], "webhook");
+    let ports = container["ports"].as_array().cloned().unwrap_or_default();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p["name"] == "webhook" && p["containerPort"] == 9443),
+        "{ports:?}"
+    );
+    for want in [
+        "--webhook-bind-address=0.0.0.0:9443",
+        "--webhook-cert-dir=/etc/dbclaim/webhook",
+        &format!("--webhook-service={ns}/e2e-render-dbclaim-webhook"),
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/etc/dbclaim/webhook"
+    );
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "e2e-render-dbclaim-webhook-tls"
+    );
+    let tls = of_kind(&docs, "Secret")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "e2e-render-dbclaim-webhook-tls")
+        .unwrap_or_else(|| panic!("no webhook Secret"));
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        assert!(
+            tls["data"][key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}"
+        );
+    }
+    assert!(of_kind(&docs, "Certificate").is_empty());
     assert!(of_kind(&docs, "Composition").is_empty());
 
     // Every value: each shows up where it should.
@@ -601,6 +654,27 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
     );
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
+    // cert-manager issues the webhook's certificate: no generated Secret.
+    let certificates = of_kind(&docs, "Certificate");
+    assert_eq!(certificates.len(), 2, "a CA and the serving certificate");
+    let serving = certificates
+        .iter()
+        .find(|c| c["spec"]["secretName"] == "e2e-render-dbc-webhook-tls")
+        .unwrap_or_else(|| panic!("no serving Certificate: {certificates:?}"));
+    assert_eq!(serving["spec"]["duration"], "720h");
+    assert_eq!(
+        strings(&serving["spec"]["dnsNames"])[0],
+        format!("e2e-render-dbc-webhook.{ns}.svc")
+    );
+    assert!(
+        !of_kind(&docs, "Secret")
+            .iter()
+            .any(|s| s["metadata"]["name"] == "e2e-render-dbc-webhook-tls")
+    );
+    assert!(
+        strings(&pod["containers"][0]["args"])
+            .contains(&"--webhook-bind-address=0.0.0.0:9444".to_string())
+    );
     assert_eq!(of_kind(&docs, "Composition").len(), 6);
     for composition in of_kind(&docs, "Composition") {
         let name = composition["metadata"]["name"].as_str().unwrap_or_default();
@@ -637,9 +711,13 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
 
     // Switches off.
     let docs = documents(&template("e2e-render", ns, MINIMAL).unwrap());
-    for kind in ["ServiceAccount", "ClusterRole", "Role", "Service"] {
+    for kind in ["ServiceAccount", "ClusterRole", "Role"] {
         assert!(of_kind(&docs, kind).is_empty(), "{kind} rendered");
     }
+    // Only the webhook's Service: the API server needs it.
+    let services = of_kind(&docs, "Service");
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0]["metadata"]["name"], "dbclaim-minimal-webhook");
     let deployment = one(&docs, "Deployment");
     assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     assert_eq!(

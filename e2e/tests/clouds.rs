@@ -92,9 +92,10 @@ impl<P> Drop for Double<P> {
 /// Grows a claim's storageGB, as a developer would.
 fn grow_storage(ns: &str, claim: &str, gb: u32) {
     let patch = format!(r#"{{"spec":{{"storageGB":{gb}}}}}"#);
+    // v1alpha1 by name: the preferred version (v1beta1) has no storageGB.
     kubectl_ok([
         "patch",
-        "dbc",
+        "databaseclaims.v1alpha1.dbclaim.io",
         claim,
         "-n",
         ns,

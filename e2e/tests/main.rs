@@ -1,6 +1,7 @@
 //! End-to-end tests against a real API server. Run them with `e2e/run-tests`,
 //! which starts a local control plane and sets KUBECONFIG.
 
+mod api_versions;
 mod aws;
 mod aws_settings;
 mod chart;

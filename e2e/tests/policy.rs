@@ -86,7 +86,7 @@ async fn claim_policy_limits_sizes_and_storage_and_a_running_claim_keeps_its_dat
     kubectl_ok(["delete", "dbc", "three", "-n", ns]);
     kubectl_ok([
         "patch",
-        "dbc",
+        "databaseclaims.v1alpha1.dbclaim.io",
         "one",
         "-n",
         ns,
@@ -385,7 +385,7 @@ async fn with_the_admission_policy_on_bad_claims_are_refused_by_kubectl_apply() 
     // An edit that breaks the limit is refused too.
     let grow = kubectl([
         "patch",
-        "dbc",
+        "databaseclaims.v1alpha1.dbclaim.io",
         "my",
         "-n",
         ns,

@@ -76,9 +76,10 @@ fn assert_refused_any(out: std::process::Output, what: &str, needles: &[&str], a
 }
 
 fn patch(ns: &str, name: &str, kind: &str, patch: &str) -> std::process::Output {
+    // v1alpha1 by name: the preferred version (v1beta1) has no storageGB.
     kubectl([
         "patch",
-        "databaseclaim",
+        "databaseclaims.v1alpha1.dbclaim.io",
         name,
         "-n",
         ns,

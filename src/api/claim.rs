@@ -181,7 +181,7 @@ pub const MAX_PARAMETER_VALUE_LEN: usize = 1024;
 // The schemas below bound every tenant-written field of a claim, so no
 // tenant can exhaust the operator's memory (audit M4).
 
-fn bounded_parameters(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn bounded_parameters(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Free-form inputs for compositions: at most 64, names of at most 63 characters, values of at most 1 KiB.",
         "type": "object",
@@ -194,7 +194,7 @@ fn bounded_parameters(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-fn bounded_name_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn bounded_name_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Pick exactly this composition.",
         "type": "object",
@@ -204,7 +204,7 @@ fn bounded_name_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-fn bounded_revision_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn bounded_revision_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Render exactly this CompositionRevision (of the selected composition).",
         "type": "object",
@@ -214,7 +214,7 @@ fn bounded_revision_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-fn bounded_label_selector(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+pub(super) fn bounded_label_selector(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Pick a composition by its labels.",
         "type": "object",

@@ -38,6 +38,41 @@ pub struct CompositionSpec {
     /// Keyed by `name`, so the API server itself refuses duplicates.
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub resources: Vec<ComposedTemplate>,
+    /// The DatabaseClaim version patches read and write (`fromFieldPath`,
+    /// `toFieldPath` on the claim): claims are converted to it before
+    /// rendering. Default `dbclaim.io/v1alpha1`.
+    #[serde(
+        default,
+        rename = "claimAPIVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub claim_api_version: Option<ClaimApiVersion>,
+}
+
+/// A DatabaseClaim version a composition reads claims in.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ClaimApiVersion {
+    #[default]
+    #[serde(rename = "dbclaim.io/v1alpha1")]
+    V1alpha1,
+    #[serde(rename = "dbclaim.io/v1beta1")]
+    V1beta1,
+}
+
+impl ClaimApiVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimApiVersion::V1alpha1 => crate::conversion::V1ALPHA1,
+            ClaimApiVersion::V1beta1 => crate::conversion::V1BETA1,
+        }
+    }
+}
+
+impl CompositionSpec {
+    /// The claim version this composition's patches see.
+    pub fn claim_version(&self) -> ClaimApiVersion {
+        self.claim_api_version.unwrap_or_default()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -36,6 +36,11 @@ pub enum EngineError {
         name: String,
         error: DetailError,
     },
+    #[error("cannot read the claim as {version} (the composition's claimAPIVersion): {error}")]
+    ClaimVersion {
+        version: &'static str,
+        error: crate::conversion::ConversionError,
+    },
     #[error("resource \"{resource}\": {error}")]
     Resource {
         resource: String,
@@ -47,7 +52,7 @@ impl EngineError {
     /// The composition resource (template) the error is about, if any.
     pub fn resource(&self) -> Option<&str> {
         match self {
-            EngineError::ClaimWithoutName => None,
+            EngineError::ClaimWithoutName | EngineError::ClaimVersion { .. } => None,
             EngineError::DuplicateResource(r) => Some(r),
             EngineError::Patch { resource, .. }
             | EngineError::ReadinessCheck { resource, .. }

@@ -88,11 +88,21 @@ fn parse(s: &str) -> Result<Parsed, QuantityError> {
 
 /// The quantity as an integer, rounded up as `Quantity.Value()` does.
 pub fn to_i64(s: &str) -> Result<i64, QuantityError> {
+    to_i64_rounded(s).map(|(value, _)| value)
+}
+
+/// The quantity as an integer when it is one exactly (`1.5` is not; `1.5Ki` is).
+pub fn to_i64_exact(s: &str) -> Result<Option<i64>, QuantityError> {
+    to_i64_rounded(s).map(|(value, exact)| exact.then_some(value))
+}
+
+/// The quantity rounded up, and whether no rounding happened.
+fn to_i64_rounded(s: &str) -> Result<(i64, bool), QuantityError> {
     let q = parse(s)?;
     let range = || QuantityError::OutOfRange(s.to_string());
     let digits = q.digits.trim_start_matches('0');
     if digits.is_empty() {
-        return Ok(0);
+        return Ok((0, true));
     }
     // 38 digits always fit an i128; a quantity with more significant digits
     // is refused rather than rounded.
@@ -131,7 +141,9 @@ pub fn to_i64(s: &str) -> Result<i64, QuantityError> {
     } else {
         whole + 1
     };
-    i64::try_from(value).map_err(|_| range())
+    i64::try_from(value)
+        .map(|v| (v, exact))
+        .map_err(|_| range())
 }
 
 /// The quantity as a float, as `Quantity.AsApproximateFloat64()` does.

@@ -13,7 +13,7 @@ use super::scope::is_core_secret;
 use super::value::kind_of;
 use super::{ComposedResource, RenderRequest, Rendered, Scope, connection};
 use crate::api::DeletionPolicy;
-use crate::api::composition::{ComposedTemplate, PatchType};
+use crate::api::composition::{ClaimApiVersion, ComposedTemplate, PatchType};
 use crate::contract::{
     CREDENTIALS_GRACE_ANNOTATION, LABEL_CLAIM_NAME, LABEL_CLAIM_NAMESPACE, LABEL_CLAIM_UID,
     LABEL_COMPOSITION, LABEL_DELETION_POLICY, LABEL_RESOURCE, ROTATE_CREDENTIALS_ANNOTATION,
@@ -63,6 +63,16 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
     };
 
     let mut source = claim_source(claim, namespace);
+    // Patches read the claim in the version the composition declares.
+    let version = req.composition.claim_version();
+    if version != ClaimApiVersion::V1alpha1 {
+        source = crate::conversion::convert(&source, version.as_str()).map_err(|error| {
+            EngineError::ClaimVersion {
+                version: version.as_str(),
+                error,
+            }
+        })?;
+    }
     // The composed objects' names, so one object can reference another
     // (Config Connector's instanceRef, a SQLUser's password Secret): the
     // names carry a hash that no patch could compute.

@@ -598,6 +598,7 @@ fn resources_come_out_in_composition_order() {
     let comp = CompositionSpec {
         engines: vec![Engine::Postgres],
         resources,
+        claim_api_version: None,
     };
     let out = render_with(&orders_claim(), &comp, &BTreeMap::new()).unwrap();
     assert_eq!(

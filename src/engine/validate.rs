@@ -24,8 +24,9 @@ use super::transform::{compile, conversion_supported, format_allowed};
 use crate::api::CompositionSpec;
 use crate::api::DatabaseClaim;
 use crate::api::composition::{
-    ComposedTemplate, ConvertFormat, ConvertToType, MatchFallbackTo, MatchPatternType,
-    MathTransformType, Patch, PatchType, StringTransformType, Transform, TransformType,
+    ClaimApiVersion, ComposedTemplate, ConvertFormat, ConvertToType, MatchFallbackTo,
+    MatchPatternType, MathTransformType, Patch, PatchType, StringTransformType, Transform,
+    TransformType,
 };
 use crate::naming::is_dns_label;
 
@@ -87,7 +88,7 @@ pub fn patch_outputs(spec: &CompositionSpec) -> BTreeMap<(String, usize), PatchO
 
 fn validator(spec: &CompositionSpec) -> Validator {
     let mut v = Validator {
-        schema: claim_schema(),
+        schema: claim_schema(spec.claim_version()),
         resources: spec.resources.iter().map(|t| t.name.clone()).collect(),
         problems: Vec::new(),
         outputs: BTreeMap::new(),
@@ -126,8 +127,12 @@ struct Validator {
     outputs: BTreeMap<(String, usize), Ty>,
 }
 
-fn claim_schema() -> Value {
-    let crd = DatabaseClaim::crd();
+/// The DatabaseClaim schema of the version the composition reads claims in.
+fn claim_schema(version: ClaimApiVersion) -> Value {
+    let crd = match version {
+        ClaimApiVersion::V1alpha1 => DatabaseClaim::crd(),
+        ClaimApiVersion::V1beta1 => crate::api::v1beta1::DatabaseClaim::crd(),
+    };
     crd.spec
         .versions
         .first()

@@ -170,14 +170,53 @@ pub fn apply_crds() {
             dir.display()
         );
         let dir = dir.to_str().expect("utf-8 path");
-        kubectl_ok([
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=dbclaim-e2e",
-            "-f",
-            dir,
-        ]);
+        match conversion_target() {
+            // The DatabaseClaim CRD pointed at the plane's conversion webhook,
+            // as e2e/cluster installed them (the same field manager, so a no-op).
+            Some((url, ca)) => {
+                let out = Command::new(operator::operator_binary())
+                    .args([
+                        "crds",
+                        "--conversion-url",
+                        &url,
+                        "--conversion-ca-file",
+                        &ca,
+                    ])
+                    .output()
+                    .unwrap_or_else(|e| panic!("cannot run dbclaim crds: {e}"));
+                assert!(
+                    out.status.success(),
+                    "dbclaim crds failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let out = kubectl_with_stdin(
+                    [
+                        "apply",
+                        "--server-side",
+                        "--force-conflicts",
+                        "--field-manager=dbclaim-e2e",
+                        "-f",
+                        "-",
+                    ],
+                    &String::from_utf8_lossy(&out.stdout),
+                );
+                assert!(
+                    out.status.success(),
+                    "applying the CRDs failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => {
+                kubectl_ok([
+                    "apply",
+                    "--server-side",
+                    "--force-conflicts",
+                    "--field-manager=dbclaim-e2e",
+                    "-f",
+                    dir,
+                ]);
+            }
+        }
         kubectl_ok([
             "wait",
             "--for=condition=Established",
@@ -186,6 +225,13 @@ pub fn apply_crds() {
             dir,
         ]);
     });
+}
+
+/// The conversion webhook e2e/cluster runs for the plane: (URL, CA file).
+pub fn conversion_target() -> Option<(String, String)> {
+    let url = std::env::var("DBCLAIM_E2E_CONVERSION_URL").ok()?;
+    let ca = std::env::var("DBCLAIM_E2E_CONVERSION_CA").ok()?;
+    Some((url, ca))
 }
 
 /// Fetches (once, cached by `e2e/fetch-crds`) and applies the cloud

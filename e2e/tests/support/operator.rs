@@ -27,6 +27,23 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// Every operator serves the conversion webhook (its readiness waits for
+/// it), on a port of its own and with the plane's webhook certificate; the
+/// API server itself uses the plane's webhook (e2e/cluster). A test that
+/// sets either flag itself gets no default for it.
+fn webhook_args(extra: &[&str]) -> Vec<String> {
+    let mut args = Vec::new();
+    if !extra.contains(&"--webhook-bind-address") {
+        args.extend(["--webhook-bind-address".into(), "127.0.0.1:0".into()]);
+    }
+    if !extra.contains(&"--webhook-cert-dir")
+        && let Ok(dir) = std::env::var("DBCLAIM_E2E_WEBHOOK_CERT_DIR")
+    {
+        args.extend(["--webhook-cert-dir".into(), dir]);
+    }
+    args
+}
+
 pub struct Operator {
     child: Option<Child>,
     log: PathBuf,
@@ -82,6 +99,7 @@ impl Operator {
             .arg(format!("127.0.0.1:{}", self.probes_port))
             .arg("--operator-namespace")
             .arg(OPERATOR_NAMESPACE)
+            .args(webhook_args(extra))
             .args(extra)
             .env("KUBECONFIG", kubeconfig())
             .env(
