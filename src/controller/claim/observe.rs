@@ -25,6 +25,8 @@ use crate::naming;
 pub struct Observed {
     pub kinds: BTreeMap<String, Kind>,
     pub objects: BTreeMap<String, engine::Observed>,
+    /// Connection details (or their absence) came from the Secret cache.
+    pub from_cache: bool,
 }
 
 pub async fn observe(
@@ -38,6 +40,7 @@ pub async fn observe(
     let mut observed = Observed {
         kinds: BTreeMap::new(),
         objects: BTreeMap::new(),
+        from_cache: false,
     };
     for t in &selected.composition.spec.resources {
         let (api_version, kind_name) = base_kind(&t.base).ok_or_else(|| ComposedError::NoKind {
@@ -163,11 +166,13 @@ pub fn dynamic_api(ctx: &Context, kind: &Kind, ns: &str) -> Api<DynamicObject> {
 /// where the rendered object (never the observed one, which a tenant may
 /// have edited) names it; true when any details were read, so the caller
 /// renders again with them.
+/// With `fresh`, every Secret is read from the API server, not the cache.
 pub async fn connections(
     claim: &DatabaseClaim,
     desired: &Rendered,
     observed: &mut Observed,
     ctx: &Context,
+    fresh: bool,
 ) -> Result<bool, ComposedError> {
     let claim_ns = claim.namespace().unwrap_or_default();
     let mut read = false;
@@ -187,9 +192,19 @@ pub async fn connections(
         // the claim's labels onto theirs); read when it does not: a Secret
         // written before those labels, or one the cache has not seen yet.
         let key = ObjectRef::new(&source.name).within(&source.namespace);
-        let secret = match ctx.secrets.lookup(&key).await.flatten() {
-            Some(s) => Some((*s).clone()),
-            None if secret_absent(ctx, &source.namespace, &source.name).await => None,
+        let cached = match fresh {
+            true => None,
+            false => ctx.secrets.lookup(&key).await.flatten(),
+        };
+        let secret = match cached {
+            Some(s) => {
+                observed.from_cache = true;
+                Some((*s).clone())
+            }
+            None if !fresh && secret_absent(ctx, &source.namespace, &source.name).await => {
+                observed.from_cache = true;
+                None
+            }
             None => {
                 let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &source.namespace);
                 let object = format!("Secret {}/{}", source.namespace, source.name);
