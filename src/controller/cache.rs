@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use super::context::Recent;
 
 /// How long a reconcile waits for a cache's first list before it reads
-/// from the API server instead (once; a cache that missed it is not
-/// waited for again until it syncs).
+/// from the API server instead (once; a cache that missed it, or whose list
+/// failed, is not waited for again until it syncs).
 const SYNC_WAIT: Duration = Duration::from_secs(20);
 
 /// A reflector's store and a ready flag many reconciles can wait on
@@ -39,7 +39,9 @@ where
     K::DynamicType: Hash + Eq,
 {
     store: Option<Store<K>>,
-    ready: watch::Receiver<bool>,
+    /// None while the first list runs; Some(true) once synced; Some(false)
+    /// while the list fails (reconciles read from the API server meanwhile).
+    ready: watch::Receiver<Option<bool>>,
     gave_up: Arc<AtomicBool>,
 }
 
@@ -64,7 +66,7 @@ where
     /// No cache: every lookup answers "ask the API server" (tests that
     /// script the API server's answers).
     pub fn none() -> Self {
-        let (_, ready) = watch::channel(false);
+        let (_, ready) = watch::channel(None);
         Self {
             store: None,
             ready,
@@ -93,15 +95,23 @@ where
     ) -> Self {
         let writer = reflector::store::Writer::new(dyntype);
         let store = writer.as_reader();
-        let (ready_tx, ready) = watch::channel(false);
+        let (ready_tx, ready) = watch::channel(None);
         tokio::spawn(async move {
             let events = events.default_backoff().modify(slim);
             let mut events = std::pin::pin!(reflector::reflector(writer, events));
             while let Some(event) = events.next().await {
-                let Ok(event) = event else { continue };
+                let Ok(event) = event else {
+                    // The list failed (RBAC that forbids it, a kind gone):
+                    // reconciles read from the API server at once instead
+                    // of waiting for a list that may never come.
+                    if *ready_tx.borrow() != Some(true) {
+                        let _ = ready_tx.send(Some(false));
+                    }
+                    continue;
+                };
                 match event {
                     watcher::Event::InitDone => {
-                        let _ = ready_tx.send(true);
+                        let _ = ready_tx.send(Some(true));
                     }
                     watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
                         if !touched(&o) {
@@ -110,7 +120,7 @@ where
                     }
                     // A re-list after a lost watch: wake what it brings
                     // back, as the watches before the caches did.
-                    watcher::Event::InitApply(o) if *ready_tx.borrow() => {
+                    watcher::Event::InitApply(o) if *ready_tx.borrow() == Some(true) => {
                         if !touched(&o) {
                             return;
                         }
@@ -147,7 +157,7 @@ where
         for o in objects {
             writer.apply_watcher_event(&watcher::Event::Apply(o));
         }
-        let (_, ready) = watch::channel(true);
+        let (_, ready) = watch::channel(Some(true));
         Self {
             store: Some(writer.as_reader()),
             ready,
@@ -159,15 +169,25 @@ where
     /// synced cache to ask (the caller reads from the API server).
     pub async fn lookup(&self, key: &ObjectRef<K>) -> Option<Option<Arc<K>>> {
         let store = self.store.as_ref()?;
-        if !*self.ready.borrow() {
-            if self.gave_up.load(Ordering::Relaxed) {
-                return None;
-            }
-            let mut ready = self.ready.clone();
-            let synced = tokio::time::timeout(SYNC_WAIT, ready.wait_for(|r| *r)).await;
-            if !matches!(synced, Ok(Ok(_))) {
-                self.gave_up.store(true, Ordering::Relaxed);
-                return None;
+        let state = *self.ready.borrow();
+        match state {
+            Some(true) => {}
+            Some(false) => return None,
+            None => {
+                if self.gave_up.load(Ordering::Relaxed) {
+                    return None;
+                }
+                let mut ready = self.ready.clone();
+                let waited = tokio::time::timeout(SYNC_WAIT, ready.wait_for(Option::is_some)).await;
+                let timed_out = waited.is_err();
+                let synced = matches!(&waited, Ok(Ok(r)) if **r == Some(true));
+                drop(waited);
+                if timed_out {
+                    self.gave_up.store(true, Ordering::Relaxed);
+                }
+                if !synced {
+                    return None;
+                }
             }
         }
         Some(store.get(key))
@@ -179,7 +199,7 @@ where
             return;
         }
         let mut ready = self.ready.clone();
-        let _ = ready.wait_for(|r| *r).await;
+        let _ = ready.wait_for(|r| *r == Some(true)).await;
     }
 }
 
