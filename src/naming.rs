@@ -108,10 +108,42 @@ pub fn is_dns_label(s: &str) -> bool {
         && bytes[bytes.len() - 1] != b'-'
 }
 
+/// Whether `s` is a DNS-1123 subdomain (the names of most kinds, Secrets
+/// among them): at most 253 characters, dot-separated DNS-1123 labels.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn dns_subdomains() {
+        for ok in [
+            "a",
+            "a-app",
+            "a.b-c.d",
+            "x0",
+            &format!("{}.b", "a".repeat(63)),
+        ] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a-",
+            "a.",
+            ".a",
+            "a..b",
+            "a.-b",
+            "A",
+            "a_b",
+            &"a.".repeat(127),
+        ] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn short_names_read_as_the_claim_plus_a_hash() {

@@ -344,7 +344,7 @@ metrics:
   prometheusRule: {{enabled: true, labels: {{release: prometheus}}, notReadyFor: 1h, timeToReadyObjectiveSeconds: 900, failureRatioObjective: 0.05}}
   grafanaDashboard: {{enabled: true, namespace: {namespace}, labels: {{release: prometheus}}, annotations: {{grafana_folder: Databases}}}}
 probes: {{port: 9091}}
-compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true}}
+compositions: {{sharedPostgres: true, awsRdsPostgres: true, awsRdsMysql: true, gcpCloudsqlPostgres: true, gcpCloudsqlMysql: true, cnpgPostgres: true}}
 providerConfigs:
   postgres:
     enabled: true
@@ -601,7 +601,7 @@ async fn chart_lints_and_renders_with_defaults_and_every_value() {
     );
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
-    assert_eq!(of_kind(&docs, "Composition").len(), 5);
+    assert_eq!(of_kind(&docs, "Composition").len(), 6);
     for composition in of_kind(&docs, "Composition") {
         let name = composition["metadata"]["name"].as_str().unwrap_or_default();
         let shipped =

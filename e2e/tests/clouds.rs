@@ -7,6 +7,8 @@
 //! `Updating`, `UpToDate` or `UpdateFailed`; `privateIpAddress` and
 //! `connectionName` on a SQLInstance).
 
+mod cnpg;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,57 +48,95 @@ enum Phase {
     UpdateFailed(String),
 }
 
-/// Config Connector's part: every composed SQL* object of the namespace
-/// gets the status its controller would write for the current phase.
-struct ConfigConnectorDouble {
-    phase: Arc<Mutex<Phase>>,
+/// A cloud operator's test double: every 300 ms `tick` writes what the
+/// operator would for the current phase; `set` changes the phase.
+struct Double<P> {
+    phase: Arc<Mutex<P>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl ConfigConnectorDouble {
-    fn start(ns: &str) -> Self {
-        let phase = Arc::new(Mutex::new(Phase::Updating));
-        let (ns, shared) = (ns.to_string(), phase.clone());
+impl<P: Clone + Send + 'static> Double<P> {
+    fn start<F, Fut>(initial: P, tick: F) -> Self
+    where
+        F: Fn(P) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let phase = Arc::new(Mutex::new(initial.clone()));
+        let shared = phase.clone();
         let task = tokio::spawn(async move {
             loop {
-                let now = shared.lock().map(|p| p.clone()).unwrap_or(Phase::Updating);
-                for kind in KINDS {
-                    let api = api(&ns, kind).await;
-                    let Ok(list) = api.list(&Default::default()).await else {
-                        continue;
-                    };
-                    for obj in list {
-                        let name = obj.metadata.name.clone().unwrap_or_default();
-                        let status = status_for(kind, &obj, &now);
-                        if obj.data.get("status") == Some(&status) {
-                            continue;
-                        }
-                        let _ = api
-                            .patch_status(
-                                &name,
-                                &PatchParams::default(),
-                                &Patch::Merge(json!({"status": status})),
-                            )
-                            .await;
-                    }
-                }
+                let now = shared
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_else(|_| initial.clone());
+                tick(now).await;
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         });
         Self { phase, task }
     }
 
-    fn set(&self, phase: Phase) {
+    fn set(&self, phase: P) {
         if let Ok(mut p) = self.phase.lock() {
             *p = phase;
         }
     }
 }
 
-impl Drop for ConfigConnectorDouble {
+impl<P> Drop for Double<P> {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Grows a claim's storageGB, as a developer would.
+fn grow_storage(ns: &str, claim: &str, gb: u32) {
+    let patch = format!(r#"{{"spec":{{"storageGB":{gb}}}}}"#);
+    kubectl_ok([
+        "patch",
+        "dbc",
+        claim,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+}
+
+/// Writes `status` to an object (as its controller would) unless it has it.
+async fn put_status(api: &Api<DynamicObject>, obj: &DynamicObject, status: Value) {
+    if obj.data.get("status") == Some(&status) {
+        return;
+    }
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let _ = api
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await;
+}
+
+/// Config Connector's part: every composed SQL* object of the namespace
+/// gets the status its controller would write for the current phase.
+fn config_connector_double(ns: &str) -> Double<Phase> {
+    let ns = ns.to_string();
+    Double::start(Phase::Updating, move |now| {
+        let ns = ns.clone();
+        async move {
+            for kind in KINDS {
+                let api = api(&ns, kind).await;
+                let Ok(list) = api.list(&Default::default()).await else {
+                    continue;
+                };
+                for obj in list {
+                    put_status(&api, &obj, status_for(kind, &obj, &now)).await;
+                }
+            }
+        }
+    })
 }
 
 /// The status Config Connector writes (its API reference: a `Ready`
@@ -166,7 +206,7 @@ async fn ready_claims_of_each_size(engine: &str, port: &str) {
     apply_gcp_compositions();
     let ns = TestNamespace::new(&format!("gcp-{engine}"));
     let ns = ns.name().to_string();
-    let double = ConfigConnectorDouble::start(&ns);
+    let double = config_connector_double(&ns);
     let _op = Operator::start();
     let sizes = [
         ("small", "db-custom-1-3840"),
@@ -258,16 +298,7 @@ async fn ready_claims_of_each_size(engine: &str, port: &str) {
         );
     }
     // Storage growth reaches the SQLInstance.
-    kubectl_ok([
-        "patch",
-        "dbc",
-        "small",
-        "-n",
-        &ns,
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"storageGB":60}}"#,
-    ]);
+    grow_storage(&ns, "small", 60);
     wait_for(TIMEOUT, "diskSize 60", || async {
         composed(&ns, "small", "SQLInstance")
             .await
@@ -300,7 +331,7 @@ async fn gcp_orphan_leaves_the_objects_with_config_connectors_abandon_annotation
     apply_gcp_compositions();
     let ns = TestNamespace::new("gcp-orphan");
     let ns = ns.name().to_string();
-    let double = ConfigConnectorDouble::start(&ns);
+    let double = config_connector_double(&ns);
     double.set(Phase::UpToDate);
     let _op = Operator::start();
     kubectl_apply(&gcp_claim(
@@ -350,7 +381,7 @@ async fn gcp_update_failed_reaches_the_claim_as_provider_error() {
     apply_gcp_compositions();
     let ns = TestNamespace::new("gcp-fail");
     let ns = ns.name().to_string();
-    let double = ConfigConnectorDouble::start(&ns);
+    let double = config_connector_double(&ns);
     double.set(Phase::UpToDate);
     let _op = Operator::start();
     kubectl_apply(&gcp_claim(&ns, "quota", "postgres", ""));

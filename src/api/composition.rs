@@ -56,6 +56,24 @@ pub struct ComposedTemplate {
     pub readiness_checks: Vec<ReadinessCheck>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connection_details: Vec<ConnectionDetail>,
+    /// The Secret `fromConnectionSecretKey` reads when the object's
+    /// controller writes its credentials to a Secret of its own naming
+    /// (CloudNativePG's `<cluster>-app`) instead of
+    /// `spec.writeConnectionSecretToRef`. Namespaced objects only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_secret: Option<ConnectionSecretName>,
+}
+
+/// The name of the Secret a composed object's controller writes for it:
+/// the object's name plus `nameSuffix`, in the object's namespace (the
+/// claim's), read only when the object owns it. A composition cannot name
+/// any other Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSecretName {
+    /// Appended to the composed object's name, e.g. `-app`.
+    #[schemars(regex(pattern = r"^[-.a-z0-9]{1,63}$"))]
+    pub name_suffix: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -91,4 +91,14 @@ pub enum ResourceError {
     },
     #[error("metadata.namespace must be a string, not {found}")]
     NamespaceNotString { found: &'static str },
+    #[error(
+        "connectionSecret: {name:?} (the object's name and nameSuffix) is not a valid Secret name: \
+         use lowercase letters, digits, '-' and '.', alphanumeric next to every '.' and at the end"
+    )]
+    ConnectionSecretName { name: String },
+    #[error(
+        "connectionSecret names a Secret in the object's namespace, but the composed {kind} is \
+         cluster-scoped; use spec.writeConnectionSecretToRef"
+    )]
+    ConnectionSecretClusterScoped { kind: String },
 }

@@ -104,6 +104,9 @@ pub struct ComposedResource {
     pub object: Value,
     pub scope: Scope,
     pub readiness: Readiness,
+    /// The Secret of the object's namespace its controller writes for it,
+    /// from the template's `connectionSecret` (`<object name><nameSuffix>`).
+    pub connection_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

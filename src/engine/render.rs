@@ -146,14 +146,49 @@ pub fn render(req: &RenderRequest<'_>) -> Result<Rendered, EngineError> {
             })?;
         // Later resources override earlier ones for the same key.
         rendered.connection.extend(details);
+        let connection_secret =
+            own_secret(t, &object, scope).map_err(|error| EngineError::Resource {
+                resource: t.name.clone(),
+                error,
+            })?;
         rendered.resources.push(ComposedResource {
             name: t.name.clone(),
             object,
             scope,
             readiness,
+            connection_secret,
         });
     }
     Ok(rendered)
+}
+
+/// The Secret a template's `connectionSecret` names: the composed object's
+/// name plus the suffix, which only a namespaced object can have (the
+/// Secret is read in the object's namespace, the claim's).
+fn own_secret(
+    t: &ComposedTemplate,
+    object: &Value,
+    scope: Scope,
+) -> Result<Option<String>, ResourceError> {
+    let Some(spec) = &t.connection_secret else {
+        return Ok(None);
+    };
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    if scope == Scope::Cluster {
+        return Err(ResourceError::ConnectionSecretClusterScoped {
+            kind: text("/kind").to_string(),
+        });
+    }
+    let name = format!("{}{}", text("/metadata/name"), spec.name_suffix);
+    if !naming::is_dns_subdomain(&name) {
+        return Err(ResourceError::ConnectionSecretName { name });
+    }
+    Ok(Some(name))
 }
 
 fn claim_uid<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {

@@ -530,6 +530,41 @@ fn resource_level_errors() {
 }
 
 #[test]
+fn a_connection_secret_is_named_after_its_namespaced_object() {
+    let cluster = |suffix: &str| {
+        json!({"name": "cluster", "base": {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster"},
+               "connectionSecret": {"nameSuffix": suffix},
+               "connectionDetails": [{"name": "password", "fromConnectionSecretKey": "password"}]})
+    };
+    let r = render_one(cluster("-app")).unwrap();
+    let name = r.resources[0].object["metadata"]["name"].as_str().unwrap();
+    assert_eq!(
+        r.resources[0].connection_secret.as_deref(),
+        Some(format!("{name}-app").as_str())
+    );
+    // Without connectionSecret: none.
+    let plain = render_one(json!({"name": "x", "base": {"apiVersion": "v1", "kind": "ConfigMap"}}))
+        .unwrap();
+    assert_eq!(plain.resources[0].connection_secret, None);
+    // A name that no Secret can have.
+    let err = render_one(cluster("-")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("resource \"cluster\": connectionSecret: ") && err.contains("-\" "),
+        "{err}"
+    );
+    // A cluster-scoped object has no namespace to read a Secret in.
+    let err = render_one(json!({"name": "db",
+        "base": {"apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database"},
+        "connectionSecret": {"nameSuffix": "-app"}}))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "resource \"db\": connectionSecret names a Secret in the object's namespace, but the \
+         composed Database is cluster-scoped; use spec.writeConnectionSecretToRef"
+    );
+}
+
+#[test]
 fn duplicate_resources_and_nameless_claims_are_errors() {
     let comp: CompositionSpec =
         serde_json::from_value(json!({"engines": ["postgres"], "resources": [

@@ -259,6 +259,20 @@ impl Validator {
                 );
             }
         }
+        // Composed names end in an alphanumeric: "a" stands for any of them.
+        if let Some(cs) = &t.connection_secret
+            && !crate::naming::is_dns_subdomain(&format!("a{}", cs.name_suffix))
+        {
+            self.add(
+                r,
+                None,
+                format!(
+                    "connectionSecret.nameSuffix {:?} does not make a valid Secret name: use \
+                     lowercase letters, digits, '-' and '.', alphanumeric next to every '.' and at the end",
+                    cs.name_suffix
+                ),
+            );
+        }
         let mut names = BTreeSet::new();
         for d in &t.connection_details {
             if let Err(e) = connection::source(d) {

@@ -2,6 +2,7 @@
 //! skips what is unchanged), a re-render over the API server's answers,
 //! and pruning of what the composition no longer declares.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
@@ -144,9 +145,25 @@ fn provider_error(obj: &Value) -> Option<String> {
     Some(format!("{kind} {name}: {message}"))
 }
 
+/// CloudNativePG's phases that stop a Cluster until someone acts (its
+/// controller's `RegisterPhase` on an error, v1.25 `api/v1/cluster_types.go`).
+/// It has no failure condition: `Ready` is only `ClusterIsNotReady` then, and
+/// the cause is in `status.phaseReason`.
+const CNPG_FAILURE_PHASES: &[&str] = &[
+    "Unable to create required cluster objects",
+    "Cluster is unrecoverable and needs manual intervention",
+    "Cluster has incomplete or invalid image catalog",
+    "Cluster cannot proceed to reconciliation due to an unknown plugin being required",
+    "Cluster cannot execute instance online upgrade due to missing architecture binary",
+];
+
 /// The message of a composed object's failure: its `Synced=False`
-/// condition, or a `Ready=False` with a failure reason.
-pub fn not_synced(obj: &Value) -> Option<&str> {
+/// condition, a `Ready=False` with a failure reason, or a CloudNativePG
+/// failure phase (`<phase>: <phaseReason>`).
+pub fn not_synced(obj: &Value) -> Option<Cow<'_, str>> {
+    if let Some(phase) = cnpg_failure(obj) {
+        return Some(phase);
+    }
     let conditions = obj.pointer("/status/conditions")?.as_array()?;
     let find = |t: &str| {
         conditions
@@ -161,11 +178,33 @@ pub fn not_synced(obj: &Value) -> Option<&str> {
                 .is_some_and(|r| FAILURE_REASONS.contains(&r))
         })
     })?;
-    Some(
+    Some(Cow::Borrowed(
         failed
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or_default(),
+    ))
+}
+
+fn cnpg_failure(obj: &Value) -> Option<Cow<'_, str>> {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str)?;
+    if !api_version.starts_with("postgresql.cnpg.io/") {
+        return None;
+    }
+    let phase = obj.pointer("/status/phase").and_then(Value::as_str)?;
+    if !CNPG_FAILURE_PHASES.contains(&phase) {
+        return None;
+    }
+    Some(
+        match obj
+            .pointer("/status/phaseReason")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            Some(reason) => Cow::Owned(format!("{phase}: {reason}")),
+            None => Cow::Borrowed(phase),
+        },
     )
 }
 
@@ -198,6 +237,45 @@ mod provider_error_tests {
         assert_eq!(provider_error(&updating), None);
         let ready = obj(json!([{"type": "Ready", "status": "True", "reason": "UpToDate"}]));
         assert_eq!(provider_error(&ready), None);
+    }
+
+    #[test]
+    fn cloudnative_pg_failure_phases_are_provider_errors() {
+        let cluster = |phase: &str, reason: &str| {
+            json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+                "metadata": {"name": "c"},
+                "status": {"phase": phase, "phaseReason": reason, "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "ClusterIsNotReady",
+                     "message": "Cluster Is Not Ready"}]}})
+        };
+        assert_eq!(
+            provider_error(&cluster(
+                "Unable to create required cluster objects",
+                "exceeded quota: compute-resources"
+            ))
+            .as_deref(),
+            Some(
+                "Cluster c: Unable to create required cluster objects: exceeded quota: compute-resources"
+            )
+        );
+        assert_eq!(
+            provider_error(&cluster(
+                "Cluster is unrecoverable and needs manual intervention",
+                ""
+            ))
+            .as_deref(),
+            Some("Cluster c: Cluster is unrecoverable and needs manual intervention")
+        );
+        // Still working, or healthy: not an error.
+        assert_eq!(provider_error(&cluster("Setting up primary", "")), None);
+        assert_eq!(
+            provider_error(&cluster("Cluster in healthy state", "")),
+            None
+        );
+        // The same words from another group are not CloudNativePG's.
+        let mut other = cluster("Unable to create required cluster objects", "x");
+        other["apiVersion"] = json!("example.org/v1");
+        assert_eq!(provider_error(&other), None);
     }
 }
 

@@ -183,9 +183,13 @@ pub async fn connections(
         if seen.object.is_none() {
             continue;
         }
-        let Some(source) =
-            connection_source(&r.object, r.scope, &claim_ns, &ctx.operator_namespace)
-        else {
+        let Some(source) = connection_source(
+            &r.object,
+            r.scope,
+            r.connection_secret.as_deref(),
+            &claim_ns,
+            &ctx.operator_namespace,
+        ) else {
             continue;
         };
         // From the Secret cache when it holds the Secret (providers copy
@@ -217,6 +221,11 @@ pub async fn connections(
         let Some(secret) = secret.filter(|s| source.may_read(s.annotations())) else {
             continue;
         };
+        // A Secret named after the object is read only once the object's
+        // controller made it (it owns it): not one that merely has the name.
+        if r.connection_secret.is_some() && !owned_by(&secret, seen.object.as_ref()) {
+            continue;
+        }
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
             .map(|d| d.into_iter().map(|(k, v)| (k, v.0)).collect())
@@ -225,6 +234,18 @@ pub async fn connections(
         seen.connection = data;
     }
     Ok(read)
+}
+
+/// Whether `secret` has an owner reference to the observed `object` (same uid).
+pub fn owned_by(secret: &Secret, object: Option<&Value>) -> bool {
+    let Some(uid) = object
+        .and_then(|o| o.pointer("/metadata/uid"))
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return false;
+    };
+    secret.owner_references().iter().any(|r| r.uid == uid)
 }
 
 /// Where a composed object's connection details may be read from.
@@ -247,7 +268,8 @@ impl SecretSource {
 }
 
 /// The Secret a rendered composed object writes its connection details to
-/// (`spec.writeConnectionSecretToRef`, by default the object's name), if
+/// (`own_secret`, the template's `connectionSecret`, else
+/// `spec.writeConnectionSecretToRef`, by default the object's name), if
 /// dbclaim may read it (contract: "Never crosses a tenant boundary"):
 /// - a namespaced object: only in its own namespace, the claim's;
 /// - a cluster-scoped object: only a dbclaim managed resource's, in the
@@ -256,9 +278,25 @@ impl SecretSource {
 pub fn connection_source(
     rendered: &Value,
     scope: Scope,
+    own_secret: Option<&str>,
     claim_ns: &str,
     operator_ns: &str,
 ) -> Option<SecretSource> {
+    let own_ns = || {
+        rendered
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(claim_ns)
+    };
+    // A Secret the object's controller names after it (CloudNativePG's
+    // `<cluster>-app`): read in the object's own namespace, the claim's.
+    if let Some(name) = own_secret {
+        return (scope == Scope::Namespaced && own_ns() == claim_ns).then(|| SecretSource {
+            namespace: claim_ns.to_string(),
+            name: name.to_string(),
+            owner: None,
+        });
+    }
     let reference = rendered.pointer("/spec/writeConnectionSecretToRef");
     let object_name = rendered.pointer("/metadata/name")?.as_str()?;
     let api_version = rendered.get("apiVersion")?.as_str()?;
@@ -271,10 +309,7 @@ pub fn connection_source(
     let name = field("name").unwrap_or(object_name).to_string();
     match scope {
         Scope::Namespaced => {
-            let own = rendered
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or(claim_ns);
+            let own = own_ns();
             let namespace = field("namespace").unwrap_or(own);
             (namespace == own && own == claim_ns).then(|| SecretSource {
                 namespace: namespace.to_string(),

@@ -503,13 +503,57 @@ fn connection_details_never_cross_a_namespace() {
     ];
     for (i, (object, scope, want)) in cases.into_iter().enumerate() {
         assert_eq!(
-            connection_source(&object, scope, claim_ns, op_ns),
+            connection_source(&object, scope, None, claim_ns, op_ns),
             want,
             "case {i}"
         );
     }
+    // A Secret the object's controller names after it (connectionSecret):
+    // the claim's namespace only, never for a cluster-scoped object, and it
+    // wins over writeConnectionSecretToRef.
+    let cnpg = json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+        "metadata": {"name": "team-a-c", "namespace": claim_ns}, "spec": {}});
+    let own = Some("team-a-c-app");
+    assert_eq!(
+        connection_source(&cnpg, Scope::Namespaced, own, claim_ns, op_ns),
+        src(claim_ns, "team-a-c-app", None)
+    );
+    assert_eq!(
+        connection_source(
+            &namespaced(json!({"name": "conn"})),
+            Scope::Namespaced,
+            own,
+            claim_ns,
+            op_ns
+        ),
+        src(claim_ns, "team-a-c-app", None)
+    );
+    let elsewhere = json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+        "metadata": {"name": "team-a-c", "namespace": "team-b"}});
+    assert_eq!(
+        connection_source(&elsewhere, Scope::Namespaced, own, claim_ns, op_ns),
+        None
+    );
+    assert_eq!(
+        connection_source(&rds_default, Scope::Cluster, own, claim_ns, op_ns),
+        None
+    );
+    // Such a Secret counts only when that very object owns it.
+    use super::observe::owned_by;
+    let secret = |uid: Option<&str>| -> k8s_openapi::api::core::v1::Secret {
+        serde_json::from_value(json!({"metadata": {"name": "team-a-c-app",
+            "ownerReferences": uid.map(|u| vec![json!({"apiVersion": "postgresql.cnpg.io/v1",
+                "kind": "Cluster", "name": "team-a-c", "uid": u})])}}))
+        .unwrap()
+    };
+    let observed = json!({"metadata": {"name": "team-a-c", "uid": "u-1"}});
+    assert!(owned_by(&secret(Some("u-1")), Some(&observed)));
+    assert!(!owned_by(&secret(Some("u-2")), Some(&observed)));
+    assert!(!owned_by(&secret(None), Some(&observed)));
+    assert!(!owned_by(&secret(Some("")), Some(&json!({"metadata": {}}))));
+    assert!(!owned_by(&secret(Some("u-1")), None));
     // The ownership annotation must name that very object.
-    let source = connection_source(&rds_default, Scope::Cluster, claim_ns, op_ns)
+    let source = connection_source(&rds_default, Scope::Cluster, None, claim_ns, op_ns)
         .unwrap_or_else(|| panic!("a source"));
     let annotated =
         |v: &str| BTreeMap::from([("aws.dbclaim.io/rdsinstance".to_string(), v.into())]);

@@ -458,3 +458,26 @@ fn generate_patches_are_checked() {
         "{t:#?}"
     );
 }
+
+#[test]
+fn connection_secret_suffixes_must_make_secret_names() {
+    let with = |suffix: &str| {
+        texts(&one(json!({
+            "name": "cluster",
+            "base": {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster"},
+            "connectionSecret": {"nameSuffix": suffix},
+            "connectionDetails": [{"name": "password", "fromConnectionSecretKey": "password"}]
+        })))
+    };
+    for ok in ["-app", "-superuser", ".credentials", "-a.b"] {
+        assert_eq!(with(ok), Vec::<String>::new(), "{ok}");
+    }
+    for bad in ["-", "-app-", ".", "..x", ".-x", "-APP", "_app"] {
+        let t = with(bad);
+        assert_eq!(t.len(), 1, "{bad}: {t:#?}");
+        assert!(
+            t[0].starts_with("resource \"cluster\": connectionSecret.nameSuffix"),
+            "{t:#?}"
+        );
+    }
+}
