@@ -62,9 +62,24 @@ BENCH_RUNS ?= 3
 BENCH_IDLE ?= 300
 BENCH_ARGS ?=
 BENCH_TARGET = $${CARGO_TARGET_DIR:-target}
+# Baseline against new (issue 20): the operator built once at this commit
+# (the one before the API-cost work) runs beside the new one, alternating,
+# in quiet bursts of both compositions and the busy cluster ("none": skip).
+BENCH_BASELINE ?= a2acda9
+BENCH_COMPARE ?= 1000
+BENCH_COMPARE_PG ?= 1000
+BENCH_BUSY ?= 1000
+BENCH_BASELINE_DIR = bench/.state/baseline-$(BENCH_BASELINE)
 
 bench: deps
 	$(CARGO) build --release -p dbclaim -p dbclaim-bench --bins
+	if [ ! -x "$(BENCH_BASELINE_DIR)/target/release/dbclaim" ]; then \
+		rm -rf "$(BENCH_BASELINE_DIR)/src" && mkdir -p "$(BENCH_BASELINE_DIR)/src" && \
+		git archive "$(BENCH_BASELINE)" | tar -x -C "$(BENCH_BASELINE_DIR)/src" && \
+		(cd "$(BENCH_BASELINE_DIR)/src" && CARGO_TARGET_DIR=../target $(CARGO) build --release -p dbclaim --bin dbclaim); \
+	fi
 	"$(BENCH_TARGET)/release/dbclaim-bench" run --sizes $(BENCH_SIZES) --postgres-sizes $(BENCH_PG_SIZES) \
 		--runs $(BENCH_RUNS) --idle-secs $(BENCH_IDLE) --operator "$(BENCH_TARGET)/release/dbclaim" \
+		--baseline-operator "$(BENCH_BASELINE_DIR)/target/release/dbclaim" \
+		--compare-sizes $(BENCH_COMPARE) --compare-postgres-sizes $(BENCH_COMPARE_PG) --busy-sizes $(BENCH_BUSY) \
 		--readme README.md $(BENCH_ARGS)

@@ -126,8 +126,10 @@ pub struct RunArgs {
     /// How often the leader renews and standbys poll.
     #[arg(long, default_value = "2s", value_parser = crate::leader::parse_duration)]
     pub leader_election_retry_period: std::time::Duration,
-    /// Most reconciles running at once, per controller.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Most reconciles running at once, per controller. A pass mostly waits
+    /// on the API server (reads come from caches), so when the API server
+    /// slows down, more passes in flight keep throughput up.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
     /// The namespace the operator runs in: provider connection Secrets go
     /// there. Defaults to the service account's namespace, else dbclaim-system.

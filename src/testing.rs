@@ -14,6 +14,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
@@ -379,6 +380,11 @@ pub fn namespace(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Names
 // --------------------------------------------------------------- context
 
 /// What the claim controller's caches hold, and the kinds discovery knows.
+type Cached = (
+    Vec<(Kind, Vec<DynamicObject>, Vec<DynamicObject>)>,
+    Vec<Secret>,
+);
+
 #[derive(Default)]
 pub struct World {
     compositions: Vec<Composition>,
@@ -387,6 +393,10 @@ pub struct World {
     claims: Vec<DatabaseClaim>,
     namespaces: Vec<PartialObjectMeta<Namespace>>,
     kinds: Vec<Kind>,
+    /// Objects the caches hold (None: no caches, every read is a request):
+    /// by kind, the claim-labelled objects and those only the metadata
+    /// cache of all the kind's objects sees; and Secrets.
+    cached: Option<Cached>,
 }
 
 impl World {
@@ -420,10 +430,62 @@ impl World {
         self
     }
 
+    /// Synced caches holding `objects` of `kind` (and what `secret` adds).
+    pub fn cached(mut self, kind: &Kind, objects: Vec<serde_json::Value>) -> Self {
+        let objects = objects
+            .into_iter()
+            .filter_map(|o| serde_json::from_value(o).ok())
+            .collect();
+        self.cached
+            .get_or_insert_with(Default::default)
+            .0
+            .push((kind.clone(), objects, vec![]));
+        self
+    }
+
+    /// An object of `kind` only the metadata cache of all its objects
+    /// sees (it lacks the claim's labels).
+    pub fn cached_name(mut self, kind: &Kind, object: serde_json::Value) -> Self {
+        let objects = serde_json::from_value(object).into_iter().collect();
+        self.cached
+            .get_or_insert_with(Default::default)
+            .0
+            .push((kind.clone(), vec![], objects));
+        self
+    }
+
+    /// A Secret in the synced Secret caches.
+    pub fn cached_secret(mut self, s: Secret) -> Self {
+        self.cached.get_or_insert_with(Default::default).1.push(s);
+        self
+    }
+
     /// The claim controller's context, its requests going to `client`.
     pub fn context(self, client: Client) -> Arc<Context> {
+        use crate::controller::cache::Cache;
+        let mut kinds = Kinds::preloaded(client.clone(), self.kinds);
+        let (secrets, secret_names) = match self.cached {
+            None => (Cache::none(), Cache::none()),
+            Some((objects, secrets)) => {
+                for (kind, objects, others) in objects {
+                    kinds = kinds.with_cached(&kind, objects, others);
+                }
+                let names = secrets
+                    .iter()
+                    .map(|s| PartialObjectMeta {
+                        types: None,
+                        metadata: s.metadata.clone(),
+                        _phantom: Default::default(),
+                    })
+                    .collect();
+                (Cache::filled(secrets, ()), Cache::filled(names, ()))
+            }
+        };
         Arc::new(Context {
-            kinds: Kinds::preloaded(client.clone(), self.kinds),
+            kinds,
+            secrets,
+            secret_names,
+            written: Default::default(),
             client,
             compositions: store(self.compositions),
             revisions: store(self.revisions),

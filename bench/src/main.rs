@@ -11,6 +11,7 @@
 //! (`dbclaim_kube_requests_total{verb,resource}`), so only its requests are
 //! counted, not the benchmark's or the controller manager's.
 
+mod compare;
 mod env;
 mod model;
 mod operator;
@@ -35,7 +36,7 @@ pub fn err(msg: impl Into<String>) -> Error {
 #[command(about = "Benchmarks of the dbclaim operator at scale")]
 enum Cli {
     /// Run the scenarios and write results (JSON, markdown, SVG plot).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the markdown table and the plot from result files (runs merged).
     Report(ReportArgs),
 }
@@ -48,6 +49,19 @@ pub struct RunArgs {
     /// Claim counts of the shared-PostgreSQL burst ("none" for none).
     #[arg(long, default_value = "100,1000")]
     postgres_sizes: String,
+    /// The operator built at the baseline commit: with it, the comparison
+    /// scenarios run it and the operator under test alternately.
+    #[arg(long)]
+    baseline_operator: Option<PathBuf>,
+    /// Claim counts of the quiet in-cluster burst compared with the baseline.
+    #[arg(long, default_value = "none")]
+    compare_sizes: String,
+    /// Claim counts of the quiet shared-PostgreSQL burst compared with the baseline.
+    #[arg(long, default_value = "none")]
+    compare_postgres_sizes: String,
+    /// Claim counts of the busy cluster (4 creating clients, a lister every 2 s).
+    #[arg(long, default_value = "none")]
+    busy_sizes: String,
     /// Repetitions of every size; tables show medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -168,6 +182,25 @@ async fn run(mut args: RunArgs) -> Result<()> {
     }
     let sizes = parse_sizes(&args.sizes)?;
     let pg_sizes = parse_sizes(&args.postgres_sizes)?;
+    let compared: Vec<(compare::Scenario, usize)> = [
+        (compare::Scenario::InCluster, &args.compare_sizes),
+        (
+            compare::Scenario::SharedPostgres,
+            &args.compare_postgres_sizes,
+        ),
+        (compare::Scenario::Busy, &args.busy_sizes),
+    ]
+    .into_iter()
+    .map(|(s, sizes)| parse_sizes(sizes).map(|v| v.into_iter().map(move |n| (s, n))))
+    .collect::<Result<Vec<_>>>()?
+    .into_iter()
+    .flatten()
+    .collect();
+    if !compared.is_empty() && args.baseline_operator.is_none() {
+        return Err(err(
+            "--compare-sizes, --compare-postgres-sizes and --busy-sizes need --baseline-operator",
+        ));
+    }
     args.operator = Some(match args.operator.take() {
         Some(p) => p,
         None => {
@@ -190,6 +223,16 @@ async fn run(mut args: RunArgs) -> Result<()> {
         ))
     })?;
     args.operator = Some(copy);
+    if let Some(b) = args.baseline_operator.take() {
+        let copy = args.state.join("dbclaim-baseline");
+        std::fs::copy(&b, &copy).map_err(|e| {
+            err(format!(
+                "cannot copy the baseline operator {}: {e}",
+                b.display()
+            ))
+        })?;
+        args.baseline_operator = Some(copy);
+    }
 
     let dirty = !git(
         &args.repo,
@@ -260,6 +303,25 @@ async fn run(mut args: RunArgs) -> Result<()> {
             }
             save(&results)?;
         }
+        if let Some(baseline) = args.baseline_operator.clone() {
+            for &(scenario, n) in &compared {
+                for r in compare::run(&args, run, scenario, n, &baseline).await {
+                    match r {
+                        Ok(r) => results.compare.push(r),
+                        Err(e) => {
+                            eprintln!(
+                                "bench: compare {} N={n} run {run} failed: {e}",
+                                scenario.name()
+                            );
+                            results
+                                .failures
+                                .push(format!("compare {} N={n} run {run}: {e}", scenario.name()));
+                        }
+                    }
+                    save(&results)?;
+                }
+            }
+        }
     }
     results.machine.load_end = env::load_average();
     save(&results)?;
@@ -278,6 +340,7 @@ fn report_cmd(args: ReportArgs) -> Result<()> {
             Some(mut m) => {
                 m.inline.extend(r.inline);
                 m.postgres.extend(r.postgres);
+                m.compare.extend(r.compare);
                 m.failures.extend(r.failures);
                 m.date = r.date;
                 // Runs of several commits: the table names them all.
@@ -324,6 +387,7 @@ fn main() -> ExitCode {
         // On Ctrl-C or SIGTERM the run is dropped: the operator (kill on
         // drop), the control plane and PostgreSQL (Drop) are stopped.
         Cli::Run(args) => rt.block_on(async {
+            let args = *args;
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {

@@ -48,6 +48,9 @@ pub struct Results {
     pub inline: Vec<InlineRun>,
     #[serde(default)]
     pub postgres: Vec<PostgresRun>,
+    /// Baseline against new, alternating (issue 20).
+    #[serde(default)]
+    pub compare: Vec<CompareRun>,
     /// Runs that did not complete, with why.
     #[serde(default)]
     pub failures: Vec<String>,
@@ -222,7 +225,7 @@ pub struct Delete {
 }
 
 /// The API server alone, sent dbclaim's requests for N new claims by the
-/// benchmark itself (no operator), 8 claims at a time.
+/// benchmark itself (no operator), 32 claims at a time.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Floor {
     pub with_events_secs: f64,
@@ -268,6 +271,33 @@ pub struct PostgresRun {
     pub load_start: Vec<f64>,
     pub burst: Burst,
     pub delete: Delete,
+}
+
+/// One side of a baseline-against-new comparison (bench/src/compare.rs).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct CompareRun {
+    pub run: usize,
+    /// "baseline" or "new".
+    pub operator: String,
+    /// "in-cluster", "shared-postgres" (quiet bursts) or "busy".
+    pub scenario: String,
+    pub n: usize,
+    /// From the first create call until the last one returned.
+    pub create_span_secs: f64,
+    /// From the first create call until every claim was seen Ready.
+    pub all_ready_secs: f64,
+    /// all_ready_secs - create_span_secs.
+    pub ready_after_last_created_secs: f64,
+    /// Per claim: from its create call to Ready=True.
+    pub latency: Pcts,
+    /// kube-apiserver CPU seconds from the first create to all Ready, per 1,000 claims.
+    pub apiserver_cpu_per_1000: f64,
+    pub plane_cpu: PlaneCpu,
+    pub gets_per_claim: f64,
+    pub mutating_per_claim: f64,
+    pub requests: Requests,
+    /// Lists of all claims the busy cluster's lister completed.
+    pub lists: usize,
 }
 
 pub fn median(mut xs: Vec<f64>) -> f64 {

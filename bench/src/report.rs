@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::model::{InlineRun, PostgresRun, Requests, Results, median};
+use crate::model::{CompareRun, InlineRun, PostgresRun, Requests, Results, median};
 use crate::{Result, err};
 
 const README_BEGIN: &str = "<!-- bench:begin (written by make bench) -->";
@@ -438,8 +438,8 @@ pub fn markdown(r: &Results) -> String {
     {
         s.push_str(
             "\n**The API server's floor**: with the operator stopped, the benchmark itself sends the API server what dbclaim \
-             sends for N new claims (finalizer patch, GET + apply of the ConfigMap and of the Secret, status apply, the \
-             pass's one event, the GETs of the confirming pass), 8 claims at a time like the operator. When dbclaim's time is close to \
+             sends for N new claims (finalizer patch, apply of the ConfigMap and of the Secret, status apply, the \
+             pass's one event; dbclaim reads the rest from its caches), 32 claims at a time like the operator. When dbclaim's time is close to \
              the floor, the API server, not the operator, sets the pace.\n\n\
              | N | dbclaim: all Ready (s) | floor (s) | floor without the event (s) | dbclaim / floor |\n|---|---|---|---|---|\n",
         );
@@ -529,6 +529,7 @@ pub fn markdown(r: &Results) -> String {
             per_claim(&x.burst.requests, x.burst.claims, false)
         );
     }
+    s.push_str(&comparison(&r.compare));
     if !detail.is_empty() {
         s.push_str("\nRequests by verb and resource (first run):\n\n");
         s.push_str(&detail);
@@ -537,6 +538,76 @@ pub fn markdown(r: &Results) -> String {
         s.push_str("\nRuns that failed:\n\n");
         for f in &r.failures {
             let _ = writeln!(s, "- {f}");
+        }
+    }
+    s
+}
+
+/// Baseline against new, alternating (bench/src/compare.rs): medians per
+/// side and their ratio new / baseline.
+fn comparison(runs: &[CompareRun]) -> String {
+    let mut s = String::new();
+    type Sides<'a> = (Vec<&'a CompareRun>, Vec<&'a CompareRun>);
+    let mut groups: BTreeMap<(String, usize), Sides> = BTreeMap::new();
+    for r in runs {
+        let g = groups.entry((r.scenario.clone(), r.n)).or_default();
+        match r.operator.as_str() {
+            "baseline" => g.0.push(r),
+            _ => g.1.push(r),
+        }
+    }
+    if groups.is_empty() {
+        return s;
+    }
+    s.push_str(
+        "\n**Baseline against new** (the operator at the baseline commit and the one under test take turns, \
+         each on a fresh plane, their order alternating by run; \"busy\": claims created by 4 parallel clients, each at \
+         the API server's pace, while a lister lists all claims every 2 s). Medians; new / baseline in the last column.\n\n\
+         | scenario | N | measure | baseline | new | new / baseline |\n|---|---|---|---|---|---|\n",
+    );
+    type Measure = (&'static str, fn(&CompareRun) -> f64, usize);
+    let measures: [Measure; 8] = [
+        ("all Ready (s)", |r| r.all_ready_secs, 2),
+        (
+            "all Ready − last created (s)",
+            |r| r.ready_after_last_created_secs,
+            2,
+        ),
+        (
+            "… as a share of the creation span",
+            |r| r.ready_after_last_created_secs / r.create_span_secs,
+            2,
+        ),
+        ("per claim Ready − creation p99 (s)", |r| r.latency.p99, 2),
+        (
+            "kube-apiserver CPU s per 1,000 claims",
+            |r| r.apiserver_cpu_per_1000,
+            1,
+        ),
+        ("GETs per claim", |r| r.gets_per_claim, 2),
+        (
+            "mutating requests per claim (events included)",
+            |r| r.mutating_per_claim,
+            2,
+        ),
+        ("runs", |_| 1.0, 0),
+    ];
+    for ((scenario, n), (base, new)) in &groups {
+        for (what, f, d) in measures {
+            let (b, x) = if what == "runs" {
+                (base.len() as f64, new.len() as f64)
+            } else {
+                (stat(base, f).median, stat(new, f).median)
+            };
+            let ratio = if what == "runs" { f64::NAN } else { x / b };
+            let _ = writeln!(
+                s,
+                "| {scenario} | {} | {what} | {} | {} | {} |",
+                thousands(*n),
+                num(b, d),
+                num(x, d),
+                num(ratio, 2)
+            );
         }
     }
     s

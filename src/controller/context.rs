@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
@@ -13,6 +13,7 @@ use kube::runtime::reflector::Store;
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::metrics::Metrics;
 
+use super::cache::{Cache, Written};
 use super::kinds::Kinds;
 
 pub struct Context {
@@ -26,6 +27,13 @@ pub struct Context {
     /// Namespace metadata, for the labels policies select by.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub kinds: Kinds,
+    /// The claims' connection Secrets (those labelled with a claim).
+    pub secrets: Cache<Secret>,
+    /// Every Secret in the claims' namespaces, metadata only: which exist.
+    pub secret_names: Cache<PartialObjectMeta<Secret>>,
+    /// resourceVersions of this operator's recent writes, so a cached
+    /// copy that lags one is not used.
+    pub written: Written,
     /// Events are published through a Recorder made per reconcile pass:
     /// the claim controller publishes only on transitions, and a shared
     /// Recorder's series cache would keep every event for six minutes

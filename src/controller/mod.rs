@@ -3,6 +3,7 @@
 //! that tie objects to their claim (`labels`). The process around it is
 //! `crate::operator`.
 
+pub mod cache;
 pub mod claim;
 pub mod collector;
 pub mod context;

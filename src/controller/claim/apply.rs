@@ -18,6 +18,7 @@ use super::{normal, render};
 use crate::api::DatabaseClaim;
 use crate::api::claim::ResourceStatus;
 use crate::contract::{APPLIED_HASH_ANNOTATION, CLAIM_FIELD_MANAGER};
+use crate::controller::cache;
 use crate::controller::context::Context;
 use crate::controller::labels;
 use crate::engine::Rendered;
@@ -70,6 +71,7 @@ pub async fn apply(
                 format!("{} {object_name}", kind.resource.kind),
             ))?;
         applied = true;
+        cache::remember(&ctx.written, &kind.resource.plural, &result);
         if let Some(o) = observed.objects.get_mut(&r.name) {
             o.object = serde_json::to_value(result).ok();
         }

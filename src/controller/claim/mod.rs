@@ -108,8 +108,20 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
     // them, never the observed ones (a tenant may edit those): render once
     // to learn where, and again with what was read.
     let desired = render::render(claim, &selected, &observed)?;
-    let mut desired = match observe::connections(claim, &desired, &mut observed, ctx).await? {
+    let desired = match observe::connections(claim, &desired, &mut observed, ctx, false).await? {
         true => render::render(claim, &selected, &observed)?,
+        false => desired,
+    };
+    // Every composed object ready but the details incomplete, as the
+    // Secret cache has them: the provider writes its Secret before it
+    // reports ready, so the cache lags that Secret's watch. Read them
+    // fresh rather than report a gap that is not there.
+    let mut desired = match observed.from_cache && waits_only_on_details(claim, &selected, &desired)
+    {
+        true => {
+            observe::connections(claim, &desired, &mut observed, ctx, true).await?;
+            render::render(claim, &selected, &observed)?
+        }
         false => desired,
     };
     drills::follow(&drills, &mut desired, &observed, pass);
@@ -126,6 +138,22 @@ async fn stages(claim: &DatabaseClaim, ctx: &Context, pass: &mut Pass) -> Result
         ctx.metrics.credential_rotation("composition", true);
     }
     Ok(())
+}
+
+/// Whether every composed object is ready and connection details lack.
+fn waits_only_on_details(
+    claim: &DatabaseClaim,
+    selected: &select::Selected,
+    desired: &crate::engine::Rendered,
+) -> bool {
+    desired.resources.iter().all(|r| r.readiness.ready)
+        && !crate::engine::connection_secret(
+            claim.spec.engine,
+            &selected.name(),
+            &desired.connection,
+        )
+        .missing
+        .is_empty()
 }
 
 /// One pass over a live claim. No wait for the composition cache here:

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use super::error::{ComposedError, failed};
 use super::select::Selected;
 use crate::api::DatabaseClaim;
 use crate::contract;
+use crate::controller::cache::{self, written_key};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kind;
 use crate::controller::labels;
@@ -22,6 +25,8 @@ use crate::naming;
 pub struct Observed {
     pub kinds: BTreeMap<String, Kind>,
     pub objects: BTreeMap<String, engine::Observed>,
+    /// Connection details (or their absence) came from the Secret cache.
+    pub from_cache: bool,
 }
 
 pub async fn observe(
@@ -35,6 +40,7 @@ pub async fn observe(
     let mut observed = Observed {
         kinds: BTreeMap::new(),
         objects: BTreeMap::new(),
+        from_cache: false,
     };
     for t in &selected.composition.spec.resources {
         let (api_version, kind_name) = base_kind(&t.base).ok_or_else(|| ComposedError::NoKind {
@@ -46,10 +52,14 @@ pub async fn observe(
         // earlier naming are found, never replaced.
         let recorded = claim.recorded_resource_name(&t.name);
         let object_name = naming::object_name(&ns, &name, &t.name, recorded);
-        let current = dynamic_api(ctx, &kind, &ns)
-            .get_opt(&object_name)
-            .await
-            .map_err(failed("observe", format!("{kind_name} {object_name}")))?;
+        let current = match cached(ctx, &kind, &ns, &object_name).await {
+            Some(obj) => Some(obj),
+            None if absent(ctx, &kind, &ns, &object_name).await => None,
+            None => dynamic_api(ctx, &kind, &ns)
+                .get_opt(&object_name)
+                .await
+                .map_err(failed("observe", format!("{kind_name} {object_name}")))?,
+        };
         if let Some(obj) = &current
             && !labels::belongs_to(obj.labels(), &ns, &name)
         {
@@ -68,6 +78,53 @@ pub async fn observe(
         observed.kinds.insert(t.name.clone(), kind);
     }
     Ok(observed)
+}
+
+/// A composed object from the kind's cache (objects with dbclaim's
+/// labels), when the cache holds it and it is not older than this
+/// operator's last write of it.
+async fn cached(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> Option<DynamicObject> {
+    let obj = ctx.kinds.cached(kind, ns, name).await.flatten()?;
+    let written = ctx.written.get(&written_key_of(kind, ns, name));
+    if !cache::fresh(obj.resource_version().as_deref(), written.as_deref()) {
+        return None;
+    }
+    let mut obj = (*obj).clone();
+    // Items of a list (the watch's first one) come without apiVersion and
+    // kind; a GET has them, and the comparison with what is applied needs
+    // them.
+    obj.types = Some(kube::api::TypeMeta {
+        api_version: kind.resource.api_version.clone(),
+        kind: kind.resource.kind.clone(),
+    });
+    Some(obj)
+}
+
+/// Whether the object surely does not exist: the kind's metadata cache of
+/// all its objects (any labels, so someone else's object of that name is
+/// seen) lacks it, and this operator has not written it lately (the watch
+/// may not show that yet). Anything else is read from the API server.
+/// An object made by someone else between the watch event and the apply
+/// is the same race a GET before the apply has.
+async fn absent(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> bool {
+    ctx.kinds.exists(kind, ns, name).await == Some(false)
+        && ctx.written.get(&written_key_of(kind, ns, name)).is_none()
+}
+
+/// Whether a Secret surely does not exist (see [`absent`]).
+pub async fn secret_absent(ctx: &Context, ns: &str, name: &str) -> bool {
+    let key = ObjectRef::<PartialObjectMeta<Secret>>::new(name).within(ns);
+    matches!(ctx.secret_names.lookup(&key).await, Some(None))
+        && ctx.written.get(&written_key("secrets", ns, name)).is_none()
+}
+
+fn written_key_of(kind: &Kind, ns: &str, name: &str) -> String {
+    let ns = if kind.scope == Scope::Namespaced {
+        ns
+    } else {
+        ""
+    };
+    written_key(&kind.resource.plural, ns, name)
 }
 
 pub fn base_kind(base: &Value) -> Option<(String, String)> {
@@ -109,11 +166,13 @@ pub fn dynamic_api(ctx: &Context, kind: &Kind, ns: &str) -> Api<DynamicObject> {
 /// where the rendered object (never the observed one, which a tenant may
 /// have edited) names it; true when any details were read, so the caller
 /// renders again with them.
+/// With `fresh`, every Secret is read from the API server, not the cache.
 pub async fn connections(
     claim: &DatabaseClaim,
     desired: &Rendered,
     observed: &mut Observed,
     ctx: &Context,
+    fresh: bool,
 ) -> Result<bool, ComposedError> {
     let claim_ns = claim.namespace().unwrap_or_default();
     let mut read = false;
@@ -133,12 +192,32 @@ pub async fn connections(
         ) else {
             continue;
         };
-        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &source.namespace);
-        let object = format!("Secret {}/{}", source.namespace, source.name);
-        let secret = secrets
-            .get_opt(&source.name)
-            .await
-            .map_err(failed("read", object))?;
+        // From the Secret cache when it holds the Secret (providers copy
+        // the claim's labels onto theirs); read when it does not: a Secret
+        // written before those labels, or one the cache has not seen yet.
+        let key = ObjectRef::new(&source.name).within(&source.namespace);
+        let cached = match fresh {
+            true => None,
+            false => ctx.secrets.lookup(&key).await.flatten(),
+        };
+        let secret = match cached {
+            Some(s) => {
+                observed.from_cache = true;
+                Some((*s).clone())
+            }
+            None if !fresh && secret_absent(ctx, &source.namespace, &source.name).await => {
+                observed.from_cache = true;
+                None
+            }
+            None => {
+                let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &source.namespace);
+                let object = format!("Secret {}/{}", source.namespace, source.name);
+                secrets
+                    .get_opt(&source.name)
+                    .await
+                    .map_err(failed("read", object))?
+            }
+        };
         let Some(secret) = secret.filter(|s| source.may_read(s.annotations())) else {
             continue;
         };

@@ -638,3 +638,81 @@ async fn automatic_claim_renders_the_newest_revision() {
     .await;
     assert_eq!(result, Ok(Action::requeue(requeue::READY)));
 }
+
+#[tokio::test]
+async fn claim_at_rest_on_synced_caches_sends_no_request() {
+    let claim = orders_db().finalized().with_status(ready_status());
+    // As a list (the watch's first) delivers it: without apiVersion and kind.
+    let mut listed = ready_database(&claim);
+    if let Some(o) = listed.as_object_mut() {
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+    let world = world()
+        .cached(&database(), vec![listed])
+        .cached_secret(provider_secret())
+        .cached_secret(written_secret(&claim));
+    let (result, transcript) = pass(world, claim, vec![]).await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    assert!(transcript.writes().is_empty(), "a claim at rest wrote");
+}
+
+#[tokio::test]
+async fn new_claim_on_synced_caches_applies_without_reading_what_is_absent() {
+    let claim = orders_db().finalized();
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
+    let world = world().cached(&database(), vec![]).cached_secret(
+        // Someone else's Secret elsewhere: no bearing on this claim.
+        secret("unrelated").ns("team-b").data(&[("k", "v")]),
+    );
+    let (result, _) = pass(
+        world,
+        claim.clone(),
+        vec![
+            get(POLICIES).returns(list::<Value>(&[])),
+            // Neither cache has the Database or the Secret: no GET for them.
+            apply(&path)
+                .body(applied(&claim, &shared_postgres(), "database"))
+                .echo_with(server_fields()),
+            apply(CLAIM_STATUS).returns(&claim),
+            create(EVENTS),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
+}
+
+#[tokio::test]
+async fn an_object_of_that_name_without_the_claim_labels_is_read_not_taken() {
+    let claim = orders_db().finalized();
+    let name = crate::naming::composed_name("team-a", "orders-db", "database");
+    let path = format!("{DATABASES}/{name}");
+    // The metadata cache sees a Database of that name; the claim-labelled
+    // cache does not (it is someone else's): it is read, and refused.
+    let mut foreign = applied(&claim, &shared_postgres(), "database");
+    if let Some(m) = foreign
+        .pointer_mut("/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        m.remove("labels");
+    }
+    let world = world().cached_name(&database(), foreign.clone());
+    let (result, transcript) = pass(
+        world,
+        claim.clone(),
+        vec![
+            get(POLICIES).returns(list::<Value>(&[])),
+            get(&path).returns(foreign),
+            apply(CLAIM_STATUS).returns(&claim),
+            create(EVENTS),
+            create(EVENTS),
+        ],
+    )
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        !transcript.writes().iter().any(|w| w.path.contains(&name)),
+        "someone else's Database was written"
+    );
+}

@@ -7,6 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::Event;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -16,6 +17,7 @@ use super::normal;
 use super::select::Selected;
 use crate::api::DatabaseClaim;
 use crate::contract::CLAIM_FIELD_MANAGER;
+use crate::controller::cache::{self, written_key};
 use crate::controller::context::Context;
 use crate::controller::labels;
 use crate::engine::{self, ConnectionSecret};
@@ -41,10 +43,22 @@ pub async fn publish(
         engine::connection_secret(claim.spec.engine, &selected.name(), &applied.connection);
     let api: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(failed("read", format!("Secret {name}")))?;
+    let existing = match cached(claim, &name, ctx).await {
+        Some(s) => Some(s),
+        None if super::observe::secret_absent(
+            ctx,
+            &claim.namespace().unwrap_or_default(),
+            &name,
+        )
+        .await =>
+        {
+            None
+        }
+        None => api
+            .get_opt(&name)
+            .await
+            .map_err(failed("read", format!("Secret {name}")))?,
+    };
     if !assembled.missing.is_empty() {
         let missing = assembled.missing.join(", ");
         return Ok(Published {
@@ -54,7 +68,7 @@ pub async fn publish(
             incomplete: Some(format!("connection secret {name} lacks {missing}")),
         });
     }
-    if write(claim, &api, &name, existing.as_ref(), &assembled).await? {
+    if write(claim, &api, &name, existing.as_ref(), &assembled, ctx).await? {
         let note = format!("connection secret {name} written");
         events.push(normal("ConnectionSecretWritten", "WriteSecret", note));
     }
@@ -73,6 +87,23 @@ pub async fn publish(
     })
 }
 
+/// The claim's connection Secret from the Secret cache, when it holds it
+/// and it is not older than this operator's last write. A Secret that cache
+/// lacks is absent only when the metadata cache of all Secrets lacks it
+/// too: one without the claim's labels may be someone else's, which a
+/// forced apply must not take over, so it is read.
+async fn cached(claim: &DatabaseClaim, name: &str, ctx: &Context) -> Option<Secret> {
+    let ns = claim.namespace().unwrap_or_default();
+    let secret = ctx
+        .secrets
+        .lookup(&ObjectRef::new(name).within(&ns))
+        .await
+        .flatten()?;
+    let written = ctx.written.get(&written_key("secrets", &ns, name));
+    cache::fresh(secret.resource_version().as_deref(), written.as_deref())
+        .then(|| (*secret).clone())
+}
+
 /// Writes the claim's connection Secret when its content differs; true when
 /// it wrote. A Secret of that name that this claim does not own is left alone.
 async fn write(
@@ -81,6 +112,7 @@ async fn write(
     name: &str,
     existing: Option<&Secret>,
     assembled: &ConnectionSecret,
+    ctx: &Context,
 ) -> Result<bool, SecretError> {
     let ns = claim.namespace().unwrap_or_default();
     let data: BTreeMap<String, ByteString> = assembled
@@ -113,9 +145,11 @@ async fn write(
         ..Default::default()
     };
     let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
-    api.patch(name, &params, &Patch::Apply(&secret))
+    let written = api
+        .patch(name, &params, &Patch::Apply(&secret))
         .await
         .map_err(failed("write", format!("Secret {name}")))?;
+    cache::remember(&ctx.written, "secrets", &written);
     Ok(true)
 }
 

@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
+use crate::controller::cache::Cache;
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::{collector, labels};
@@ -82,7 +83,30 @@ pub fn run(
     .applied_objects();
 
     let (wake_tx, wake_rx) = mpsc::unbounded_channel::<ObjectRef<DatabaseClaim>>();
+    // Connection Secrets wake the claim that owns them, and are cached
+    // whole: a pass compares their data without a GET.
+    let secrets = {
+        let wake = wake_tx.clone();
+        Cache::spawn(
+            claims_api::<Secret>(&client, namespace),
+            watcher::Config::default().labels(labels::CLAIM_NAME),
+            (),
+            // A provider's Secret (no owner reference, the claim's labels
+            // copied) wakes the claim too: its details reach the claim's
+            // Secret even when the Secret's event comes after the status
+            // change that woke the claim before.
+            move |s: &Secret| {
+                owner_claim(s)
+                    .or_else(|| labels::claim_of(s.labels()))
+                    .is_none_or(|c| wake.send(c).is_ok())
+            },
+        )
+    };
+    let secret_names = Cache::<Secret>::names(claims_api(&client, namespace), ());
     let ctx = Arc::new(Context {
+        secrets,
+        secret_names,
+        written: Default::default(),
         client: client.clone(),
         compositions: compositions.clone(),
         revisions: revisions.clone(),
@@ -167,12 +191,6 @@ pub fn run(
         }
     };
     let claims = Controller::for_stream(claim_events, claim_store.clone())
-        // Connection Secrets only wake their claim: metadata is enough,
-        // their data never needs to cross the wire for that.
-        .owns(
-            claims_api::<PartialObjectMeta<Secret>>(&client, namespace),
-            watcher::Config::default().labels(labels::CLAIM_NAME),
-        )
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .reconcile_on(by_composition)
         .reconcile_on(by_revision)
@@ -221,6 +239,17 @@ where
                     .collect::<Vec<_>>(),
             )
         })
+}
+
+/// The claim that controls `secret` (its owner reference, as the
+/// controller's `owns` mapped it).
+fn owner_claim(secret: &Secret) -> Option<ObjectRef<DatabaseClaim>> {
+    let ns = secret.namespace()?;
+    secret
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "DatabaseClaim")
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
 }
 
 /// What the claim cache does not need to keep.

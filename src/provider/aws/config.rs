@@ -2,6 +2,7 @@
 //! client cache, and its controller, which reports in status whether the
 //! config is usable.
 
+use crate::controller::cache::Cache;
 use kube::{Client, ResourceExt};
 
 use super::Aws;
@@ -111,9 +112,13 @@ pub fn valid_region(region: &str) -> bool {
         && parts[parts.len() - 1].parse::<u32>().is_ok()
 }
 
-/// Reads ProviderConfig `name` (and its Secret) and checks it.
-pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let pc = config::get(client, name, ResolveError::NotFound).await?;
+/// Reads ProviderConfig `name` (from the cache, and its Secret) and checks it.
+pub async fn resolve(
+    client: &Client,
+    configs: &Cache<ProviderConfig>,
+    name: &str,
+) -> Result<Resolved, ResolveError> {
+    let pc = config::get(client, configs, name, ResolveError::NotFound).await?;
     resolve_config(client, &pc).await
 }
 
@@ -188,7 +193,7 @@ pub async fn resolve_config(
 /// region unless the object names one), from the cache while neither the
 /// config nor its Secret changed.
 pub async fn client(aws: &Aws, name: &str, region: Option<&str>) -> Result<Rds, ResolveError> {
-    let mut resolved = resolve(&aws.client, name).await?;
+    let mut resolved = resolve(&aws.client, &aws.configs, name).await?;
     if let Some(r) = region {
         if !valid_region(r) {
             return Err(ResolveError::Region {

@@ -30,6 +30,7 @@ use kube::Client;
 
 use crate::api::aws::{ProviderConfig, RDSInstance, RDSInstanceObservation};
 use crate::api::common::ManagedSpec;
+use crate::controller::cache::Cache;
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
@@ -65,6 +66,8 @@ pub struct Aws {
     pub clients: Mutex<HashMap<(String, String), (String, rds::Rds)>>,
     /// This cluster's identity in ownership marks.
     pub cluster_id: String,
+    /// The ProviderConfigs, cached by their watch.
+    pub configs: Cache<ProviderConfig>,
 }
 
 /// Runs both controllers until the future is dropped, counting RDS API
@@ -72,11 +75,16 @@ pub struct Aws {
 /// in `dbclaim_reconcile_total{controller="rdsinstance"}` of `metrics`.
 pub async fn run_with_metrics(client: Client, config: crate::provider::Config, metrics: Metrics) {
     let aws = Aws {
+        configs: Cache::none(),
         client: client.clone(),
         metrics: metrics.clone(),
         http: rds::http_client(),
         clients: Mutex::default(),
         cluster_id: config.cluster_id.clone(),
     };
-    managed::reconcile::run::<RDSInstance, Aws>(client, config, metrics, move |_| aws).await
+    managed::reconcile::run::<RDSInstance, Aws>(client, config, metrics, move |_, configs| Aws {
+        configs,
+        ..aws
+    })
+    .await
 }

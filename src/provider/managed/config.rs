@@ -22,6 +22,8 @@ use super::reconcile::Context;
 use super::{Events, status};
 use crate::api::common::ConfigStatus;
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
+use crate::controller::cache::Cache;
+use kube::runtime::reflector::ObjectRef;
 
 /// How often a healthy ProviderConfig is checked again.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -61,12 +63,18 @@ pub struct ReadError {
     pub source: kube::Error,
 }
 
-/// Reads ProviderConfig `name`; `missing(name)` when there is none.
+/// Reads ProviderConfig `name` from the provider's cache of them (read
+/// from the API server when the cache has not synced or lacks it: one made
+/// a moment ago); `missing(name)` when there is none.
 pub async fn get<C: ConfigKind, E: From<ReadError>>(
     client: &Client,
+    configs: &Cache<C>,
     name: &str,
     missing: impl FnOnce(String) -> E,
 ) -> Result<C, E> {
+    if let Some(Some(pc)) = configs.lookup(&ObjectRef::new(name)).await {
+        return Ok((*pc).clone());
+    }
     let got = Api::<C>::all(client.clone()).get_opt(name).await;
     let got = got.map_err(|source| ReadError {
         config: name.to_string(),

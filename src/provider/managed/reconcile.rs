@@ -26,6 +26,7 @@ use super::{
 use crate::api::common::DeletionPolicy;
 use crate::backoff::Backoff;
 use crate::conditions::SyncedReason;
+use crate::controller::cache::{self, Cache, Written, written_key};
 use crate::metrics::Metrics;
 
 /// A failure of a pass: the provider's, or one of the scaffold's own steps.
@@ -261,9 +262,42 @@ where
     ))
 }
 
+/// The connection Secrets of a provider from the cache of its Secret
+/// watch, read from the API server when the cache lacks one or shows a copy
+/// older than this process's last write: which password is current is a
+/// safety decision (a wrong "absent" would generate and set a new one), so
+/// only a cached copy known to be current is used.
+pub struct CachedSecrets {
+    pub client: Client,
+    pub cache: Cache<Secret>,
+    pub written: Written,
+}
+
+impl SecretStore for CachedSecrets {
+    async fn read(&self, target: &(String, String)) -> Result<Option<Secret>, secret::Failure> {
+        let (ns, name) = target;
+        let written = self.written.get(&written_key("secrets", ns, name));
+        let key = ObjectRef::new(name).within(ns);
+        if let Some(Some(s)) = self.cache.lookup(&key).await
+            && cache::fresh(s.resource_version().as_deref(), written.as_deref())
+        {
+            return Ok(Some((*s).clone()));
+        }
+        self.client.read(target).await
+    }
+
+    async fn apply(&self, desired: &Secret, manager: &str) -> Result<Secret, secret::Failure> {
+        let written = self.client.apply(desired, manager).await?;
+        cache::remember(&self.written, "secrets", &written);
+        Ok(written)
+    }
+}
+
 /// Shared by a provider's two controllers.
 pub struct Context<X> {
     pub client: Client,
+    /// Its connection Secrets, cached.
+    pub secrets: CachedSecrets,
     pub config: crate::provider::Config,
     pub metrics: Metrics,
     /// Events go through a Recorder made per pass: a shared one caches a
@@ -299,12 +333,12 @@ fn backoff_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
 
 /// Runs the controller of `M` and of its ProviderConfigs until the future is
 /// dropped. `external` is built once the object store exists (a provider
-/// may look at its other objects).
+/// may look at its other objects) and gets the ProviderConfig cache.
 pub async fn run<M, X>(
     client: Client,
     config: crate::provider::Config,
     metrics: Metrics,
-    external: impl FnOnce(Store<M>) -> X,
+    external: impl FnOnce(Store<M>, Cache<M::Config>) -> X,
 ) where
     M: Managed,
     X: External<M> + Resolve<M::Config>,
@@ -317,7 +351,43 @@ pub async fn run<M, X>(
     let object_controller =
         Controller::new(objects, watcher::Config::default()).with_config(concurrency.clone());
     let store = object_controller.store();
+    // The ProviderConfig and Secret watches fill caches and wake objects
+    // from the same event, so a pass they start reads what woke it.
+    let (wake, woken) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<M>>();
+    // A ProviderConfig changed (spec, or its status after its Secret
+    // changed): reconcile the objects that use it.
+    let configs = {
+        let (store, wake) = (store.clone(), wake.clone());
+        Cache::spawn(
+            configs,
+            watcher::Config::default(),
+            (),
+            move |pc: &M::Config| {
+                let name = pc.name_any();
+                store
+                    .state()
+                    .iter()
+                    .filter(|o| o.managed().provider_config_ref.name == name)
+                    .all(|o| wake.send(ObjectRef::from_obj(o.as_ref())).is_ok())
+            },
+        )
+    };
+    // A connection Secret changed or went away: reconcile its object.
+    let secret_cache = Cache::spawn(
+        secrets,
+        watcher::Config::default().labels(M::SECRET_LABEL),
+        (),
+        move |s: &Secret| match s.annotations().get(M::SECRET_ANNOTATION) {
+            Some(name) => wake.send(ObjectRef::<M>::new(name)).is_ok(),
+            None => true,
+        },
+    );
     let ctx = Arc::new(Context {
+        secrets: CachedSecrets {
+            client: client.clone(),
+            cache: secret_cache,
+            written: Written::default(),
+        },
         client: client.clone(),
         config,
         metrics,
@@ -327,34 +397,15 @@ pub async fn run<M, X>(
         },
         backoff: backoff::backoff(),
         manager: M::FIELD_MANAGER,
-        external: external(store.clone()),
+        external: external(store.clone(), configs),
         drills: Default::default(),
     });
-
-    // A ProviderConfig changed (spec, or its status after its Secret
-    // changed): reconcile the objects that use it.
-    let by_config = move |pc: M::Config| {
-        let name = pc.name_any();
-        store
-            .state()
-            .iter()
-            .filter(|o| o.managed().provider_config_ref.name == name)
-            .map(|o| ObjectRef::from_obj(o.as_ref()))
-            .collect::<Vec<_>>()
-    };
-    // A connection Secret changed or went away: reconcile its object.
-    let by_secret = |s: Secret| {
-        s.annotations()
-            .get(M::SECRET_ANNOTATION)
-            .map(|name| ObjectRef::<M>::new(name))
-    };
+    let woken = futures::stream::unfold(
+        woken,
+        |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+    );
     let objects_run = object_controller
-        .watches(configs, watcher::Config::default(), by_config)
-        .watches(
-            secrets,
-            watcher::Config::default().labels(M::SECRET_LABEL),
-            by_secret,
-        )
+        .reconcile_on(woken)
         .run(reconcile::<M, X>, error_policy::<M, X>, ctx.clone())
         .for_each(|result| async move {
             log(&M::kind(&()), result, |e| matches!(e, Error::Waiting(_)))
@@ -478,7 +529,7 @@ async fn apply<M: Managed, X: External<M>>(
     let outcome = sync_with_drill(
         obj,
         &ctx.external,
-        &ctx.client,
+        &ctx.secrets,
         &ctx.config.operator_namespace,
         start.as_ref().map(|p| &p.request),
         &mut events,

@@ -77,10 +77,37 @@ pub enum ResolveError {
     Kube(#[from] config::ReadError),
 }
 
-/// Reads ProviderConfig `name` and its admin Secret.
-pub async fn resolve(client: &Client, name: &str) -> Result<Resolved, ResolveError> {
-    let pc = config::get(client, name, ResolveError::NotFound).await?;
-    resolve_config(client, &pc).await
+impl Postgres {
+    /// ProviderConfig `name` (from the cache) with its admin Secret, read
+    /// once per version of the config: the config's check, which runs on
+    /// every change of the config and of the Secrets it names, drops it.
+    pub async fn resolve(&self, name: &str) -> Result<Resolved, ResolveError> {
+        let pc = config::get(&self.client, &self.configs, name, ResolveError::NotFound).await?;
+        let version = pc.resource_version().unwrap_or_default();
+        let known = {
+            let known = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+            known
+                .get(name)
+                .filter(|(v, _)| *v == version && !version.is_empty())
+                .map(|(_, r)| r.clone())
+        };
+        if let Some(r) = known {
+            return Ok(r);
+        }
+        let resolved = resolve_config(&self.client, &pc).await?;
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (version, resolved.clone()));
+        Ok(resolved)
+    }
+
+    pub fn forget_resolved(&self, name: &str) {
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
 }
 
 /// Reads the admin Secret of `pc`.
@@ -200,6 +227,9 @@ impl Resolve<ProviderConfig> for Postgres {
     /// Resolves `pc`, connects (through the shared cache) and checks the
     /// admin's privileges.
     async fn check(&self, pc: &ProviderConfig) -> Result<String, Error> {
+        // A check runs on every change of the config and of its Secrets:
+        // what Databases resolved from the config before is dropped.
+        self.forget_resolved(&pc.name_any());
         let resolved = resolve_config(&self.client, pc).await?;
         let admin = self.pool.admin(&resolved.name, &resolved.params).await;
         let checked = match admin {

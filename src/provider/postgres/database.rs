@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::Postgres;
-use super::config::{self, ResolveError, Resolved};
+use super::config::{ResolveError, Resolved};
 use super::logins::{self, Logins, Step as Step2};
 use super::plan::{self, Desired, Step};
 use super::rotate;
@@ -121,8 +121,9 @@ impl External<Database> for Postgres {
         db: &Database,
         _events: &mut Events,
     ) -> Result<Observation<(Resolved, Claim)>, Error> {
-        let resolved =
-            config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
+        let resolved = self
+            .resolve(&db.spec.managed.provider_config_ref.name)
+            .await?;
         if let Some(why) =
             plan::forbidden_name(&db.spec.for_provider.database_name, &resolved.params.user)
         {
@@ -238,8 +239,9 @@ impl External<Database> for Postgres {
         if self.name_taken(db).is_some() {
             return Ok(Deletion::Gone);
         }
-        let resolved =
-            config::resolve(&self.client, &db.spec.managed.provider_config_ref.name).await?;
+        let resolved = self
+            .resolve(&db.spec.managed.provider_config_ref.name)
+            .await?;
         if plan::forbidden_name(&name, &resolved.params.user).is_none() {
             let d = desired(db, self.identity(db), Claim::None);
             let report = self

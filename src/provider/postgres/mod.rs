@@ -27,6 +27,7 @@ use kube::runtime::reflector::Store;
 
 use crate::api::common::ManagedSpec;
 use crate::api::postgres::{Database, DatabaseObservation, ProviderConfig};
+use crate::controller::cache::Cache;
 use crate::metrics::Metrics;
 use crate::provider::managed::{self, Managed};
 
@@ -65,6 +66,11 @@ pub struct Postgres {
     pub cluster_id: String,
     /// Where connection Secrets go by default (the upgrade check reads one).
     pub operator_namespace: String,
+    /// The ProviderConfigs, cached by their watch.
+    pub configs: Cache<ProviderConfig>,
+    /// ProviderConfig name → (its resourceVersion, what it resolved to with
+    /// its admin Secret), so a pass reads neither again.
+    pub resolved: Mutex<HashMap<String, (String, config::Resolved)>>,
 }
 
 /// Runs both controllers until the future is dropped; SQL sessions are not
@@ -81,8 +87,13 @@ pub async fn run_with_metrics(client: Client, config: crate::provider::Config, m
     let m = metrics.clone();
     let (cluster_id, operator_namespace) =
         (config.cluster_id.clone(), config.operator_namespace.clone());
-    managed::reconcile::run::<Database, Postgres>(client, config, metrics, move |databases| {
-        Postgres {
+    managed::reconcile::run::<Database, Postgres>(
+        client,
+        config,
+        metrics,
+        move |databases, configs| Postgres {
+            configs,
+            resolved: Mutex::default(),
             client: c,
             pool: server::Pool::default(),
             verified: Mutex::default(),
@@ -90,7 +101,7 @@ pub async fn run_with_metrics(client: Client, config: crate::provider::Config, m
             metrics: m,
             cluster_id,
             operator_namespace,
-        }
-    })
+        },
+    )
     .await
 }

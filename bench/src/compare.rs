@@ -1,0 +1,301 @@
+//! Baseline against new in the same run (issue 20): the operator built at
+//! a baseline commit and the one under test take turns (their order
+//! alternates from run to run), each on a fresh plane, so machine load
+//! hits both alike and the results are read as ratios.
+//!
+//! Scenarios: a quiet burst of the in-cluster or the shared-PostgreSQL
+//! composition (N claims created at once), and the busy cluster: N
+//! in-cluster claims created by 4 parallel clients, each as fast as the API
+//! server answers, while a lister lists all claims (full objects) every 2 s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{Api, ListParams, PostParams};
+
+use crate::env::{Cluster, NAMESPACE, Postgres};
+use crate::model::{self, CompareRun, Pcts};
+use crate::operator::Operator;
+use crate::scenarios::{claim, claims_api, create_claims};
+use crate::{Result, RunArgs, err, track};
+
+/// Parallel creating clients of the busy cluster.
+pub const BUSY_CLIENTS: usize = 4;
+/// How often the busy cluster's lister lists every claim.
+pub const LIST_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    InCluster,
+    SharedPostgres,
+    Busy,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::InCluster => "in-cluster",
+            Scenario::SharedPostgres => "shared-postgres",
+            Scenario::Busy => "busy",
+        }
+    }
+
+    fn composition(self) -> &'static str {
+        match self {
+            Scenario::SharedPostgres => "shared-postgres",
+            _ => "bench-inline",
+        }
+    }
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("bench: {}", msg.as_ref());
+}
+
+/// One side of a comparison: its name ("baseline", "new") and binary.
+pub struct Side<'a> {
+    pub name: &'static str,
+    pub bin: &'a Path,
+}
+
+/// Runs `scenario` with N claims once per side, in an order that alternates
+/// with `run`.
+pub async fn run(
+    args: &RunArgs,
+    run: usize,
+    scenario: Scenario,
+    n: usize,
+    baseline: &Path,
+) -> Vec<Result<CompareRun>> {
+    let mut sides = [
+        Side {
+            name: "baseline",
+            bin: baseline,
+        },
+        Side {
+            name: "new",
+            bin: args.operator_bin(),
+        },
+    ];
+    if run.is_multiple_of(2) {
+        sides.reverse();
+    }
+    let mut out = Vec::new();
+    for side in &sides {
+        out.push(once(args, run, scenario, n, side).await);
+    }
+    out
+}
+
+async fn once(
+    args: &RunArgs,
+    run: usize,
+    scenario: Scenario,
+    n: usize,
+    side: &Side<'_>,
+) -> Result<CompareRun> {
+    let dir: PathBuf = args.state.join(format!(
+        "compare-{}-{n}-{run}-{}",
+        scenario.name(),
+        side.name
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let log_file = dir.join("scripts.log");
+    log(format!(
+        "compare {} N={n} run {run}: the {} operator",
+        scenario.name(),
+        side.name
+    ));
+    let cluster = Cluster::up(&args.repo, &dir.join("cluster"), &log_file).await?;
+    let pg = match scenario {
+        Scenario::SharedPostgres => {
+            match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
+                Ok(pg) => Some(pg),
+                Err(e) => {
+                    let _ = cluster.down(&log_file).await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => None,
+    };
+    let result = async {
+        if let Some(pg) = &pg {
+            pg.install(&cluster).await?;
+        }
+        let mut op = Operator::start(
+            side.bin,
+            &args.operator_args,
+            &cluster.kubeconfig,
+            &dir.join("operator.log"),
+        )
+        .await?;
+        let result = match op.wait_ready(Duration::from_secs(60)).await {
+            Ok(()) => measure(args, &cluster, &op, scenario, n).await,
+            Err(e) => Err(e),
+        };
+        op.stop().await?;
+        result.map(|mut r| {
+            r.run = run;
+            r.operator = side.name.to_string();
+            r
+        })
+    }
+    .await;
+    if let Some(pg) = pg
+        && let Err(e) = pg.down(&log_file).await
+    {
+        log(format!("  postgres down: {e}"));
+    }
+    if let Err(e) = cluster.down(&log_file).await {
+        log(format!("  cluster down: {e}"));
+    }
+    result
+}
+
+async fn measure(
+    args: &RunArgs,
+    cluster: &Cluster,
+    op: &Operator,
+    scenario: Scenario,
+    n: usize,
+) -> Result<CompareRun> {
+    let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = op.scrape().await?;
+    let plane0 = cluster.cpu();
+    let start = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let lists = Arc::new(AtomicUsize::new(0));
+    let lister = (scenario == Scenario::Busy).then(|| {
+        let api = claims_api(cluster);
+        let (stop, lists) = (stop.clone(), lists.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LIST_EVERY);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if api.list(&ListParams::default()).await.is_ok() {
+                    lists.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    });
+    let names: Vec<String>;
+    let sent: HashMap<String, Instant> = match scenario {
+        Scenario::Busy => {
+            names = (0..n)
+                .map(|i| format!("b{}-{}", i % BUSY_CLIENTS, i / BUSY_CLIENTS))
+                .collect();
+            busy_create(cluster, &names).await?
+        }
+        _ => {
+            names = (0..n).map(|i| format!("c-{i}")).collect();
+            create_claims(
+                cluster,
+                &names,
+                scenario.composition(),
+                args.create_concurrency,
+            )
+            .await?
+        }
+    };
+    let created = start.elapsed();
+    claims
+        .wait(&format!("{n} claims to be Ready"), args.timeout(), |s| {
+            names.iter().all(|c| s.ready.contains_key(c))
+        })
+        .await?;
+    let plane_cpu = cluster.cpu().since(&plane0);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(l) = lister {
+        l.abort();
+    }
+    let (latencies, last_ready) = claims.with(|s| {
+        let lat: Vec<f64> = names
+            .iter()
+            .map(|c| s.ready[c].saturating_duration_since(sent[c]).as_secs_f64())
+            .collect();
+        let last = names
+            .iter()
+            .map(|c| s.ready[c].saturating_duration_since(start))
+            .max()
+            .unwrap_or_default();
+        (lat, last)
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let requests = op.scrape().await?.since(&before);
+    let gets: f64 = requests
+        .iter()
+        .filter(|(k, _)| k.starts_with("get "))
+        .map(|(_, v)| v)
+        .sum();
+    let r = CompareRun {
+        scenario: scenario.name().to_string(),
+        n,
+        create_span_secs: created.as_secs_f64(),
+        all_ready_secs: last_ready.as_secs_f64(),
+        ready_after_last_created_secs: last_ready.saturating_sub(created).as_secs_f64(),
+        latency: Pcts::of(latencies),
+        apiserver_cpu_per_1000: plane_cpu.apiserver / n as f64 * 1000.0,
+        plane_cpu,
+        gets_per_claim: gets / n as f64,
+        mutating_per_claim: model::mutating(&requests) / n as f64,
+        lists: lists.load(Ordering::Relaxed),
+        requests,
+        ..Default::default()
+    };
+    log(format!(
+        "  created in {:.2}s, all Ready {:.2}s ({:.2}s after the last creation); per claim p99 {:.2}s; kube-apiserver {:.1} CPU s per 1,000 claims; {:.2} GETs and {:.2} mutating requests per claim; {} lists",
+        r.create_span_secs,
+        r.all_ready_secs,
+        r.ready_after_last_created_secs,
+        r.latency.p99,
+        r.apiserver_cpu_per_1000,
+        r.gets_per_claim,
+        r.mutating_per_claim,
+        r.lists
+    ));
+    Ok(r)
+}
+
+/// The busy cluster's creators: [`BUSY_CLIENTS`] clients, each sending its
+/// share one create after the other (at the API server's pace).
+async fn busy_create(cluster: &Cluster, names: &[String]) -> Result<HashMap<String, Instant>> {
+    let api = claims_api(cluster);
+    let per_client: Vec<Vec<String>> = (0..BUSY_CLIENTS)
+        .map(|k| {
+            names
+                .iter()
+                .skip(k)
+                .step_by(BUSY_CLIENTS)
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let sent: Vec<Vec<(String, Instant)>> = stream::iter(per_client)
+        .map(|mine| {
+            let api = api.clone();
+            async move {
+                let mut sent = Vec::with_capacity(mine.len());
+                for name in mine {
+                    let obj = claim(&name, "bench-inline")?;
+                    let t = Instant::now();
+                    api.create(&PostParams::default(), &obj).await?;
+                    sent.push((name, t));
+                }
+                Ok::<_, crate::Error>(sent)
+            }
+        })
+        .buffer_unordered(BUSY_CLIENTS)
+        .try_collect()
+        .await?;
+    let sent: HashMap<String, Instant> = sent.into_iter().flatten().collect();
+    if sent.len() != names.len() {
+        return Err(err("busy cluster: not every claim was created"));
+    }
+    Ok(sent)
+}
