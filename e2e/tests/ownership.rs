@@ -272,6 +272,9 @@ async fn a_dbas_roles_are_refused_unchanged_and_adopted_only_by_annotation() {
 struct Plane {
     state: PathBuf,
     kubeconfig: String,
+    /// Where this plane's own conversion webhook serves, and its CA.
+    conversion_url: String,
+    conversion_ca: String,
     _tmp: tempfile::TempDir,
 }
 
@@ -294,12 +297,17 @@ impl Plane {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let kubeconfig = parse_exports(&String::from_utf8_lossy(&out.stdout))
-            .remove("KUBECONFIG")
-            .unwrap_or_else(|| panic!("e2e/cluster printed no KUBECONFIG"));
+        let mut exports = parse_exports(&String::from_utf8_lossy(&out.stdout));
+        let mut export = |name: &str| {
+            exports
+                .remove(name)
+                .unwrap_or_else(|| panic!("e2e/cluster printed no {name}"))
+        };
         Self {
+            kubeconfig: export("KUBECONFIG"),
+            conversion_url: export("DBCLAIM_E2E_CONVERSION_URL"),
+            conversion_ca: export("DBCLAIM_E2E_CONVERSION_CA"),
             state,
-            kubeconfig,
             _tmp: tmp,
         }
     }
@@ -566,18 +574,34 @@ spec:
     )
 }
 
+/// dbclaim's CRDs on the second plane, the DatabaseClaim CRD pointed at that
+/// plane's own conversion webhook (as `support::apply_crds` does on the main one).
 fn crds_on(plane: &Plane) {
-    let dir = support::repo_root().join("crds");
-    let dir = dir.to_str().unwrap_or_default();
+    let out = Command::new(support::operator::operator_binary())
+        .args([
+            "crds",
+            "--conversion-url",
+            &plane.conversion_url,
+            "--conversion-ca-file",
+            &plane.conversion_ca,
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run dbclaim crds: {e}"));
+    assert!(
+        out.status.success(),
+        "dbclaim crds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crds = String::from_utf8_lossy(&out.stdout);
     plane.kubectl(
         &[
             "apply",
             "--server-side",
             "--field-manager=dbclaim-e2e",
             "-f",
-            dir,
+            "-",
         ],
-        "",
+        &crds,
     );
     plane.kubectl(
         &[
@@ -585,9 +609,9 @@ fn crds_on(plane: &Plane) {
             "--for=condition=Established",
             "--timeout=60s",
             "-f",
-            dir,
+            "-",
         ],
-        "",
+        &crds,
     );
 }
 
