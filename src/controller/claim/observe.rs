@@ -104,10 +104,15 @@ async fn cached(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> Option<Dyna
 /// all its objects (any labels, so someone else's object of that name is
 /// seen) lacks it, and this operator has not written it lately (the watch
 /// may not show that yet). Anything else is read from the API server.
-/// An object made by someone else between the watch event and the apply
-/// is the same race a GET before the apply has.
+/// Trusted for core kinds (ConfigMaps, Secrets, ...) only: a kind of
+/// another group can hold a database (dbclaim's managed resources, a cloud
+/// operator's), and taking over someone else's object of that name would
+/// let a claim delete or re-password their database, so it is read before
+/// its first apply: the window for such an object to appear unseen stays
+/// one round trip, not the watch's lag.
 async fn absent(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> bool {
-    ctx.kinds.exists(kind, ns, name).await == Some(false)
+    kind.resource.group.is_empty()
+        && ctx.kinds.exists(kind, ns, name).await == Some(false)
         && ctx.written.get(&written_key_of(kind, ns, name)).is_none()
 }
 

@@ -658,7 +658,7 @@ async fn claim_at_rest_on_synced_caches_sends_no_request() {
 }
 
 #[tokio::test]
-async fn new_claim_on_synced_caches_applies_without_reading_what_is_absent() {
+async fn new_claim_on_synced_caches_reads_only_what_can_hold_a_database() {
     let claim = orders_db().finalized();
     let name = crate::naming::composed_name("team-a", "orders-db", "database");
     let path = format!("{DATABASES}/{name}");
@@ -671,7 +671,10 @@ async fn new_claim_on_synced_caches_applies_without_reading_what_is_absent() {
         claim.clone(),
         vec![
             get(POLICIES).returns(list::<Value>(&[])),
-            // Neither cache has the Database or the Secret: no GET for them.
+            // Neither cache has the Database or the Secret: the Secret (a
+            // core kind) is absent without a GET; a Database can hold
+            // someone else's database, so it is read before its first apply.
+            get(&path).not_found(),
             apply(&path)
                 .body(applied(&claim, &shared_postgres(), "database"))
                 .echo_with(server_fields()),
