@@ -577,22 +577,7 @@ spec:
 /// dbclaim's CRDs on the second plane, the DatabaseClaim CRD pointed at that
 /// plane's own conversion webhook (as `support::apply_crds` does on the main one).
 fn crds_on(plane: &Plane) {
-    let out = Command::new(support::operator::operator_binary())
-        .args([
-            "crds",
-            "--conversion-url",
-            &plane.conversion_url,
-            "--conversion-ca-file",
-            &plane.conversion_ca,
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run dbclaim crds: {e}"));
-    assert!(
-        out.status.success(),
-        "dbclaim crds failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let crds = String::from_utf8_lossy(&out.stdout);
+    let crds = support::crds_for_webhook(&plane.conversion_url, &plane.conversion_ca);
     plane.kubectl(
         &[
             "apply",

@@ -174,21 +174,6 @@ pub fn apply_crds() {
             // The DatabaseClaim CRD pointed at the plane's conversion webhook,
             // as e2e/cluster installed them (the same field manager, so a no-op).
             Some((url, ca)) => {
-                let out = Command::new(operator::operator_binary())
-                    .args([
-                        "crds",
-                        "--conversion-url",
-                        &url,
-                        "--conversion-ca-file",
-                        &ca,
-                    ])
-                    .output()
-                    .unwrap_or_else(|e| panic!("cannot run dbclaim crds: {e}"));
-                assert!(
-                    out.status.success(),
-                    "dbclaim crds failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
                 let out = kubectl_with_stdin(
                     [
                         "apply",
@@ -198,7 +183,7 @@ pub fn apply_crds() {
                         "-f",
                         "-",
                     ],
-                    &String::from_utf8_lossy(&out.stdout),
+                    &crds_for_webhook(&url, &ca),
                 );
                 assert!(
                     out.status.success(),
@@ -225,6 +210,21 @@ pub fn apply_crds() {
             dir,
         ]);
     });
+}
+
+/// `dbclaim crds` with the DatabaseClaim CRD pointed at the conversion
+/// webhook at `url` (serving with a certificate of the CA in `ca`).
+pub fn crds_for_webhook(url: &str, ca: &str) -> String {
+    let out = Command::new(operator::operator_binary())
+        .args(["crds", "--conversion-url", url, "--conversion-ca-file", ca])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run dbclaim crds: {e}"));
+    assert!(
+        out.status.success(),
+        "dbclaim crds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The conversion webhook e2e/cluster runs for the plane: (URL, CA file).
