@@ -61,6 +61,7 @@ pub async fn apply(
         if !needs_apply(&object, current) {
             continue;
         }
+        let object = with_provider_finalizer(object);
         let created = current.is_none();
         let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
         let result = dynamic_api(ctx, kind, &ns)
@@ -332,6 +333,29 @@ fn with_applied_hash(mut object: Value) -> Value {
     object
 }
 
+/// A managed resource of dbclaim's own providers, applied with its
+/// provider's finalizer: the provider would add it by a patch of its own
+/// before its first pass (a write per claim, and a pass that does nothing
+/// else). Sent on every apply, so this field manager never drops it; left
+/// out of the hash and of the comparison, so an object whose finalizer the
+/// provider added itself is not applied again for it.
+fn with_provider_finalizer(mut object: Value) -> Value {
+    let group = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.split_once('/'))
+        .map(|(g, _)| g);
+    let finalizer = match (group, super::own_managed(&object)) {
+        (Some("postgres.dbclaim.io"), true) => crate::contract::postgres::FINALIZER,
+        (Some("aws.dbclaim.io"), true) => crate::contract::aws::FINALIZER,
+        _ => return object,
+    };
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("finalizers".to_string(), json!([finalizer]));
+    }
+    object
+}
+
 /// Whether the desired object must be sent: it is new, it changed since
 /// the last apply, or someone else changed a field dbclaim sets.
 fn needs_apply(desired: &Value, current: Option<&Value>) -> bool {
@@ -382,5 +406,24 @@ mod tests {
         );
         assert!(needs_apply(&a, None));
         assert!(!needs_apply(&a, Some(&a)));
+    }
+
+    #[test]
+    fn own_managed_resources_carry_their_providers_finalizer() {
+        let db = json!({"apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
+            "metadata": {"name": "d"}});
+        assert_eq!(
+            with_provider_finalizer(db)["metadata"]["finalizers"],
+            json!(["postgres.dbclaim.io/finalizer"])
+        );
+        let rds = json!({"apiVersion": "aws.dbclaim.io/v1alpha1", "kind": "RDSInstance",
+            "metadata": {"name": "r"}});
+        assert_eq!(
+            with_provider_finalizer(rds)["metadata"]["finalizers"],
+            json!(["aws.dbclaim.io/finalizer"])
+        );
+        // Anyone else's kind is applied as rendered.
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(with_provider_finalizer(cm.clone()), cm);
     }
 }

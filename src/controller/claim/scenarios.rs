@@ -182,6 +182,8 @@ async fn new_claim_composes_its_objects_and_reports_once() {
                 .body(json!({"spec": {"forProvider": {"databaseName": "team-a_orders"}}}))
                 // Cluster-scoped: no owner reference to a namespaced claim.
                 .lacks("/metadata/ownerReferences")
+                // The provider's finalizer, so it need not patch it in.
+                .body(json!({"metadata": {"finalizers": ["postgres.dbclaim.io/finalizer"]}}))
                 .echo_with(server_fields()),
             // No credentials yet: the Secret is only looked for.
             get(SECRET).not_found(),
@@ -249,6 +251,39 @@ async fn ready_database_publishes_the_connection_secret() {
     )
     .await;
     assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+}
+
+/// The provider writes its Secret complete before the database exists
+/// (the password first, for crash safety). Before the Database is ready
+/// the claim writes no Secret, and its status does not move as details
+/// arrive (once an extra status write per claim, then another with its
+/// Secret): the Ready pass writes both.
+#[tokio::test]
+async fn details_before_the_database_is_ready_write_no_secret_and_no_new_message() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let not_ready = stored(applied(&claim, &shared_postgres(), "database"));
+    let waiting = "waiting for: Database team-a-orders-db-database: has no Ready condition yet";
+    let (result, transcript) = pass(
+        world(),
+        claim.clone(),
+        vec![
+            get(DATABASE).returns(not_ready),
+            get(PROVIDER_SECRET).returns(provider_secret()),
+            get(SECRET).not_found(),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"conditions": [
+                    {"type": "Synced", "status": "True"},
+                    {"type": "Ready", "status": "False", "reason": "Creating", "message": waiting},
+                    {"type": "Reconciling", "status": "True", "message": waiting},
+                    {"type": "Stalled", "status": "False"},
+                ]}}))
+                .lacks("/status/connectionSecretRef")
+                .returns(&claim),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
+    assert_eq!(transcript.writes().len(), 1, "only the status");
 }
 
 #[tokio::test]

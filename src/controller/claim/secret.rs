@@ -59,13 +59,27 @@ pub async fn publish(
             .await
             .map_err(failed("read", format!("Secret {name}")))?,
     };
-    if !assembled.missing.is_empty() {
-        let missing = assembled.missing.join(", ");
+    // First written once every composed object is ready: a provider may
+    // publish its details before the database they name exists, and a
+    // Secret is what workloads wait for. Written in the pass that turns the
+    // claim Ready, it costs no status write of its own. An existing one is
+    // kept current whatever the objects say.
+    let first_early = existing.is_none() && !applied.not_ready.is_empty();
+    if !assembled.missing.is_empty() || first_early {
+        let incomplete = match assembled.missing.is_empty() {
+            true => {
+                format!("connection secret {name}, written once the composed objects are ready")
+            }
+            false => format!(
+                "connection secret {name} lacks {}",
+                assembled.missing.join(", ")
+            ),
+        };
         return Ok(Published {
             name: existing
                 .filter(|s| owned_by(s, claim))
                 .map(|_| name.clone()),
-            incomplete: Some(format!("connection secret {name} lacks {missing}")),
+            incomplete: Some(incomplete),
         });
     }
     if write(claim, &api, &name, existing.as_ref(), &assembled, ctx).await? {

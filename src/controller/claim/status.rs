@@ -82,11 +82,21 @@ pub fn ready_condition(old: &DatabaseClaimStatus, synced: &Cond, pass: &Pass) ->
     // (a refusal, on Synced), so the claim gives nothing to connect with.
     let unpublished = (computed && pass.secret.is_none())
         .then_some("the connection secret, which could not be written (see Synced)");
+    // While a composed object is not ready, the details it publishes may
+    // lack: saying which would change the message (and write the status)
+    // as each arrives, Ready moving no more than before. Named once every
+    // object is ready.
+    let objects_ready = pass.applied.as_ref().is_none_or(|a| a.not_ready.is_empty());
+    let incomplete = pass
+        .secret
+        .as_ref()
+        .and_then(|s| s.incomplete.as_ref())
+        .filter(|_| objects_ready);
     let not_ready: Vec<&str> = pass
         .applied
         .iter()
         .flat_map(|a| &a.not_ready)
-        .chain(pass.secret.as_ref().and_then(|s| s.incomplete.as_ref()))
+        .chain(incomplete)
         .map(String::as_str)
         .chain(unpublished)
         .collect();

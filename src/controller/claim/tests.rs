@@ -78,7 +78,14 @@ fn ready_follows_what_the_pass_computed() {
             &never,
             &ok,
             pass(1, &["a"], Some("s")),
-            r(false, ReadyReason::Creating, "waiting for: a; s"),
+            r(false, ReadyReason::Creating, "waiting for: a"),
+        ),
+        // Every object ready and details still lacking: they are named.
+        (
+            &never,
+            &ok,
+            pass(1, &[], Some("s")),
+            r(false, ReadyReason::Creating, "waiting for: s"),
         ),
         (
             &was_ready,

@@ -192,6 +192,12 @@ pub trait External<M: Managed>: Send + Sync + 'static {
     /// What observe hands to create or update.
     type Seen: Send;
 
+    /// Reasons of the Normal events a first create posts (besides the
+    /// scaffold's own: the Secret written, Ready): on an object a claim
+    /// composed, a pass that posts nothing else posts none, the claim's
+    /// events saying as much.
+    const CREATION_EVENTS: &'static [&'static str] = &[];
+
     /// Validates, connects and looks at the external resource.
     fn observe(
         &self,
@@ -242,6 +248,17 @@ pub trait External<M: Managed>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<DrillStep, Self::Error>> + Send {
         let refused = format!("this provider does not run {} drills", drill.type_);
         async move { Ok(DrillStep::Refused(refused)) }
+    }
+
+    /// Connection details the connection Secret as it is (`existing`, if
+    /// any) already decides, over those of observe: the login a provider
+    /// names only after its call, known before it, makes the Secret's first
+    /// write complete and spares a second one. By default none.
+    fn connection_known(
+        _obj: &M,
+        _existing: Option<&k8s_openapi::api::core::v1::Secret>,
+    ) -> Connection {
+        Connection::new()
     }
 
     /// What is managed, for messages: "the DB instance", "database \"x\"".

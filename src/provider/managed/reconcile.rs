@@ -25,7 +25,7 @@ use super::{
 };
 use crate::api::common::DeletionPolicy;
 use crate::backoff::Backoff;
-use crate::conditions::SyncedReason;
+use crate::conditions::{ReadyReason, SyncedReason};
 use crate::controller::cache::{self, Cache, Written, written_key};
 use crate::metrics::Metrics;
 
@@ -200,6 +200,10 @@ where
             name: target.1,
             owner,
         });
+    }
+    let mut observed = observed;
+    for (key, value) in X::connection_known(obj, existing.as_ref()) {
+        observed.connection.entry(key).or_insert(value);
     }
     let (password, reset_due) = secret::password(obj, existing.as_ref());
     if (!observed.exists || reset_due)
@@ -601,8 +605,29 @@ async fn apply<M: Managed, X: External<M>>(
             Err(e)
         }
     };
+    if routine::<M, X>(obj, &events) {
+        events.0.clear();
+    }
     ctx.publish(obj, events).await;
     result
+}
+
+/// Whether the events of a pass only say that an object a claim composed
+/// was created, wrote its Secret and is ready (or still creating): the
+/// claim's events say that already ("created", its Secret written, "the
+/// database is ready"), so posting them on the object too would double the
+/// event writes of every claim. Warnings, and any other step (an update,
+/// a password reset, a rotation, a drill), keep the pass's events.
+pub fn routine<M: Managed, X: External<M>>(obj: &M, events: &Events) -> bool {
+    let composed = obj.labels().contains_key(crate::contract::LABEL_CLAIM_NAME);
+    let ready = [ReadyReason::Available, ReadyReason::Creating].map(ReadyReason::as_str);
+    composed
+        && events.0.iter().all(|e| {
+            e.type_ == kube::runtime::events::EventType::Normal
+                && (e.reason == "ConnectionSecretWritten"
+                    || ready.contains(&e.reason.as_str())
+                    || X::CREATION_EVENTS.contains(&e.reason.as_str()))
+        })
 }
 
 /// Deletion: `Orphan` leaves the resource and its Secret; `Delete` deletes

@@ -176,6 +176,15 @@ impl<M: Managed<Observation: Default>> External<M> for Fake<'static> {
         Ok(Deletion::Gone)
     }
 
+    /// An object named "known" gets the host its call publishes from the
+    /// Secret step already (as PostgreSQL knows its login).
+    fn connection_known(obj: &M, _existing: Option<&Secret>) -> Connection {
+        match obj.name_any().as_str() {
+            "known" => Connection::from([("host".to_string(), "db.example".to_string())]),
+            _ => Connection::new(),
+        }
+    }
+
     fn describe(_obj: &M) -> String {
         "the thing".to_string()
     }
@@ -266,6 +275,61 @@ async fn create_finds_the_password_in_the_secret_first() {
     assert_eq!(store.writes(), 2, "before the call, then with the host");
     let reasons: Vec<&str> = events.0.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(reasons, ["Created"]);
+}
+
+#[tokio::test]
+async fn details_known_before_the_call_make_one_secret_write() {
+    let store = leak(Store::default());
+    let fake = Fake::new(store, false);
+    let obj = rds("known");
+    let (synced, written) = sync(&obj, &fake, store, NS, &mut Events::default())
+        .await
+        .unwrap();
+    assert!(synced.password_sent);
+    assert_eq!(written.as_deref(), Some("dbclaim-system/known"));
+    // The password was stored before the call, and nothing was left to add.
+    assert_eq!(fake.calls(), ["create holds=true pending=false"]);
+    assert_eq!(store.writes(), 1, "one write, complete before the call");
+    assert_eq!(data(&store.get("known").unwrap())["host"], "db.example");
+}
+
+#[test]
+fn a_claims_objects_post_no_events_that_only_say_created_and_ready() {
+    use kube::runtime::events::EventType;
+    let created = |extra: Option<(EventType, &str)>| {
+        let mut events = Events::default();
+        events.normal("Available", "up");
+        events.normal("ConnectionSecretWritten", "wrote connection Secret s");
+        if let Some((type_, reason)) = extra {
+            events.push(type_, reason, "x".to_string());
+        }
+        events
+    };
+    let composed = rds("a");
+    let mut standalone = rds("b");
+    standalone.metadata.labels = None;
+    let routine = reconcile::routine::<RDSInstance, Fake<'static>>;
+    assert!(routine(&composed, &created(None)));
+    // Told on the object standing alone; not when the pass did more, or failed.
+    assert!(!routine(&standalone, &created(None)));
+    assert!(!routine(
+        &composed,
+        &created(Some((EventType::Normal, "PasswordReset")))
+    ));
+    assert!(!routine(
+        &composed,
+        &created(Some((EventType::Warning, "Unavailable")))
+    ));
+    let pg = |reason: &str| {
+        let mut events = created(None);
+        events.normal(reason, "x");
+        events
+    };
+    let mut db = database("d");
+    db.metadata.labels = composed.metadata.labels.clone();
+    let postgres = reconcile::routine::<Database, crate::provider::postgres::Postgres>;
+    assert!(postgres(&db, &pg("CreatedDatabase")));
+    assert!(!postgres(&db, &pg("UpdatedDatabase")));
 }
 
 #[tokio::test]

@@ -112,6 +112,8 @@ impl ProviderError for Error {
 impl External<Database> for Postgres {
     type Error = Error;
     type Seen = (Resolved, Claim);
+    const CREATION_EVENTS: &'static [&'static str] =
+        &["CreatedRole", "CreatedDatabase", "CreatedExtension"];
 
     /// ProviderConfig, name checks, and whose role and database of that
     /// name are (before the Secret step: nothing is written for a refused
@@ -178,10 +180,17 @@ impl External<Database> for Postgres {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(uid, rv.clone());
         }
+        // Revoking public access of a database made now is part of making
+        // it, not an update of one that was there.
+        let created = report
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateDatabase { .. }));
         for step in &report.steps {
             let reason = match step {
                 Step::CreateRole => "CreatedRole",
                 Step::CreateDatabase { .. } => "CreatedDatabase",
+                Step::RevokePublicAccess if created => "CreatedDatabase",
                 Step::GrantRoleToAdmin => continue,
                 _ => "UpdatedDatabase",
             };
@@ -296,6 +305,13 @@ impl External<Database> for Postgres {
         tracing::info!(database = %name, count, "failover drill: sessions terminated");
         events.normal("TerminatedSessions", message.clone());
         Ok(DrillStep::Done(message))
+    }
+
+    /// The login the Secret names (the database's own for a new one):
+    /// what `create` publishes unless a rotation switches it.
+    fn connection_known(db: &Database, existing: Option<&Secret>) -> Connection {
+        let (logins, _) = rotate::read(existing, &db.spec.for_provider.database_name);
+        Connection::from([("username".to_string(), logins.current)])
     }
 
     fn describe(db: &Database) -> String {
