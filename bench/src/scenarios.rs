@@ -323,7 +323,7 @@ async fn idle(
     Ok((i, s1.rss_mib))
 }
 
-async fn restart(op: &mut Operator, claims: usize, args: &RunArgs) -> Result<Restart> {
+pub async fn restart(op: &mut Operator, claims: usize, args: &RunArgs) -> Result<Restart> {
     op.kill().await?;
     let start = Instant::now();
     op.spawn().await?;
