@@ -151,7 +151,7 @@ async fn once(
         };
         let mut op = Operator::start(
             bin,
-            &args.operator_args,
+            &cluster.operator_args(bin, &args.operator_args),
             &cluster.kubeconfig,
             &dir.join("operator.log"),
         )

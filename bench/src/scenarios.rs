@@ -641,7 +641,7 @@ async fn inline_scenarios(
     let claims = track::claims(cluster);
     let mut op = Operator::start(
         args.operator_bin(),
-        &args.operator_args,
+        &cluster.operator_args(args.operator_bin(), &args.operator_args),
         &cluster.kubeconfig,
         &dir.join("operator.log"),
     )
@@ -726,7 +726,7 @@ pub async fn postgres_run(args: &RunArgs, run: usize, n: usize) -> Result<Postgr
         let claims = track::claims(&cluster);
         let mut op = Operator::start(
             args.operator_bin(),
-            &args.operator_args,
+            &cluster.operator_args(args.operator_bin(), &args.operator_args),
             &cluster.kubeconfig,
             &dir.join("operator.log"),
         )
