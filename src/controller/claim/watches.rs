@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
-use crate::controller::cache::Cache;
+use crate::controller::cache::{Cache, Names, list_config};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::{collector, labels};
@@ -78,7 +78,7 @@ pub fn run(
     let (claim_store, claim_writer) = reflector::store::<DatabaseClaim>();
     let claim_events = reflector::reflector(
         claim_writer,
-        watcher(claims_api(&client, namespace), watcher::Config::default()).modify(slim),
+        watcher(claims_api(&client, namespace), list_config()).modify(slim),
     )
     .applied_objects();
 
@@ -89,7 +89,7 @@ pub fn run(
         let wake = wake_tx.clone();
         Cache::spawn(
             claims_api::<Secret>(&client, namespace),
-            watcher::Config::default().labels(labels::CLAIM_NAME),
+            list_config().labels(labels::CLAIM_NAME),
             (),
             // A provider's Secret (no owner reference, the claim's labels
             // copied) wakes the claim too: its details reach the claim's
@@ -102,7 +102,7 @@ pub fn run(
             },
         )
     };
-    let secret_names = Cache::<Secret>::names(claims_api(&client, namespace), ());
+    let secret_names = Names::spawn(claims_api::<PartialObjectMeta<Secret>>(&client, namespace));
     let ctx = Arc::new(Context {
         secrets,
         secret_names,
