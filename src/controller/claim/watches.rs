@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim, v1beta1};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
-use crate::controller::cache::{Cache, slim};
+use crate::controller::cache::{Cache, Names, list_config, slim};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::{collector, labels};
@@ -91,7 +91,7 @@ pub fn run(
         let wake = wake_tx.clone();
         Cache::spawn(
             claims_api::<Secret>(&client, namespace),
-            watcher::Config::default().labels(labels::CLAIM_NAME),
+            list_config().labels(labels::CLAIM_NAME),
             (),
             // A provider's Secret (no owner reference, the claim's labels
             // copied) wakes the claim too: its details reach the claim's
@@ -104,7 +104,7 @@ pub fn run(
             },
         )
     };
-    let secret_names = Cache::<Secret>::names(claims_api(&client, namespace), ());
+    let secret_names = Names::spawn(claims_api::<PartialObjectMeta<Secret>>(&client, namespace));
     let ctx = Arc::new(Context {
         claim_resource,
         secrets,
@@ -279,7 +279,7 @@ pub fn claim_events(
     resource: &ApiResource,
 ) -> futures::stream::BoxStream<'static, Result<watcher::Event<DatabaseClaim>, watcher::Error>> {
     match resource.version.as_str() {
-        "v1alpha1" => watcher(claims_api(client, namespace), watcher::Config::default())
+        "v1alpha1" => watcher(claims_api(client, namespace), list_config())
             .modify(slim)
             .boxed(),
         _ => stored_claims(client, namespace).boxed(),
@@ -296,7 +296,7 @@ pub fn stored_claims(
 ) -> impl Stream<Item = Result<watcher::Event<DatabaseClaim>, watcher::Error>> + Send + 'static {
     watcher(
         claims_api::<v1beta1::DatabaseClaim>(client, namespace),
-        watcher::Config::default(),
+        list_config(),
     )
     .modify(slim)
     .filter_map(|event| std::future::ready(event.map(served).transpose()))
