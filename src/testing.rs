@@ -462,26 +462,27 @@ impl World {
 
     /// The claim controller's context, its requests going to `client`.
     pub fn context(self, client: Client) -> Arc<Context> {
-        use crate::controller::cache::Cache;
+        use crate::controller::cache::{Cache, Names};
         let mut kinds = Kinds::preloaded(client.clone(), self.kinds);
         let (secrets, secret_names) = match self.cached {
-            None => (Cache::none(), Cache::none()),
+            None => (Cache::none(), Names::none()),
             Some((objects, secrets)) => {
                 for (kind, objects, others) in objects {
                     kinds = kinds.with_cached(&kind, objects, others);
                 }
-                let names = secrets
-                    .iter()
-                    .map(|s| PartialObjectMeta {
-                        types: None,
-                        metadata: s.metadata.clone(),
-                        _phantom: Default::default(),
-                    })
-                    .collect();
-                (Cache::filled(secrets, ()), Cache::filled(names, ()))
+                let names = Names::filled(secrets.iter().map(|s| {
+                    (
+                        s.metadata.namespace.as_deref(),
+                        s.metadata.name.as_deref().unwrap_or_default(),
+                    )
+                }));
+                (Cache::filled(secrets, ()), names)
             }
         };
         Arc::new(Context {
+            claim_resource: kube::core::ApiResource::erase::<crate::api::v1beta1::DatabaseClaim>(
+                &(),
+            ),
             kinds,
             secrets,
             secret_names,

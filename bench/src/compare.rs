@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{ListParams, PostParams};
 
-use crate::env::{Cluster, NAMESPACE, Postgres};
+use crate::env::{Cluster, Postgres};
 use crate::model::{self, CompareRun, Pcts};
 use crate::operator::Operator;
 use crate::scenarios::{claim, claims_api, create_claims};
@@ -59,11 +59,14 @@ fn log(msg: impl AsRef<str>) {
 /// One side of a comparison: its name ("baseline", "new") and binary.
 pub struct Side<'a> {
     pub name: &'static str,
-    pub bin: &'a Path,
+    /// None: no operator at all, the plane's own cost of the same creates
+    /// (and the busy cluster's lister), which neither operator can lower.
+    pub bin: Option<&'a Path>,
 }
 
 /// Runs `scenario` with N claims once per side, in an order that alternates
-/// with `run`.
+/// with `run`; the in-cluster and busy scenarios also once without an
+/// operator (the shared-PostgreSQL claims' creates cost the plane the same).
 pub async fn run(
     args: &RunArgs,
     run: usize,
@@ -71,18 +74,24 @@ pub async fn run(
     n: usize,
     baseline: &Path,
 ) -> Vec<Result<CompareRun>> {
-    let mut sides = [
+    let mut sides = vec![
         Side {
             name: "baseline",
-            bin: baseline,
+            bin: Some(baseline),
         },
         Side {
             name: "new",
-            bin: args.operator_bin(),
+            bin: Some(args.operator_bin()),
         },
     ];
     if run.is_multiple_of(2) {
         sides.reverse();
+    }
+    if scenario != Scenario::SharedPostgres {
+        sides.push(Side {
+            name: NO_OPERATOR,
+            bin: None,
+        });
     }
     let mut out = Vec::new();
     for side in &sides {
@@ -90,6 +99,9 @@ pub async fn run(
     }
     out
 }
+
+/// The side name of a run without an operator.
+pub const NO_OPERATOR: &str = "none";
 
 async fn once(
     args: &RunArgs,
@@ -110,7 +122,11 @@ async fn once(
         scenario.name(),
         side.name
     ));
-    let cluster = Cluster::up(&args.repo, &dir.join("cluster"), &log_file).await?;
+    let repo = match (side.name, &args.baseline_repo) {
+        ("baseline", Some(r)) => r.as_path(),
+        _ => args.repo.as_path(),
+    };
+    let cluster = Cluster::up(repo, &dir.join("cluster"), &log_file).await?;
     let pg = match scenario {
         Scenario::SharedPostgres => {
             match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
@@ -127,15 +143,21 @@ async fn once(
         if let Some(pg) = &pg {
             pg.install(&cluster).await?;
         }
+        let Some(bin) = side.bin else {
+            let mut r = measure(args, &cluster, None, scenario, n).await?;
+            r.run = run;
+            r.operator = side.name.to_string();
+            return Ok(r);
+        };
         let mut op = Operator::start(
-            side.bin,
-            &args.operator_args,
+            bin,
+            &cluster.operator_args(bin, &args.operator_args),
             &cluster.kubeconfig,
             &dir.join("operator.log"),
         )
         .await?;
         let result = match op.wait_ready(Duration::from_secs(60)).await {
-            Ok(()) => measure(args, &cluster, &op, scenario, n).await,
+            Ok(()) => measure(args, &cluster, Some(&mut op), scenario, n).await,
             Err(e) => Err(e),
         };
         op.stop().await?;
@@ -160,13 +182,16 @@ async fn once(
 async fn measure(
     args: &RunArgs,
     cluster: &Cluster,
-    op: &Operator,
+    op: Option<&mut Operator>,
     scenario: Scenario,
     n: usize,
 ) -> Result<CompareRun> {
-    let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+    let claims = track::claims(cluster);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = op.scrape().await?;
+    let before = match &op {
+        Some(op) => Some(op.scrape().await?),
+        None => None,
+    };
     let plane0 = cluster.cpu();
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -204,6 +229,30 @@ async fn measure(
         }
     };
     let created = start.elapsed();
+    let Some(op) = op else {
+        // No operator: the plane's cost of the creates (and the lister's
+        // lists over the same span), settled like the operators' runs.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let plane_cpu = cluster.cpu().since(&plane0);
+        stop.store(true, Ordering::Relaxed);
+        if let Some(l) = lister {
+            l.abort();
+        }
+        log(format!(
+            "  no operator: created in {:.2}s; kube-apiserver {:.1} CPU s per 1,000 claims",
+            created.as_secs_f64(),
+            plane_cpu.apiserver / n as f64 * 1000.0
+        ));
+        return Ok(CompareRun {
+            scenario: scenario.name().to_string(),
+            n,
+            create_span_secs: created.as_secs_f64(),
+            apiserver_cpu_per_1000: plane_cpu.apiserver / n as f64 * 1000.0,
+            plane_cpu,
+            lists: lists.load(Ordering::Relaxed),
+            ..Default::default()
+        });
+    };
     claims
         .wait(&format!("{n} claims to be Ready"), args.timeout(), |s| {
             names.iter().all(|c| s.ready.contains_key(c))
@@ -227,7 +276,17 @@ async fn measure(
         (lat, last)
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let requests = op.scrape().await?.since(&before);
+    let scrape = op.scrape().await?;
+    let requests = match &before {
+        Some(b) => scrape.since(b),
+        None => Default::default(),
+    };
+    let peak_rss_mib = op.stats()?.peak_rss_mib;
+    // Unchanged claims after a SIGKILL: what a restart costs (issue 20).
+    let restart = match scenario {
+        Scenario::InCluster => Some(crate::scenarios::restart(op, n, args).await?),
+        _ => None,
+    };
     let gets: f64 = requests
         .iter()
         .filter(|(k, _)| k.starts_with("get "))
@@ -246,6 +305,8 @@ async fn measure(
         mutating_per_claim: model::mutating(&requests) / n as f64,
         lists: lists.load(Ordering::Relaxed),
         requests,
+        peak_rss_mib,
+        restart,
         ..Default::default()
     };
     log(format!(
@@ -282,7 +343,7 @@ async fn busy_create(cluster: &Cluster, names: &[String]) -> Result<HashMap<Stri
             async move {
                 let mut sent = Vec::with_capacity(mine.len());
                 for name in mine {
-                    let obj = claim(&name, "bench-inline")?;
+                    let obj = claim(cluster, &name, "bench-inline")?;
                     let t = Instant::now();
                     api.create(&PostParams::default(), &obj).await?;
                     sent.push((name, t));

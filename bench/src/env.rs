@@ -19,6 +19,12 @@ pub struct Cluster {
     state: PathBuf,
     pub kubeconfig: PathBuf,
     pub client: Client,
+    /// The DatabaseClaim CRD stores v1beta1 (today's tree; a baseline's
+    /// may predate it).
+    pub stored_v1beta1: bool,
+    /// The serving certificate of the plane's conversion webhook, which an
+    /// operator with a webhook of its own serves too.
+    webhook_cert_dir: Option<PathBuf>,
     down: bool,
 }
 
@@ -76,7 +82,11 @@ impl Cluster {
         let state_s = state.display().to_string();
         script(repo, &["e2e/cluster", "down", "--state", &state_s], log).await?;
         let out = script(repo, &["e2e/cluster", "up", "--state", &state_s], log).await?;
-        let kubeconfig = exports(&out)
+        let mut exported = exports(&out);
+        let webhook_cert_dir = exported
+            .remove("DBCLAIM_E2E_WEBHOOK_CERT_DIR")
+            .map(PathBuf::from);
+        let kubeconfig = exported
             .remove("KUBECONFIG")
             .map(PathBuf::from)
             .ok_or_else(|| err("e2e/cluster up printed no KUBECONFIG"))?;
@@ -86,14 +96,26 @@ impl Cluster {
         )
         .await?;
         let client = Client::try_from(config)?;
-        let cluster = Self {
+        let mut cluster = Self {
             repo: repo.to_path_buf(),
             state: state.to_path_buf(),
             kubeconfig,
             client,
+            stored_v1beta1: false,
+            webhook_cert_dir,
             down: false,
         };
-        // e2e/cluster installed the CRDs, pointed at its conversion webhook.
+        // e2e/cluster installed the CRDs, pointed at its conversion webhook;
+        // an older tree's (a baseline's, `--baseline-repo`) did not.
+        if cluster
+            .kubectl(&["get", "crd", "databaseclaims.dbclaim.io"])
+            .await
+            .is_err()
+        {
+            cluster
+                .kubectl(&["apply", "--server-side", "-f", "crds/"])
+                .await?;
+        }
         cluster
             .kubectl(&[
                 "wait",
@@ -103,6 +125,16 @@ impl Cluster {
                 "crds/",
             ])
             .await?;
+        let storage = cluster
+            .kubectl(&[
+                "get",
+                "crd",
+                "databaseclaims.dbclaim.io",
+                "-o",
+                "jsonpath={.spec.versions[?(@.storage==true)].name}",
+            ])
+            .await?;
+        cluster.stored_v1beta1 = storage.trim() == "v1beta1";
         for ns in ["dbclaim-system", NAMESPACE] {
             cluster.kubectl(&["create", "namespace", ns]).await?;
         }
@@ -115,6 +147,26 @@ impl Cluster {
             ])
             .await?;
         Ok(cluster)
+    }
+
+    /// The arguments of `bin run`: `extra`, and for an operator that serves
+    /// the conversion webhook (today's; not a baseline from before it) a
+    /// free port and the plane's webhook certificate, without which its
+    /// /readyz waits.
+    pub fn operator_args(&self, bin: &Path, extra: &[String]) -> Vec<String> {
+        let mut out = extra.to_vec();
+        let serves_webhook = std::process::Command::new(bin)
+            .args(["run", "--help"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("--webhook-cert-dir"))
+            .unwrap_or(false);
+        if let (true, Some(dir)) = (serves_webhook, &self.webhook_cert_dir) {
+            out.extend([
+                "--webhook-bind-address=127.0.0.1:0".to_string(),
+                format!("--webhook-cert-dir={}", dir.display()),
+            ]);
+        }
+        out
     }
 
     /// CPU seconds used so far by the plane's processes and by this benchmark.

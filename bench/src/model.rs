@@ -298,6 +298,12 @@ pub struct CompareRun {
     pub requests: Requests,
     /// Lists of all claims the busy cluster's lister completed.
     pub lists: usize,
+    /// The operator's RSS high-water mark from start to all Ready.
+    #[serde(default)]
+    pub peak_rss_mib: f64,
+    /// In-cluster: a SIGKILL and restart once all were Ready (unchanged claims).
+    #[serde(default)]
+    pub restart: Option<Restart>,
 }
 
 pub fn median(mut xs: Vec<f64>) -> f64 {

@@ -549,7 +549,16 @@ fn comparison(runs: &[CompareRun]) -> String {
     let mut s = String::new();
     type Sides<'a> = (Vec<&'a CompareRun>, Vec<&'a CompareRun>);
     let mut groups: BTreeMap<(String, usize), Sides> = BTreeMap::new();
+    // The plane's own CPU for N creates, by N (any scenario's no-operator
+    // run: the busy one adds the lister's lists, so it is kept apart).
+    let mut bare: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     for r in runs {
+        if r.operator == crate::compare::NO_OPERATOR {
+            bare.entry((r.scenario.clone(), r.n))
+                .or_default()
+                .push(r.apiserver_cpu_per_1000);
+            continue;
+        }
         let g = groups.entry((r.scenario.clone(), r.n)).or_default();
         match r.operator.as_str() {
             "baseline" => g.0.push(r),
@@ -562,11 +571,13 @@ fn comparison(runs: &[CompareRun]) -> String {
     s.push_str(
         "\n**Baseline against new** (the operator at the baseline commit and the one under test take turns, \
          each on a fresh plane, their order alternating by run; \"busy\": claims created by 4 parallel clients, each at \
-         the API server's pace, while a lister lists all claims every 2 s). Medians; new / baseline in the last column.\n\n\
+         the API server's pace, while a lister lists all claims every 2 s; \"without the plane's own\": minus the \
+         median kube-apiserver CPU of the same creates with no operator running, the in-cluster run's for \
+         shared-PostgreSQL). Medians; new / baseline in the last column.\n\n\
          | scenario | N | measure | baseline | new | new / baseline |\n|---|---|---|---|---|---|\n",
     );
     type Measure = (&'static str, fn(&CompareRun) -> f64, usize);
-    let measures: [Measure; 8] = [
+    let measures: [Measure; 13] = [
         ("all Ready (s)", |r| r.all_ready_secs, 2),
         (
             "all Ready − last created (s)",
@@ -590,6 +601,39 @@ fn comparison(runs: &[CompareRun]) -> String {
             |r| r.mutating_per_claim,
             2,
         ),
+        (
+            "operator peak RSS to all Ready (MiB)",
+            |r| r.peak_rss_mib,
+            1,
+        ),
+        (
+            "restart, unchanged claims: all reconciled (s)",
+            |r| r.restart.as_ref().map_or(f64::NAN, |x| x.reconciled_secs),
+            2,
+        ),
+        (
+            "restart: GETs in all",
+            |r| {
+                r.restart.as_ref().map_or(f64::NAN, |x| {
+                    x.requests
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("get ") && *k != "get discovery")
+                        .map(|(_, v)| v)
+                        .sum()
+                })
+            },
+            0,
+        ),
+        (
+            "restart: mutating requests",
+            |r| r.restart.as_ref().map_or(f64::NAN, |x| x.mutating),
+            0,
+        ),
+        (
+            "restart: operator peak RSS (MiB)",
+            |r| r.restart.as_ref().map_or(f64::NAN, |x| x.peak_rss_mib),
+            1,
+        ),
         ("runs", |_| 1.0, 0),
     ];
     for ((scenario, n), (base, new)) in &groups {
@@ -599,6 +643,9 @@ fn comparison(runs: &[CompareRun]) -> String {
             } else {
                 (stat(base, f).median, stat(new, f).median)
             };
+            if b.is_nan() && x.is_nan() {
+                continue;
+            }
             let ratio = if what == "runs" { f64::NAN } else { x / b };
             let _ = writeln!(
                 s,
@@ -608,6 +655,38 @@ fn comparison(runs: &[CompareRun]) -> String {
                 num(x, d),
                 num(ratio, 2)
             );
+            if what == "kube-apiserver CPU s per 1,000 claims" {
+                // Shared-PostgreSQL claims cost the plane what in-cluster
+                // ones do (the same creates): its size's, else any size's,
+                // per 1,000 claims.
+                let plane = match scenario.as_str() {
+                    "shared-postgres" => bare
+                        .get(&("in-cluster".to_string(), *n))
+                        .cloned()
+                        .or_else(|| {
+                            let all: Vec<f64> = bare
+                                .iter()
+                                .filter(|((s, _), _)| s == "in-cluster")
+                                .flat_map(|(_, v)| v.iter().copied())
+                                .collect();
+                            (!all.is_empty()).then_some(all)
+                        }),
+                    other => bare.get(&(other.to_string(), *n)).cloned(),
+                };
+                let Some(plane) = plane.map(median) else {
+                    continue;
+                };
+                let (b, x) = (b - plane, x - plane);
+                let _ = writeln!(
+                    s,
+                    "| {scenario} | {} | … without the plane's own ({} with no operator) | {} | {} | {} |",
+                    thousands(*n),
+                    num(plane, 1),
+                    num(b, 1),
+                    num(x, 1),
+                    num(x / b, 2)
+                );
+            }
         }
     }
     s

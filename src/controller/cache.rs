@@ -10,10 +10,11 @@
 //! - an object older than what this operator last wrote to it (the watch
 //!   lags a write of this pass or a recent one): see [`Written`].
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -39,10 +40,7 @@ where
     K::DynamicType: Hash + Eq,
 {
     store: Option<Store<K>>,
-    /// None while the first list runs; Some(true) once synced; Some(false)
-    /// while the list fails (reconciles read from the API server meanwhile).
-    ready: watch::Receiver<Option<bool>>,
-    gave_up: Arc<AtomicBool>,
+    synced: Synced,
 }
 
 impl<K: Resource + 'static> Clone for Cache<K>
@@ -52,8 +50,7 @@ where
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
-            ready: self.ready.clone(),
-            gave_up: self.gave_up.clone(),
+            synced: self.synced.clone(),
         }
     }
 }
@@ -66,11 +63,9 @@ where
     /// No cache: every lookup answers "ask the API server" (tests that
     /// script the API server's answers).
     pub fn none() -> Self {
-        let (_, ready) = watch::channel(None);
         Self {
             store: None,
-            ready,
-            gave_up: Arc::new(AtomicBool::new(true)),
+            synced: Synced::never(),
         }
     }
 
@@ -95,18 +90,13 @@ where
     ) -> Self {
         let writer = reflector::store::Writer::new(dyntype);
         let store = writer.as_reader();
-        let (ready_tx, ready) = watch::channel(None);
+        let (ready_tx, synced) = Synced::new();
         tokio::spawn(async move {
             let events = events.default_backoff().modify(slim);
             let mut events = std::pin::pin!(reflector::reflector(writer, events));
             while let Some(event) = events.next().await {
                 let Ok(event) = event else {
-                    // The list failed (RBAC that forbids it, a kind gone):
-                    // reconciles read from the API server at once instead
-                    // of waiting for a list that may never come.
-                    if *ready_tx.borrow() != Some(true) {
-                        let _ = ready_tx.send(Some(false));
-                    }
+                    list_failed(&ready_tx);
                     continue;
                 };
                 match event {
@@ -131,23 +121,8 @@ where
         });
         Self {
             store: Some(store),
-            ready,
-            gave_up: Arc::new(AtomicBool::new(false)),
+            synced,
         }
-    }
-
-    /// A watch of every object of `api` (no label selector), metadata
-    /// only: which names exist, for telling "absent" from "not dbclaim's"
-    /// without a GET. Names, labels and owners, so it stays small.
-    pub fn names(
-        api: Api<PartialObjectMeta<K>>,
-        dyntype: K::DynamicType,
-    ) -> Cache<PartialObjectMeta<K>>
-    where
-        PartialObjectMeta<K>:
-            Resource<DynamicType = K::DynamicType> + Clone + DeserializeOwned + Debug,
-    {
-        Cache::spawn(api, watcher::Config::default(), dyntype, |_| true)
     }
 
     /// A synced cache holding `objects`, as a watch would have filled it.
@@ -157,11 +132,9 @@ where
         for o in objects {
             writer.apply_watcher_event(&watcher::Event::Apply(o));
         }
-        let (_, ready) = watch::channel(Some(true));
         Self {
             store: Some(writer.as_reader()),
-            ready,
-            gave_up: Arc::new(AtomicBool::new(false)),
+            synced: Synced::now(),
         }
     }
 
@@ -169,26 +142,8 @@ where
     /// synced cache to ask (the caller reads from the API server).
     pub async fn lookup(&self, key: &ObjectRef<K>) -> Option<Option<Arc<K>>> {
         let store = self.store.as_ref()?;
-        let state = *self.ready.borrow();
-        match state {
-            Some(true) => {}
-            Some(false) => return None,
-            None => {
-                if self.gave_up.load(Ordering::Relaxed) {
-                    return None;
-                }
-                let mut ready = self.ready.clone();
-                let waited = tokio::time::timeout(SYNC_WAIT, ready.wait_for(Option::is_some)).await;
-                let timed_out = waited.is_err();
-                let synced = matches!(&waited, Ok(Ok(r)) if **r == Some(true));
-                drop(waited);
-                if timed_out {
-                    self.gave_up.store(true, Ordering::Relaxed);
-                }
-                if !synced {
-                    return None;
-                }
-            }
+        if !self.synced.wait().await {
+            return None;
         }
         Some(store.get(key))
     }
@@ -198,12 +153,218 @@ where
         if self.store.is_none() {
             return;
         }
+        self.synced.synced().await;
+    }
+}
+
+/// Whether a cache's first list is in, for many reconciles to wait on
+/// (kube's `Store::wait_until_ready` wakes only its last waiter).
+#[derive(Clone)]
+struct Synced {
+    /// None while the first list runs; Some(true) once synced; Some(false)
+    /// while the list fails (reconciles read from the API server meanwhile).
+    ready: watch::Receiver<Option<bool>>,
+    gave_up: Arc<AtomicBool>,
+}
+
+impl Synced {
+    fn new() -> (watch::Sender<Option<bool>>, Self) {
+        let (tx, ready) = watch::channel(None);
+        let synced = Self {
+            ready,
+            gave_up: Arc::new(AtomicBool::new(false)),
+        };
+        (tx, synced)
+    }
+
+    /// Never synced: every lookup goes to the API server.
+    fn never() -> Self {
+        let (_, ready) = watch::channel(None);
+        Self {
+            ready,
+            gave_up: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    #[cfg(test)]
+    fn now() -> Self {
+        let (_, ready) = watch::channel(Some(true));
+        Self {
+            ready,
+            gave_up: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the cache may answer: synced, or synced after waiting for
+    /// its first list (once; see [`SYNC_WAIT`]).
+    async fn wait(&self) -> bool {
+        let state = *self.ready.borrow();
+        match state {
+            Some(ready) => ready,
+            None => {
+                if self.gave_up.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let mut ready = self.ready.clone();
+                let waited = tokio::time::timeout(SYNC_WAIT, ready.wait_for(Option::is_some)).await;
+                let timed_out = waited.is_err();
+                let synced = matches!(&waited, Ok(Ok(r)) if **r == Some(true));
+                drop(waited);
+                if timed_out {
+                    self.gave_up.store(true, Ordering::Relaxed);
+                }
+                synced
+            }
+        }
+    }
+
+    async fn synced(&self) {
         let mut ready = self.ready.clone();
         let _ = ready.wait_for(|r| *r == Some(true)).await;
     }
 }
 
-fn slim<K: Resource>(obj: &mut K) {
+/// The list failed (RBAC that forbids it, a kind gone): reconciles read
+/// from the API server at once instead of waiting for a list that may
+/// never come.
+fn list_failed(ready: &watch::Sender<Option<bool>>) {
+    if *ready.borrow() != Some(true) {
+        let _ = ready.send(Some(false));
+    }
+}
+
+/// Which objects of a kind exist, any labels: for telling "absent" from
+/// "not dbclaim's" without a GET. A metadata-only watch of every object,
+/// keeping only each object's namespace and name: a store of their
+/// metadata (labels, annotations, owners, and a reflector's key per
+/// object) held several times what reconciles ask of it.
+#[derive(Clone)]
+pub struct Names {
+    set: Option<Arc<RwLock<HashSet<Box<str>>>>>,
+    synced: Synced,
+}
+
+impl Names {
+    /// No cache: every lookup answers "ask the API server".
+    pub fn none() -> Self {
+        Self {
+            set: None,
+            synced: Synced::never(),
+        }
+    }
+
+    /// Starts the watch of every object of `api` (metadata-only requests:
+    /// kube sends them for `PartialObjectMeta`).
+    pub fn spawn<K>(api: Api<PartialObjectMeta<K>>) -> Self
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        PartialObjectMeta<K>: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        Self::from_events(watcher(api, list_config()).default_backoff())
+    }
+
+    /// The names of what `events` (a watcher's) delivers.
+    fn from_events<K: Resource + Send + 'static>(
+        events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    ) -> Self {
+        let set = Arc::new(RwLock::new(HashSet::new()));
+        let (ready_tx, synced) = Synced::new();
+        let weak = Arc::downgrade(&set);
+        tokio::spawn(async move {
+            let mut events = std::pin::pin!(events);
+            // A (re-)list fills this and replaces the set once complete, as
+            // a reflector does: the old set answers meanwhile.
+            let mut listed = HashSet::new();
+            while let Some(event) = events.next().await {
+                let Some(set) = weak.upgrade() else {
+                    return;
+                };
+                let Ok(event) = event else {
+                    list_failed(&ready_tx);
+                    continue;
+                };
+                match event {
+                    watcher::Event::Init => listed = HashSet::new(),
+                    watcher::Event::InitApply(o) => {
+                        listed.insert(meta_key(&o));
+                    }
+                    watcher::Event::InitDone => {
+                        if let Ok(mut s) = set.write() {
+                            *s = std::mem::take(&mut listed);
+                        }
+                        let _ = ready_tx.send(Some(true));
+                    }
+                    watcher::Event::Apply(o) => {
+                        if let Ok(mut s) = set.write() {
+                            s.insert(meta_key(&o));
+                        }
+                    }
+                    watcher::Event::Delete(o) => {
+                        if let Ok(mut s) = set.write() {
+                            s.remove(&*meta_key(&o));
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            set: Some(set),
+            synced,
+        }
+    }
+
+    /// A synced cache of the objects named (namespace, name).
+    #[cfg(test)]
+    pub fn filled<'a>(objects: impl IntoIterator<Item = (Option<&'a str>, &'a str)>) -> Self {
+        let set = objects.into_iter().map(|(ns, n)| key(ns, n)).collect();
+        Self {
+            set: Some(Arc::new(RwLock::new(set))),
+            synced: Synced::now(),
+        }
+    }
+
+    /// Whether `name` (in `namespace`, for a namespaced kind) exists;
+    /// `None` when there is no synced cache to ask.
+    pub async fn exists(&self, namespace: Option<&str>, name: &str) -> Option<bool> {
+        let set = self.set.as_ref()?;
+        if !self.synced.wait().await {
+            return None;
+        }
+        let set = set.read().ok()?;
+        Some(set.contains(&*key(namespace, name)))
+    }
+}
+
+/// Names and namespaces hold no '/', so "namespace/name" is unambiguous.
+fn key(namespace: Option<&str>, name: &str) -> Box<str> {
+    match namespace {
+        Some(ns) => format!("{ns}/{name}").into_boxed_str(),
+        None => name.into(),
+    }
+}
+
+fn meta_key<K: Resource>(obj: &K) -> Box<str> {
+    let meta = obj.meta();
+    key(
+        meta.namespace.as_deref(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Objects per page of a cache's list. Fewer than kube's 500: a page is
+/// held twice while it is read (the response's text and the objects parsed
+/// from it), and the caches list at once at start-up, which set the
+/// operator's peak memory on a restart with many claims.
+const LIST_PAGE: u32 = 100;
+
+/// The watcher settings of every cache.
+pub fn list_config() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
+
+/// What no reconcile reads: managed fields (about half of an object as the
+/// API server sends it) and kubectl's last-applied copy.
+pub fn slim<K: Resource>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -258,5 +419,38 @@ mod tests {
         assert!(!fresh(Some("11"), Some("12")));
         assert!(!fresh(None, Some("12")));
         assert!(!fresh(Some("x"), Some("12")));
+    }
+
+    fn secret(ns: &str, name: &str) -> PartialObjectMeta<k8s_openapi::api::core::v1::Secret> {
+        let mut s = PartialObjectMeta::default();
+        s.metadata.namespace = Some(ns.into());
+        s.metadata.name = Some(name.into());
+        s
+    }
+
+    #[tokio::test]
+    async fn names_follow_the_watch_and_answer_once_listed() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let names = Names::from_events(rx);
+        let send = |e| tx.unbounded_send(Ok(e)).ok();
+        send(watcher::Event::Init);
+        send(watcher::Event::InitApply(secret("a", "one")));
+        send(watcher::Event::InitDone);
+        assert_eq!(names.exists(Some("a"), "one").await, Some(true));
+        assert_eq!(names.exists(Some("b"), "one").await, Some(false));
+        assert_eq!(names.exists(None, "one").await, Some(false));
+        send(watcher::Event::Apply(secret("a", "two")));
+        send(watcher::Event::Delete(secret("a", "one")));
+        // A re-list replaces the set only once complete.
+        send(watcher::Event::Init);
+        send(watcher::Event::InitApply(secret("a", "three")));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(names.exists(Some("a"), "two").await, Some(true));
+        assert_eq!(names.exists(Some("a"), "one").await, Some(false));
+        send(watcher::Event::InitDone);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(names.exists(Some("a"), "two").await, Some(false));
+        assert_eq!(names.exists(Some("a"), "three").await, Some(true));
+        assert_eq!(Names::none().exists(Some("a"), "three").await, None);
     }
 }

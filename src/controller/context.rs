@@ -11,6 +11,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
+use crate::controller::cache::Names;
 use crate::metrics::Metrics;
 
 use super::cache::{Cache, Written};
@@ -18,6 +19,9 @@ use super::kinds::Kinds;
 
 pub struct Context {
     pub client: Client,
+    /// The DatabaseClaim version this operator reads and writes: the
+    /// storage version when the CRD serves it (`watches::claim_resource`).
+    pub claim_resource: kube::core::ApiResource,
     pub compositions: Store<Composition>,
     /// What claims render: the compositions' revisions.
     pub revisions: Store<CompositionRevision>,
@@ -29,8 +33,8 @@ pub struct Context {
     pub kinds: Kinds,
     /// The claims' connection Secrets (those labelled with a claim).
     pub secrets: Cache<Secret>,
-    /// Every Secret in the claims' namespaces, metadata only: which exist.
-    pub secret_names: Cache<PartialObjectMeta<Secret>>,
+    /// Every Secret in the claims' namespaces: which exist.
+    pub secret_names: Names,
     /// resourceVersions of this operator's recent writes, so a cached
     /// copy that lags one is not used.
     pub written: Written,

@@ -8,17 +8,15 @@ use std::sync::Mutex;
 use std::sync::Arc;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::core::PartialObjectMeta;
 use kube::discovery::{Scope as KubeScope, pinned_kind};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 
 use crate::api::DatabaseClaim;
 use crate::engine::Scope;
 
-use super::cache::Cache;
+use super::cache::{Cache, Names, list_config};
 use super::labels;
 
 #[derive(Clone, Debug)]
@@ -36,8 +34,9 @@ pub struct Kinds {
     cache: Mutex<HashMap<(String, String), Kind>>,
     watched: Mutex<HashSet<(String, String)>>,
     caches: Mutex<HashMap<KindKey, Cache<DynamicObject>>>,
-    /// Every object of the kind, metadata only: which names exist.
-    names: Mutex<HashMap<KindKey, Cache<PartialObjectMeta<DynamicObject>>>>,
+    /// Every object of the kind: which names exist (core kinds only, see
+    /// `ensure_watch`).
+    names: Mutex<HashMap<KindKey, Names>>,
     wake: mpsc::UnboundedSender<ObjectRef<DatabaseClaim>>,
 }
 
@@ -75,18 +74,15 @@ impl Kinds {
     }
 
     /// Whether an object `name` of `kind` exists, any labels, from the
-    /// kind's metadata cache; `None` when there is no synced cache.
+    /// kind's name cache; `None` when there is no synced cache.
     pub async fn exists(&self, kind: &Kind, namespace: &str, name: &str) -> Option<bool> {
         let key = (
             kind.resource.api_version.clone(),
             kind.resource.kind.clone(),
         );
-        let cache = self.names.lock().ok()?.get(&key).cloned()?;
-        let mut object = ObjectRef::new_with(name, kind.resource.clone());
-        if kind.scope == Scope::Namespaced {
-            object = object.within(namespace);
-        }
-        cache.lookup(&object).await.map(|o| o.is_some())
+        let names = self.names.lock().ok()?.get(&key).cloned()?;
+        let namespace = (kind.scope == Scope::Namespaced).then_some(namespace);
+        names.exists(namespace, name).await
     }
 
     /// The kind's resource and scope; a kind the server does not serve is an
@@ -130,15 +126,19 @@ impl Kinds {
             return;
         }
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.resource);
-        let names = Cache::<DynamicObject>::names(
-            Api::all_with(self.client.clone(), &kind.resource),
-            kind.resource.clone(),
-        );
-        if let Ok(mut n) = self.names.lock() {
-            n.insert(key.clone(), names);
+        // Names of every object, for "surely absent": only core kinds are
+        // trusted absent from it (claim/observe.rs `absent`), so another
+        // kind's (possibly many objects of a busy CRD) would cost memory
+        // and a watch for nothing.
+        if kind.resource.group.is_empty() {
+            let names =
+                Names::spawn::<DynamicObject>(Api::all_with(self.client.clone(), &kind.resource));
+            if let Ok(mut n) = self.names.lock() {
+                n.insert(key.clone(), names);
+            }
         }
         let wake = self.wake.clone();
-        let config = watcher::Config::default().labels(labels::CLAIM_NAME);
+        let config = list_config().labels(labels::CLAIM_NAME);
         let cache = Cache::spawn(
             api,
             config,
@@ -168,20 +168,14 @@ impl Kinds {
             kind.resource.api_version.clone(),
             kind.resource.kind.clone(),
         );
-        let names = objects
-            .iter()
-            .chain(&others)
-            .filter_map(|o| {
-                serde_json::from_value(serde_json::json!({
-                    "apiVersion": kind.resource.api_version,
-                    "kind": kind.resource.kind,
-                    "metadata": o.metadata,
-                }))
-                .ok()
-            })
-            .collect();
+        let names = Names::filled(objects.iter().chain(&others).map(|o| {
+            let ns = (kind.scope == Scope::Namespaced)
+                .then_some(o.metadata.namespace.as_deref())
+                .flatten();
+            (ns, o.metadata.name.as_deref().unwrap_or_default())
+        }));
         if let Ok(mut n) = self.names.lock() {
-            n.insert(key.clone(), Cache::filled(names, kind.resource.clone()));
+            n.insert(key.clone(), names);
         }
         if let Ok(mut c) = self.caches.lock() {
             c.insert(key, Cache::filled(objects, kind.resource.clone()));

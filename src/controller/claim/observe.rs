@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
@@ -118,8 +117,7 @@ async fn absent(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> bool {
 
 /// Whether a Secret surely does not exist (see [`absent`]).
 pub async fn secret_absent(ctx: &Context, ns: &str, name: &str) -> bool {
-    let key = ObjectRef::<PartialObjectMeta<Secret>>::new(name).within(ns);
-    matches!(ctx.secret_names.lookup(&key).await, Some(None))
+    ctx.secret_names.exists(Some(ns), name).await == Some(false)
         && ctx.written.get(&written_key("secrets", ns, name)).is_none()
 }
 

@@ -16,9 +16,9 @@ use crate::controller::kinds::Kind;
 use crate::engine::Scope;
 use crate::testing::*;
 
-const CLAIM: &str = "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db";
+const CLAIM: &str = "/apis/dbclaim.io/v1beta1/namespaces/team-a/databaseclaims/orders-db";
 const CLAIM_STATUS: &str =
-    "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db/status";
+    "/apis/dbclaim.io/v1beta1/namespaces/team-a/databaseclaims/orders-db/status";
 const DATABASE: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases/team-a-orders-db-database";
 const DATABASES: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases";
 const RDS_INSTANCES: &str = "/apis/aws.dbclaim.io/v1alpha1/rdsinstances";
@@ -752,5 +752,48 @@ async fn an_object_of_that_name_without_the_claim_labels_is_read_not_taken() {
     assert!(
         !transcript.writes().iter().any(|w| w.path.contains(&name)),
         "someone else's Database was written"
+    );
+}
+
+#[tokio::test]
+async fn a_core_object_only_the_name_cache_sees_is_read_not_taken() {
+    // Names are kept for core kinds: a ConfigMap of that name without the
+    // claim labels is in the name cache, not the claim-labelled one, so it
+    // is read (never assumed absent and applied over), and refused.
+    let claim = orders_db().finalized();
+    let name = crate::naming::composed_name("team-a", "orders-db", "config");
+    let path = format!("/api/v1/namespaces/team-a/configmaps/{name}");
+    let db = crate::naming::composed_name("team-a", "orders-db", "database");
+    let db_path = format!("{DATABASES}/{db}");
+    let mut foreign = applied(&claim, &edited(), "config");
+    if let Some(m) = foreign
+        .pointer_mut("/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        m.remove("labels");
+    }
+    let world = World::default()
+        .composition(edited())
+        .kind(database())
+        .kind(config_map())
+        .cached(&database(), vec![])
+        .cached_name(&config_map(), foreign.clone());
+    let (result, transcript) = pass(
+        world,
+        claim.clone(),
+        vec![
+            get(POLICIES).returns(list::<Value>(&[])),
+            get(&db_path).not_found(),
+            get(&path).returns(foreign),
+            apply(CLAIM_STATUS).returns(&claim),
+            create(EVENTS),
+            create(EVENTS),
+        ],
+    )
+    .await;
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        !transcript.writes().iter().any(|w| w.path.contains(&name)),
+        "someone else's ConfigMap was written"
     );
 }
