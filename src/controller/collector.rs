@@ -325,8 +325,8 @@ pub async fn run(ctx: Arc<Context>, settings: Settings) {
 type ClaimIndex = HashMap<(String, String), Vec<ClaimSeen>>;
 
 /// Claims by (namespace, label value of the name): labels carry long or
-/// dotted names hashed.
-fn index<'a>(claims: impl IntoIterator<Item = &'a DatabaseClaim>) -> ClaimIndex {
+/// dotted names hashed. Whole claims or their metadata alone.
+fn index<'a, K: ResourceExt + 'a>(claims: impl IntoIterator<Item = &'a K>) -> ClaimIndex {
     let mut out: ClaimIndex = HashMap::new();
     for c in claims {
         let key = (
@@ -335,7 +335,7 @@ fn index<'a>(claims: impl IntoIterator<Item = &'a DatabaseClaim>) -> ClaimIndex 
         );
         out.entry(key).or_default().push(ClaimSeen {
             uid: c.uid().unwrap_or_default(),
-            created: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            created: c.meta().creation_timestamp.as_ref().map(|t| t.0),
         });
     }
     out
@@ -461,17 +461,7 @@ async fn live_claims(client: &Client, ns: &str) -> Option<ClaimIndex> {
     // label), so the label is the namespace to list.
     let api: Api<DatabaseClaim> = Api::namespaced(client.clone(), ns);
     match api.list_metadata(&ListParams::default()).await {
-        Ok(list) => {
-            let mut out: ClaimIndex = HashMap::new();
-            for c in list.items {
-                let key = (label_value(ns), label_value(&c.name_any()));
-                out.entry(key).or_default().push(ClaimSeen {
-                    uid: c.uid().unwrap_or_default(),
-                    created: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                });
-            }
-            Some(out)
-        }
+        Ok(list) => Some(index(&list.items)),
         Err(e) => {
             debug!(error = %e, namespace = ns, "cannot list claims; next pass");
             None
