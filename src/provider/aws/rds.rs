@@ -12,7 +12,7 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder;
 use aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder;
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_rds::types::{DbInstance, PendingModifiedValues, Tag};
+use aws_sdk_rds::types::{DbInstance, Tag};
 
 use super::credentials::StaticCredentials;
 use super::diff::{Modification, Observed, ObservedSettings, Pending, SettingsChange};
@@ -367,7 +367,13 @@ pub fn observe(d: &DbInstance) -> Observed {
             multi_az: p.and_then(|p| p.multi_az()),
             backup_retention_period: p.and_then(|p| p.backup_retention_period()).map(i64::from),
             master_user_password: p.and_then(|p| p.master_user_password()).is_some(),
-            ..observe_pending_settings(p)
+            storage_type: text(p.and_then(|p| p.storage_type())),
+            iops: p.and_then(|p| p.iops()).map(i64::from),
+            storage_throughput: p.and_then(|p| p.storage_throughput()).map(i64::from),
+            port: p.and_then(|p| p.port()).map(i64::from),
+            ca_certificate: text(p.and_then(|p| p.ca_certificate_identifier())),
+            subnet_group: text(p.and_then(|p| p.db_subnet_group_name())),
+            iam_auth: p.and_then(|p| p.iam_database_authentication_enabled()),
         },
         settings: observe_settings(d),
     }
@@ -413,20 +419,6 @@ fn observe_settings(d: &DbInstance) -> ObservedSettings {
         ca_certificate_valid_till: time(d.certificate_details().and_then(|c| c.valid_till())),
         copy_tags_to_snapshot: d.copy_tags_to_snapshot(),
         latest_restorable_time: time(d.latest_restorable_time()),
-    }
-}
-
-/// The pending values of the [`RDSSettings`] fields.
-fn observe_pending_settings(p: Option<&PendingModifiedValues>) -> Pending {
-    Pending {
-        storage_type: text(p.and_then(|p| p.storage_type())),
-        iops: p.and_then(|p| p.iops()).map(i64::from),
-        storage_throughput: p.and_then(|p| p.storage_throughput()).map(i64::from),
-        port: p.and_then(|p| p.port()).map(i64::from),
-        ca_certificate: text(p.and_then(|p| p.ca_certificate_identifier())),
-        subnet_group: text(p.and_then(|p| p.db_subnet_group_name())),
-        iam_auth: p.and_then(|p| p.iam_database_authentication_enabled()),
-        ..Default::default()
     }
 }
 
@@ -486,7 +478,7 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use aws_sdk_rds::types::{
-        CertificateDetails, DbParameterGroupStatus, DbSubnetGroup, Endpoint,
+        CertificateDetails, DbParameterGroupStatus, DbSubnetGroup, Endpoint, PendingModifiedValues,
         VpcSecurityGroupMembership,
     };
 
