@@ -480,40 +480,31 @@ async fn handle(
     let claim = claim_key(meta)
         .map(|(ns, n)| format!("{ns}/{n}"))
         .unwrap_or_default();
-    let (reason, note) = match action {
+    let (reason, outcome) = match action {
         Action::Keep | Action::Wait | Action::Confirm => return Ok(()),
         Action::Delete => {
             api.delete(&name, &DeleteParams::background()).await?;
             info!(object = %name, %claim, "deleted a composed object whose claim no longer exists");
             (
                 "OrphanDeleted",
-                format!(
-                    "claim {claim} no longer exists: deleted under its recorded deletionPolicy Delete"
-                ),
+                ": deleted under its recorded deletionPolicy Delete",
             )
         }
         Action::Release => {
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&release_patch()),
-            )
-            .await?;
+            let release = Patch::Merge(release_patch());
+            api.patch(&name, &PatchParams::default(), &release).await?;
             info!(object = %name, %claim, "released a composed object whose claim no longer exists");
             (
                 "OrphanReleased",
-                format!(
-                    "claim {claim} no longer exists: released (dbclaim's labels removed) under its recorded deletionPolicy Orphan"
-                ),
+                ": released (dbclaim's labels removed) under its recorded deletionPolicy Orphan",
             )
         }
         Action::Report => (
             "OrphanFound",
-            format!(
-                "claim {claim} no longer exists and no deletionPolicy is recorded on this object: left in place; delete it or remove dbclaim's labels"
-            ),
+            " and no deletionPolicy is recorded on this object: left in place; delete it or remove dbclaim's labels",
         ),
     };
+    let note = format!("claim {claim} no longer exists{outcome}");
     let reference = ObjectReference {
         api_version: Some(kind.resource.api_version.clone()),
         kind: Some(kind.resource.kind.clone()),
