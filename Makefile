@@ -80,6 +80,6 @@ bench: deps
 	fi
 	"$(BENCH_TARGET)/release/dbclaim-bench" run --sizes $(BENCH_SIZES) --postgres-sizes $(BENCH_PG_SIZES) \
 		--runs $(BENCH_RUNS) --idle-secs $(BENCH_IDLE) --operator "$(BENCH_TARGET)/release/dbclaim" \
-		--baseline-operator "$(BENCH_BASELINE_DIR)/target/release/dbclaim" \
+		--baseline-operator "$(BENCH_BASELINE_DIR)/target/release/dbclaim" --baseline-repo "$(BENCH_BASELINE_DIR)/src" \
 		--compare-sizes $(BENCH_COMPARE) --compare-postgres-sizes $(BENCH_COMPARE_PG) --busy-sizes $(BENCH_BUSY) \
 		--readme README.md $(BENCH_ARGS)

@@ -6,9 +6,9 @@ use futures::StreamExt;
 use kube::api::Api;
 use tracing::info;
 
-use crate::api::{ClaimPolicy, Composition, DatabaseClaim};
+use crate::api::{ClaimPolicy, Composition};
 use crate::cli::RunArgs;
-use crate::controller::claim::watches::{self, claims_api, reflect};
+use crate::controller::claim::watches::{self, reflect};
 use crate::metrics::Metrics;
 use crate::server::{self, Readiness};
 
@@ -85,7 +85,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let operator_namespace = operator_namespace(&args);
     let cluster_id = cluster_id(&client, &args.cluster_id).await?;
     let readiness = Readiness::default();
-    info!(%operator_namespace, %cluster_id, "starting dbclaim");
+    let claim_resource = watches::claim_resource(&client).await;
+    info!(%operator_namespace, %cluster_id, claims = %claim_resource.api_version, "starting dbclaim");
 
     let webhook_readiness = readiness.clone();
     let webhook = crate::webhook::serve(
@@ -141,7 +142,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
             r = &mut metrics_server => return r.map_err(|source| Error::Serve { what: "metrics", addr: metrics_addr, source }),
             r = &mut probes_server => return r.map_err(|source| Error::Serve { what: "probes", addr: probes_addr, source }),
             r = &mut webhook => return r.map_err(Error::Webhook),
-            _ = standby_caches(client.clone(), args.namespace.as_deref(), readiness.clone()) => {}
+            _ = standby_caches(client.clone(), &claim_resource, args.namespace.as_deref(), readiness.clone()) => {}
             _ = shutdown_signal() => {
                 info!("stopped while standing by");
                 return Ok(());
@@ -151,6 +152,7 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
     let claims = watches::run(
         client.clone(),
+        claim_resource.clone(),
         &args,
         operator_namespace.clone(),
         metrics.clone(),
@@ -208,8 +210,18 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
 
 /// What a standby does until it leads: lists and watches what the leader
 /// needs, and reports ready once that has synced (it is their only waiter).
-async fn standby_caches(client: kube::Client, namespace: Option<&str>, readiness: Readiness) {
-    let (claims, claim_events) = reflect(claims_api::<DatabaseClaim>(&client, namespace));
+async fn standby_caches(
+    client: kube::Client,
+    claim_resource: &kube::core::ApiResource,
+    namespace: Option<&str>,
+    readiness: Readiness,
+) {
+    let (claims, writer) = kube::runtime::reflector::store::<crate::api::DatabaseClaim>();
+    let claim_events = kube::runtime::reflector(
+        writer,
+        watches::claim_events(&client, namespace, claim_resource),
+    );
+    let claim_events = kube::runtime::WatchStreamExt::default_backoff(claim_events);
     let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
     let (policies, policy_events) = reflect(Api::<ClaimPolicy>::all(client));
     let ready = async {

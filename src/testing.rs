@@ -482,6 +482,9 @@ impl World {
             }
         };
         Arc::new(Context {
+            claim_resource: kube::core::ApiResource::erase::<crate::api::v1beta1::DatabaseClaim>(
+                &(),
+            ),
             kinds,
             secrets,
             secret_names,

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{ListParams, PostParams};
 
-use crate::env::{Cluster, NAMESPACE, Postgres};
+use crate::env::{Cluster, Postgres};
 use crate::model::{self, CompareRun, Pcts};
 use crate::operator::Operator;
 use crate::scenarios::{claim, claims_api, create_claims};
@@ -122,7 +122,11 @@ async fn once(
         scenario.name(),
         side.name
     ));
-    let cluster = Cluster::up(&args.repo, &dir.join("cluster"), &log_file).await?;
+    let repo = match (side.name, &args.baseline_repo) {
+        ("baseline", Some(r)) => r.as_path(),
+        _ => args.repo.as_path(),
+    };
+    let cluster = Cluster::up(repo, &dir.join("cluster"), &log_file).await?;
     let pg = match scenario {
         Scenario::SharedPostgres => {
             match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
@@ -182,7 +186,7 @@ async fn measure(
     scenario: Scenario,
     n: usize,
 ) -> Result<CompareRun> {
-    let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+    let claims = track::claims(cluster);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = match &op {
         Some(op) => Some(op.scrape().await?),
@@ -339,7 +343,7 @@ async fn busy_create(cluster: &Cluster, names: &[String]) -> Result<HashMap<Stri
             async move {
                 let mut sent = Vec::with_capacity(mine.len());
                 for name in mine {
-                    let obj = claim(&name, "bench-inline")?;
+                    let obj = claim(cluster, &name, "bench-inline")?;
                     let t = Instant::now();
                     api.create(&PostParams::default(), &obj).await?;
                     sent.push((name, t));

@@ -19,6 +19,9 @@ pub struct Cluster {
     state: PathBuf,
     pub kubeconfig: PathBuf,
     pub client: Client,
+    /// The DatabaseClaim CRD stores v1beta1 (today's tree; a baseline's
+    /// may predate it).
+    pub stored_v1beta1: bool,
     down: bool,
 }
 
@@ -86,14 +89,25 @@ impl Cluster {
         )
         .await?;
         let client = Client::try_from(config)?;
-        let cluster = Self {
+        let mut cluster = Self {
             repo: repo.to_path_buf(),
             state: state.to_path_buf(),
             kubeconfig,
             client,
+            stored_v1beta1: false,
             down: false,
         };
-        // e2e/cluster installed the CRDs, pointed at its conversion webhook.
+        // e2e/cluster installed the CRDs, pointed at its conversion webhook;
+        // an older tree's (a baseline's, `--baseline-repo`) did not.
+        if cluster
+            .kubectl(&["get", "crd", "databaseclaims.dbclaim.io"])
+            .await
+            .is_err()
+        {
+            cluster
+                .kubectl(&["apply", "--server-side", "-f", "crds/"])
+                .await?;
+        }
         cluster
             .kubectl(&[
                 "wait",
@@ -103,6 +117,16 @@ impl Cluster {
                 "crds/",
             ])
             .await?;
+        let storage = cluster
+            .kubectl(&[
+                "get",
+                "crd",
+                "databaseclaims.dbclaim.io",
+                "-o",
+                "jsonpath={.spec.versions[?(@.storage==true)].name}",
+            ])
+            .await?;
+        cluster.stored_v1beta1 = storage.trim() == "v1beta1";
         for ns in ["dbclaim-system", NAMESPACE] {
             cluster.kubectl(&["create", "namespace", ns]).await?;
         }

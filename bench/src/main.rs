@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// scenarios run it and the operator under test alternately.
     #[arg(long)]
     baseline_operator: Option<PathBuf>,
+    /// The source tree at the baseline commit: its e2e/cluster and crds/
+    /// set up the baseline's planes, so it runs on its own release's CRDs
+    /// (default: this tree's).
+    #[arg(long)]
+    pub baseline_repo: Option<PathBuf>,
     /// Claim counts of the quiet in-cluster burst compared with the baseline.
     #[arg(long, default_value = "none")]
     compare_sizes: String,
@@ -232,6 +237,12 @@ async fn run(mut args: RunArgs) -> Result<()> {
             ))
         })?;
         args.baseline_operator = Some(copy);
+    }
+    if let Some(r) = args.baseline_repo.take() {
+        let abs = r
+            .canonicalize()
+            .map_err(|e| err(format!("--baseline-repo {}: {e}", r.display())))?;
+        args.baseline_repo = Some(abs);
     }
 
     let dirty = !git(

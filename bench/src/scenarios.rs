@@ -34,17 +34,24 @@ fn log(msg: impl AsRef<str>) {
     eprintln!("bench: {}", msg.as_ref());
 }
 
+/// The bench namespace's claims, in the version users of the plane's
+/// release write: the storage version (v1beta1) where the CRD has it, so
+/// that no conversion webhook call is the benchmark's doing; v1alpha1 on a
+/// baseline's own CRDs.
 pub fn claims_api(cluster: &Cluster) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        cluster.client.clone(),
-        NAMESPACE,
-        &ApiResource::erase::<DatabaseClaim>(&()),
-    )
+    Api::namespaced_with(cluster.client.clone(), NAMESPACE, &claim_resource(cluster))
 }
 
-pub fn claim(name: &str, composition: &str) -> Result<DynamicObject> {
+fn claim_resource(cluster: &Cluster) -> ApiResource {
+    match cluster.stored_v1beta1 {
+        true => ApiResource::erase::<dbclaim::api::v1beta1::DatabaseClaim>(&()),
+        false => ApiResource::erase::<DatabaseClaim>(&()),
+    }
+}
+
+pub fn claim(cluster: &Cluster, name: &str, composition: &str) -> Result<DynamicObject> {
     Ok(serde_json::from_value(json!({
-        "apiVersion": "dbclaim.io/v1alpha1",
+        "apiVersion": claim_resource(cluster).api_version,
         "kind": "DatabaseClaim",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"engine": "postgres", "compositionRef": {"name": composition}},
@@ -72,7 +79,7 @@ pub async fn create_claims(
         .map(|name| {
             let api = api.clone();
             async move {
-                let obj = claim(&name, composition)?;
+                let obj = claim(cluster, &name, composition)?;
                 let sent = Instant::now();
                 api.create(&PostParams::default(), &obj).await?;
                 Ok::<_, crate::Error>((name, sent))
@@ -502,7 +509,10 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                     let tx = tx.clone();
                     async move {
                         let created = claims
-                            .create(&PostParams::default(), &claim(&name, "bench-inline")?)
+                            .create(
+                                &PostParams::default(),
+                                &claim(cluster, &name, "bench-inline")?,
+                            )
                             .await?;
                         let uid = created.metadata.uid.unwrap_or_default();
                         let _ = tx.send((name, uid));
@@ -628,7 +638,7 @@ async fn inline_scenarios(
     n: usize,
 ) -> Result<InlineRun> {
     let load_start = load_average();
-    let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+    let claims = track::claims(cluster);
     let mut op = Operator::start(
         args.operator_bin(),
         &args.operator_args,
@@ -713,7 +723,7 @@ pub async fn postgres_run(args: &RunArgs, run: usize, n: usize) -> Result<Postgr
     let result = async {
         pg.install(&cluster).await?;
         let load_start = load_average();
-        let claims = track::claims(Api::namespaced(cluster.client.clone(), NAMESPACE));
+        let claims = track::claims(&cluster);
         let mut op = Operator::start(
             args.operator_bin(),
             &args.operator_args,

@@ -77,11 +77,27 @@ impl<T> Watch<T> {
     }
 }
 
-pub fn claims(api: Api<DatabaseClaim>) -> Watch<ClaimState> {
+/// The claims of the bench namespace as they change. In the CRD's storage
+/// version when the plane has v1beta1 (the operator's own reading of it),
+/// so that the bench's watch costs the API server no conversion webhook call
+/// that would count against the operator under test.
+pub fn claims(cluster: &crate::env::Cluster) -> Watch<ClaimState> {
+    let events = match cluster.stored_v1beta1 {
+        true => dbclaim::controller::claim::watches::stored_claims(
+            &cluster.client,
+            Some(crate::env::NAMESPACE),
+        )
+        .boxed(),
+        false => watcher(
+            Api::<DatabaseClaim>::namespaced(cluster.client.clone(), crate::env::NAMESPACE),
+            watcher::Config::default(),
+        )
+        .boxed(),
+    };
     let state = Arc::new(Mutex::new(ClaimState::default()));
     let s = state.clone();
     let task = tokio::spawn(async move {
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        let mut events = std::pin::pin!(events.default_backoff());
         while let Some(event) = events.next().await {
             let now = Instant::now();
             let Ok(event) = event else { continue };

@@ -580,7 +580,10 @@ async fn versions(ns: &str) -> BTreeMap<String, String> {
         }
         for line in kubectl_ok(args).lines() {
             if let Some((name, rv)) = line.split_once('=') {
-                if kind.starts_with("databases") && !name.starts_with(ns) {
+                // Cluster-wide and operator-namespace objects of other
+                // tests (their deletions finishing) are not this test's.
+                let shared = kind.starts_with("databases") || scope == Some(OPERATOR_NAMESPACE);
+                if shared && !name.starts_with(ns) {
                     continue;
                 }
                 out.insert(format!("{kind}/{name}"), rv.to_string());

@@ -203,7 +203,9 @@ where
     }
 }
 
-fn slim<K: Resource>(obj: &mut K) {
+/// What no reconcile reads: managed fields (about half of an object as the
+/// API server sends it) and kubectl's last-applied copy.
+pub fn slim<K: Resource>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut()
         .remove("kubectl.kubernetes.io/last-applied-configuration");

@@ -18,6 +18,9 @@ use super::kinds::Kinds;
 
 pub struct Context {
     pub client: Client,
+    /// The DatabaseClaim version this operator reads and writes: the
+    /// storage version when the CRD serves it (`watches::claim_resource`).
+    pub claim_resource: kube::core::ApiResource,
     pub compositions: Store<Composition>,
     /// What claims render: the compositions' revisions.
     pub revisions: Store<CompositionRevision>,

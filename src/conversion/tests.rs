@@ -262,4 +262,15 @@ proptest! {
         prop_assert_eq!(typed.spec.storage_gb, c.spec.storage_gb);
         prop_assert_eq!(convert(&old, V1BETA1).unwrap(), beta);
     }
+
+    /// What the operator does with every claim it watches and writes:
+    /// stored (v1beta1) typed → v1alpha1 typed → v1beta1 typed, unchanged.
+    #[test]
+    fn typed_claims_round_trip_through_the_storage_version(c in claim()) {
+        let stored: crate::api::v1beta1::DatabaseClaim = typed(&c, V1BETA1).unwrap();
+        let served: DatabaseClaim = typed(&stored, V1ALPHA1).unwrap();
+        prop_assert_eq!(&served, &c);
+        let again: crate::api::v1beta1::DatabaseClaim = typed(&served, V1BETA1).unwrap();
+        prop_assert_eq!(again, stored);
+    }
 }

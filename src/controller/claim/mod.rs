@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject, TypeMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, Event as Finalizer, finalizer};
@@ -182,11 +182,24 @@ pub async fn reconcile(claim: Arc<DatabaseClaim>, ctx: Arc<Context>) -> Result<A
     let started = Instant::now();
     debug!("claim reconcile started");
     let ns = claim.namespace().unwrap_or_default();
-    let api: Api<DatabaseClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, CLAIM_FINALIZER, claim, |event| async {
+    // The finalizer is patched in the version the operator speaks (the
+    // storage version): a patch in another costs the API server two
+    // conversion webhook calls. Only the metadata takes part.
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &ns, &ctx.claim_resource);
+    let stored = Arc::new(DynamicObject {
+        types: Some(TypeMeta {
+            api_version: ctx.claim_resource.api_version.clone(),
+            kind: ctx.claim_resource.kind.clone(),
+        }),
+        metadata: claim.metadata.clone(),
+        data: serde_json::Value::Object(Default::default()),
+    });
+    let (served, ctx_ref) = (&*claim, &*ctx);
+    let result = finalizer(&api, CLAIM_FINALIZER, stored, |event| async move {
         match event {
-            Finalizer::Apply(claim) => provision(&claim, &ctx).await,
-            Finalizer::Cleanup(claim) => cleanup::cleanup(&claim, &ctx).await,
+            Finalizer::Apply(_) => provision(served, ctx_ref).await,
+            Finalizer::Cleanup(_) => cleanup::cleanup(served, ctx_ref).await,
         }
     })
     .await

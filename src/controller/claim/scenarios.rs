@@ -16,9 +16,9 @@ use crate::controller::kinds::Kind;
 use crate::engine::Scope;
 use crate::testing::*;
 
-const CLAIM: &str = "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db";
+const CLAIM: &str = "/apis/dbclaim.io/v1beta1/namespaces/team-a/databaseclaims/orders-db";
 const CLAIM_STATUS: &str =
-    "/apis/dbclaim.io/v1alpha1/namespaces/team-a/databaseclaims/orders-db/status";
+    "/apis/dbclaim.io/v1beta1/namespaces/team-a/databaseclaims/orders-db/status";
 const DATABASE: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases/team-a-orders-db-database";
 const DATABASES: &str = "/apis/postgres.dbclaim.io/v1alpha1/databases";
 const RDS_INSTANCES: &str = "/apis/aws.dbclaim.io/v1alpha1/rdsinstances";

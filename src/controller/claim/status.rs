@@ -2,7 +2,7 @@
 //! the events a person wants to see. Deciding is pure; one function writes.
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
@@ -176,9 +176,14 @@ pub async fn write(
         false => events_for(&old, &new, did),
     };
     if new != old && !stale {
-        let api: Api<DatabaseClaim> =
-            Api::namespaced(ctx.client.clone(), &claim.namespace().unwrap_or_default());
-        let api_version = DatabaseClaim::api_version(&());
+        // Written in the version the operator speaks (the status is the
+        // same in both): one in another costs two conversion webhook calls.
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &claim.namespace().unwrap_or_default(),
+            &ctx.claim_resource,
+        );
+        let api_version = &ctx.claim_resource.api_version;
         let patch = json!({"apiVersion": api_version, "kind": "DatabaseClaim", "status": new});
         let params = PatchParams::apply(CLAIM_FIELD_MANAGER).force();
         api.patch_status(&claim.name_any(), &params, &Patch::Apply(&patch))

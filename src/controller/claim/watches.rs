@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::Api;
+use kube::api::{Api, ApiResource};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::Reporter;
@@ -21,13 +21,14 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
+use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim, v1beta1};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
-use crate::controller::cache::Cache;
+use crate::controller::cache::{Cache, slim};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::{collector, labels};
+use crate::conversion;
 use crate::metrics::Metrics;
 use crate::server::Readiness;
 
@@ -61,6 +62,7 @@ where
 /// The claim controller until it stops, with its readiness and gauge.
 pub fn run(
     client: Client,
+    claim_resource: ApiResource,
     args: &RunArgs,
     operator_namespace: String,
     metrics: Metrics,
@@ -78,7 +80,7 @@ pub fn run(
     let (claim_store, claim_writer) = reflector::store::<DatabaseClaim>();
     let claim_events = reflector::reflector(
         claim_writer,
-        watcher(claims_api(&client, namespace), watcher::Config::default()).modify(slim),
+        claim_events(&client, namespace, &claim_resource),
     )
     .applied_objects();
 
@@ -104,6 +106,7 @@ pub fn run(
     };
     let secret_names = Cache::<Secret>::names(claims_api(&client, namespace), ());
     let ctx = Arc::new(Context {
+        claim_resource,
         secrets,
         secret_names,
         written: Default::default(),
@@ -253,11 +256,70 @@ fn owner_claim(secret: &Secret) -> Option<ObjectRef<DatabaseClaim>> {
 }
 
 /// What the claim cache does not need to keep.
-fn slim(claim: &mut DatabaseClaim) {
-    claim.managed_fields_mut().clear();
-    claim
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+/// The DatabaseClaim version to read and write: v1beta1, the storage
+/// version, when the CRD serves it; else v1alpha1 (CRDs of an earlier
+/// release, e.g. a Helm upgrade that left them as they were). Discovery
+/// that fails falls back to v1alpha1, which every release serves.
+pub async fn claim_resource(client: &Client) -> ApiResource {
+    let stored = ApiResource::erase::<v1beta1::DatabaseClaim>(&());
+    match kube::discovery::group(client, &stored.group).await {
+        Ok(g) if g.versions().any(|v| v == stored.version) => stored,
+        Ok(_) => ApiResource::erase::<DatabaseClaim>(&()),
+        Err(e) => {
+            warn!(error = %e, "cannot discover the DatabaseClaim versions: using v1alpha1");
+            ApiResource::erase::<DatabaseClaim>(&())
+        }
+    }
+}
+
+/// The claims' watch in the version `resource` names, as v1alpha1 claims.
+pub fn claim_events(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> futures::stream::BoxStream<'static, Result<watcher::Event<DatabaseClaim>, watcher::Error>> {
+    match resource.version.as_str() {
+        "v1alpha1" => watcher(claims_api(client, namespace), watcher::Config::default())
+            .modify(slim)
+            .boxed(),
+        _ => stored_claims(client, namespace).boxed(),
+    }
+}
+
+/// The claims' watch in their storage version (v1beta1), each claim
+/// converted in process to the v1alpha1 type reconciles work on: the
+/// operator's own watch costs the API server no conversion webhook call
+/// per event, and keeps working while no webhook answers.
+pub fn stored_claims(
+    client: &Client,
+    namespace: Option<&str>,
+) -> impl Stream<Item = Result<watcher::Event<DatabaseClaim>, watcher::Error>> + Send + 'static {
+    watcher(
+        claims_api::<v1beta1::DatabaseClaim>(client, namespace),
+        watcher::Config::default(),
+    )
+    .modify(slim)
+    .filter_map(|event| std::future::ready(event.map(served).transpose()))
+}
+
+/// A stored claim's event as the v1alpha1 type; a claim that does not
+/// convert (the webhook would refuse it too) is left out, with a warning.
+fn served(event: watcher::Event<v1beta1::DatabaseClaim>) -> Option<watcher::Event<DatabaseClaim>> {
+    use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+    let convert = |c: v1beta1::DatabaseClaim| match conversion::typed(&c, conversion::V1ALPHA1) {
+        Ok(claim) => Some(claim),
+        Err(e) => {
+            warn!(claim = %c.name_any(), namespace = ?c.namespace(), error = %e, "claim left out: cannot read it as v1alpha1");
+            None
+        }
+    };
+    Some(match event {
+        Apply(c) => Apply(convert(c)?),
+        Delete(c) => Delete(convert(c)?),
+        InitApply(c) => InitApply(convert(c)?),
+        Init => Init,
+        InitDone => InitDone,
+    })
 }
 
 fn uses_or_lacks(claim: &DatabaseClaim, composition: &str) -> bool {
