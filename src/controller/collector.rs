@@ -325,8 +325,8 @@ pub async fn run(ctx: Arc<Context>, settings: Settings) {
 type ClaimIndex = HashMap<(String, String), Vec<ClaimSeen>>;
 
 /// Claims by (namespace, label value of the name): labels carry long or
-/// dotted names hashed.
-fn index<'a>(claims: impl IntoIterator<Item = &'a DatabaseClaim>) -> ClaimIndex {
+/// dotted names hashed. Whole claims or their metadata alone.
+fn index<'a, K: ResourceExt + 'a>(claims: impl IntoIterator<Item = &'a K>) -> ClaimIndex {
     let mut out: ClaimIndex = HashMap::new();
     for c in claims {
         let key = (
@@ -335,7 +335,7 @@ fn index<'a>(claims: impl IntoIterator<Item = &'a DatabaseClaim>) -> ClaimIndex 
         );
         out.entry(key).or_default().push(ClaimSeen {
             uid: c.uid().unwrap_or_default(),
-            created: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            created: c.meta().creation_timestamp.as_ref().map(|t| t.0),
         });
     }
     out
@@ -461,17 +461,7 @@ async fn live_claims(client: &Client, ns: &str) -> Option<ClaimIndex> {
     // label), so the label is the namespace to list.
     let api: Api<DatabaseClaim> = Api::namespaced(client.clone(), ns);
     match api.list_metadata(&ListParams::default()).await {
-        Ok(list) => {
-            let mut out: ClaimIndex = HashMap::new();
-            for c in list.items {
-                let key = (label_value(ns), label_value(&c.name_any()));
-                out.entry(key).or_default().push(ClaimSeen {
-                    uid: c.uid().unwrap_or_default(),
-                    created: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                });
-            }
-            Some(out)
-        }
+        Ok(list) => Some(index(&list.items)),
         Err(e) => {
             debug!(error = %e, namespace = ns, "cannot list claims; next pass");
             None
@@ -490,40 +480,31 @@ async fn handle(
     let claim = claim_key(meta)
         .map(|(ns, n)| format!("{ns}/{n}"))
         .unwrap_or_default();
-    let (reason, note) = match action {
+    let (reason, outcome) = match action {
         Action::Keep | Action::Wait | Action::Confirm => return Ok(()),
         Action::Delete => {
             api.delete(&name, &DeleteParams::background()).await?;
             info!(object = %name, %claim, "deleted a composed object whose claim no longer exists");
             (
                 "OrphanDeleted",
-                format!(
-                    "claim {claim} no longer exists: deleted under its recorded deletionPolicy Delete"
-                ),
+                ": deleted under its recorded deletionPolicy Delete",
             )
         }
         Action::Release => {
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&release_patch()),
-            )
-            .await?;
+            let release = Patch::Merge(release_patch());
+            api.patch(&name, &PatchParams::default(), &release).await?;
             info!(object = %name, %claim, "released a composed object whose claim no longer exists");
             (
                 "OrphanReleased",
-                format!(
-                    "claim {claim} no longer exists: released (dbclaim's labels removed) under its recorded deletionPolicy Orphan"
-                ),
+                ": released (dbclaim's labels removed) under its recorded deletionPolicy Orphan",
             )
         }
         Action::Report => (
             "OrphanFound",
-            format!(
-                "claim {claim} no longer exists and no deletionPolicy is recorded on this object: left in place; delete it or remove dbclaim's labels"
-            ),
+            " and no deletionPolicy is recorded on this object: left in place; delete it or remove dbclaim's labels",
         ),
     };
+    let note = format!("claim {claim} no longer exists{outcome}");
     let reference = ObjectReference {
         api_version: Some(kind.resource.api_version.clone()),
         kind: Some(kind.resource.kind.clone()),

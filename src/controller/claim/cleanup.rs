@@ -58,14 +58,10 @@ pub async fn cleanup(claim: &DatabaseClaim, ctx: &Context) -> Result<Action, Err
                 waiting.push(waits_for(&kind.resource.kind, &object_name, &value));
             }
             DeletionPolicy::Orphan => {
-                let release = collector::release_patch();
-                api.patch(
-                    &object_name,
-                    &PatchParams::default(),
-                    &Patch::Merge(&release),
-                )
-                .await
-                .map_err(failed("release", &object))?;
+                let release = Patch::Merge(collector::release_patch());
+                api.patch(&object_name, &PatchParams::default(), &release)
+                    .await
+                    .map_err(failed("release", &object))?;
                 info!(object = %object_name, "orphaned composed object");
             }
         }

@@ -7,7 +7,7 @@
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use serde_json::json;
 use tracing::info;
 
@@ -127,17 +127,16 @@ pub async fn prepare(
         }
         if unsupported {
             ctx.metrics.credential_rotation("composition", false);
-            pass.events.push(Event {
-                type_: EventType::Warning,
-                reason: "RotationNotSupported".into(),
-                note: Some(format!(
+            pass.events.push(crate::events::event(
+                EventType::Warning,
+                "RotationNotSupported",
+                "RotateCredentials",
+                format!(
                     "credentials not rotated ({why}): composition {} has no Generate patch and \
                      no shared PostgreSQL Database or RDSInstance, whose providers rotate; the credentials stay as they are",
                     selected.name()
-                )),
-                action: "RotateCredentials".into(),
-                secondary: None,
-            });
+                ),
+            ));
         } else {
             info!(%why, "credentials rotation started");
             pass.events.push(normal(
@@ -212,24 +211,16 @@ fn newest(
 
 /// Whether the composition generates values (so a rotation changes them).
 pub fn generates(selected: &Selected) -> bool {
-    selected
-        .composition
-        .spec
-        .resources
-        .iter()
-        .flat_map(|r| &r.patches)
-        .any(|p| p.type_ == crate::api::composition::PatchType::Generate)
+    let resources = &selected.composition.spec.resources;
+    let mut patches = resources.iter().flat_map(|r| &r.patches);
+    patches.any(|p| p.type_ == crate::api::composition::PatchType::Generate)
 }
 
 /// Whether the composition composes a managed resource whose provider
 /// rotates its password: a shared PostgreSQL `Database`, an `RDSInstance`.
 fn rotates_database(selected: &Selected) -> bool {
-    selected
-        .composition
-        .spec
-        .resources
-        .iter()
-        .any(|r| super::own_managed(&r.base))
+    let resources = &selected.composition.spec.resources;
+    resources.iter().any(|r| super::own_managed(&r.base))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use serde_json::{Map, Value};
+use serde_json::{Value, json};
 
 use super::error::{PassError, SelectError};
 use super::observe::Observed;
@@ -83,17 +83,12 @@ pub fn hand_down(active: &Request, desired: &mut Rendered) {
         .iter_mut()
         .filter(|r| super::own_managed(&r.object))
     {
-        let Some(meta) = r.object.get_mut("metadata").and_then(Value::as_object_mut) else {
-            continue;
-        };
-        let annotations = meta
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !annotations.is_object() {
-            *annotations = Value::Object(Map::new());
-        }
-        if let Value::Object(a) = annotations {
-            a.insert(DRILL_ANNOTATION.into(), Value::String(active.to_string()));
+        if let Some(meta) = r.object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            annotations[DRILL_ANNOTATION] = Value::String(active.to_string());
         }
     }
 }
@@ -105,16 +100,8 @@ pub fn reports(active: &Request, desired: &Rendered, observed: &Observed) -> Vec
         .iter()
         .filter(|r| super::own_managed(&r.object))
         .map(|r| {
-            let kind = r
-                .object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("object");
-            let name = r
-                .object
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let text = |at: &str| r.object.pointer(at).and_then(Value::as_str);
+            let (kind, name) = (text("/kind").unwrap_or("object"), text("/metadata/name"));
             let status = observed
                 .objects
                 .get(&r.name)
@@ -123,7 +110,7 @@ pub fn reports(active: &Request, desired: &Rendered, observed: &Observed) -> Vec
                 .and_then(|d| serde_json::from_value::<DrillStatus>(d.clone()).ok())
                 .filter(|d| d.id == active.id && d.type_ == active.type_);
             Report {
-                object: format!("{kind} {name}"),
+                object: format!("{kind} {}", name.unwrap_or_default()),
                 status,
             }
         })

@@ -98,24 +98,12 @@ impl Observed {
     pub fn with_pending(&self) -> Observed {
         let mut o = self.clone();
         let p = &self.pending;
-        if p.instance_class.is_some() {
-            o.instance_class = p.instance_class.clone();
-        }
-        if p.allocated_storage.is_some() {
-            o.allocated_storage = p.allocated_storage;
-        }
-        if p.engine_version.is_some() {
-            o.engine_version = p.engine_version.clone();
-        }
-        if p.multi_az.is_some() {
-            o.multi_az = p.multi_az;
-        }
-        if p.backup_retention_period.is_some() {
-            o.backup_retention_period = p.backup_retention_period;
-        }
-        if p.port.is_some() {
-            o.port = p.port;
-        }
+        overlay(&mut o.instance_class, &p.instance_class);
+        overlay(&mut o.allocated_storage, &p.allocated_storage);
+        overlay(&mut o.engine_version, &p.engine_version);
+        overlay(&mut o.multi_az, &p.multi_az);
+        overlay(&mut o.backup_retention_period, &p.backup_retention_period);
+        overlay(&mut o.port, &p.port);
         let st = &mut o.settings;
         overlay(&mut st.storage_type, &p.storage_type);
         overlay(&mut st.iops, &p.iops);
@@ -172,62 +160,43 @@ pub struct SettingsChange {
     pub copy_tags_to_snapshot: Option<bool>,
 }
 
+/// `name=value` of a change that is set, for events and logs.
+fn put<T: std::fmt::Display>(parts: &mut Vec<String>, name: &str, v: &Option<T>) {
+    if let Some(v) = v {
+        parts.push(format!("{name}={v}"));
+    }
+}
+
 impl SettingsChange {
     /// `name=value` of each change, for events and logs.
-    fn describe(&self, parts: &mut Vec<String>) {
-        let mut put = |name: &str, v: Option<String>| {
-            if let Some(v) = v {
-                parts.push(format!("{name}={v}"));
-            }
-        };
-        put("dbSubnetGroupName", self.subnet_group.clone());
+    fn describe(&self, p: &mut Vec<String>) {
+        put(p, "dbSubnetGroupName", &self.subnet_group);
+        let groups = self.security_groups.as_ref().map(|g| g.join(","));
+        put(p, "vpcSecurityGroupIds", &groups);
+        put(p, "port", &self.port);
+        put(p, "storageType", &self.storage_type);
+        put(p, "iops", &self.iops);
+        put(p, "storageThroughput", &self.storage_throughput);
+        put(p, "maxAllocatedStorage", &self.max_allocated_storage);
+        put(p, "dbParameterGroupName", &self.parameter_group);
+        put(p, "preferredBackupWindow", &self.backup_window);
+        put(p, "preferredMaintenanceWindow", &self.maintenance_window);
         put(
-            "vpcSecurityGroupIds",
-            self.security_groups.as_ref().map(|g| g.join(",")),
-        );
-        put("port", self.port.map(|v| v.to_string()));
-        put("storageType", self.storage_type.clone());
-        put("iops", self.iops.map(|v| v.to_string()));
-        put(
-            "storageThroughput",
-            self.storage_throughput.map(|v| v.to_string()),
-        );
-        put(
-            "maxAllocatedStorage",
-            self.max_allocated_storage.map(|v| v.to_string()),
-        );
-        put("dbParameterGroupName", self.parameter_group.clone());
-        put("preferredBackupWindow", self.backup_window.clone());
-        put(
-            "preferredMaintenanceWindow",
-            self.maintenance_window.clone(),
-        );
-        put(
+            p,
             "autoMinorVersionUpgrade",
-            self.auto_minor_version_upgrade.map(|v| v.to_string()),
+            &self.auto_minor_version_upgrade,
         );
+        put(p, "enableIAMDatabaseAuthentication", &self.iam_auth);
+        put(p, "enablePerformanceInsights", &self.performance_insights);
         put(
-            "enableIAMDatabaseAuthentication",
-            self.iam_auth.map(|v| v.to_string()),
-        );
-        put(
-            "enablePerformanceInsights",
-            self.performance_insights.map(|v| v.to_string()),
-        );
-        put(
+            p,
             "performanceInsightsRetentionPeriod",
-            self.performance_insights_retention.map(|v| v.to_string()),
+            &self.performance_insights_retention,
         );
-        put(
-            "monitoringInterval",
-            self.monitoring_interval.map(|v| v.to_string()),
-        );
-        put("monitoringRoleArn", self.monitoring_role_arn.clone());
-        put("caCertificateIdentifier", self.ca_certificate.clone());
-        put(
-            "copyTagsToSnapshot",
-            self.copy_tags_to_snapshot.map(|v| v.to_string()),
-        );
+        put(p, "monitoringInterval", &self.monitoring_interval);
+        put(p, "monitoringRoleArn", &self.monitoring_role_arn);
+        put(p, "caCertificateIdentifier", &self.ca_certificate);
+        put(p, "copyTagsToSnapshot", &self.copy_tags_to_snapshot);
     }
 }
 
@@ -243,30 +212,16 @@ impl Modification {
 
     /// The changed fields, for events and logs (no secrets in here).
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(v) = &self.instance_class {
-            parts.push(format!("dbInstanceClass={v}"));
-        }
-        if let Some(v) = self.allocated_storage {
-            parts.push(format!("allocatedStorage={v}"));
-        }
-        if let Some(v) = &self.engine_version {
-            parts.push(format!("engineVersion={v}"));
-        }
-        if let Some(v) = self.multi_az {
-            parts.push(format!("multiAZ={v}"));
-        }
-        if let Some(v) = self.publicly_accessible {
-            parts.push(format!("publiclyAccessible={v}"));
-        }
-        if let Some(v) = self.backup_retention_period {
-            parts.push(format!("backupRetentionPeriod={v}"));
-        }
-        if let Some(v) = self.deletion_protection {
-            parts.push(format!("deletionProtection={v}"));
-        }
-        self.settings.describe(&mut parts);
-        parts.join(", ")
+        let p = &mut Vec::new();
+        put(p, "dbInstanceClass", &self.instance_class);
+        put(p, "allocatedStorage", &self.allocated_storage);
+        put(p, "engineVersion", &self.engine_version);
+        put(p, "multiAZ", &self.multi_az);
+        put(p, "publiclyAccessible", &self.publicly_accessible);
+        put(p, "backupRetentionPeriod", &self.backup_retention_period);
+        put(p, "deletionProtection", &self.deletion_protection);
+        self.settings.describe(p);
+        p.join(", ")
     }
 
     /// Only the storage part: what may be sent while `storage-full`, at once.
@@ -304,13 +259,6 @@ pub fn diff(spec: &RDSInstanceParameters, observed: &Observed) -> Drift {
     let o = observed.with_pending();
     let mut d = Drift::default();
 
-    if o.instance_class
-        .as_deref()
-        .is_some_and(|v| v != spec.db_instance_class)
-    {
-        d.modify.instance_class = Some(spec.db_instance_class.clone());
-    }
-
     if let Some(current) = o.allocated_storage {
         let want = spec.allocated_storage;
         if want > current {
@@ -344,57 +292,31 @@ pub fn diff(spec: &RDSInstanceParameters, observed: &Observed) -> Drift {
 
     // A field the API did not report is left alone: sending it on every
     // reconcile would be a modify loop.
-    if o.multi_az.is_some_and(|v| v != spec.multi_az) {
-        d.modify.multi_az = Some(spec.multi_az);
-    }
-    if o.publicly_accessible
-        .is_some_and(|v| v != spec.publicly_accessible)
-    {
-        d.modify.publicly_accessible = Some(spec.publicly_accessible);
-    }
-    if o.backup_retention_period
-        .is_some_and(|v| v != spec.backup_retention_period)
-    {
-        d.modify.backup_retention_period = Some(spec.backup_retention_period);
-    }
-    if o.deletion_protection
-        .is_some_and(|v| v != spec.deletion_protection)
-    {
-        d.modify.deletion_protection = Some(spec.deletion_protection);
-    }
+    let m = &mut d.modify;
+    m.instance_class = changed(&Some(spec.db_instance_class.clone()), &o.instance_class);
+    m.multi_az = changed(&Some(spec.multi_az), &o.multi_az);
+    m.publicly_accessible = changed(&Some(spec.publicly_accessible), &o.publicly_accessible);
+    let retention = Some(spec.backup_retention_period);
+    m.backup_retention_period = changed(&retention, &o.backup_retention_period);
+    m.deletion_protection = changed(&Some(spec.deletion_protection), &o.deletion_protection);
 
     // Fixed at creation.
-    if let Some(have) = &o.engine
-        && *have != spec.engine
-    {
-        d.refused.push(format!(
-            "engine {} differs from the instance's {have}: the engine cannot change; create a new instance",
-            spec.engine
-        ));
-    }
-    if let Some(have) = o.storage_encrypted
-        && have != spec.storage_encrypted
-    {
-        d.refused.push(format!(
-            "storageEncrypted {} differs from the instance's {have}: encryption is fixed when an instance is created",
-            spec.storage_encrypted
-        ));
-    }
-    if let (Some(want), Some(have)) = (&spec.db_name, &o.db_name)
-        && want != have
-    {
-        d.refused.push(format!(
-            "dbName {want} differs from the instance's {have}: the initial database cannot be renamed"
-        ));
-    }
-    if let Some(have) = &o.master_username
-        && *have != spec.master_username
-    {
-        d.refused.push(format!(
-            "masterUsername {} differs from the instance's {have}: the master user cannot be renamed",
-            spec.master_username
-        ));
-    }
+    let r = &mut d.refused;
+    let why = "the engine cannot change; create a new instance";
+    fixed(r, "engine", Some(&spec.engine), o.engine.as_ref(), why);
+    let why = "encryption is fixed when an instance is created";
+    let (encrypted, user) = (Some(&spec.storage_encrypted), Some(&spec.master_username));
+    fixed(
+        r,
+        "storageEncrypted",
+        encrypted,
+        o.storage_encrypted.as_ref(),
+        why,
+    );
+    let why = "the initial database cannot be renamed";
+    fixed(r, "dbName", spec.db_name.as_ref(), o.db_name.as_ref(), why);
+    let why = "the master user cannot be renamed";
+    fixed(r, "masterUsername", user, o.master_username.as_ref(), why);
     diff_settings(&spec.settings, &o, &mut d);
     d.modify.apply_immediately = spec.settings.apply_immediately;
     d
@@ -407,6 +329,24 @@ fn autoscaled(spec: &RDSInstanceParameters, o: &Observed, current: i64) -> bool 
         .max_allocated_storage
         .or(o.settings.max_allocated_storage)
         .is_some_and(|max| current <= max)
+}
+
+/// A refusal when the spec and the instance both give a value fixed at
+/// creation and the two differ.
+fn fixed<T: PartialEq + std::fmt::Display>(
+    refused: &mut Vec<String>,
+    name: &str,
+    want: Option<&T>,
+    have: Option<&T>,
+    why: &str,
+) {
+    if let (Some(want), Some(have)) = (want, have)
+        && want != have
+    {
+        refused.push(format!(
+            "{name} {want} differs from the instance's {have}: {why}"
+        ));
+    }
 }
 
 /// `want` when the spec sets it and the instance reports another value: a
@@ -480,15 +420,16 @@ pub fn diff_settings(s: &RDSSettings, o: &Observed, d: &mut Drift) {
 
     // Fixed at creation. A key id or alias cannot be compared with the ARN
     // RDS reports, so only two key ARNs are.
-    if let (Some(want), Some(have)) = (&s.kms_key_id, &have.kms_key_id)
-        && want.starts_with("arn:")
-        && have.starts_with("arn:")
-        && want != have
-    {
-        d.refused.push(format!(
-            "kmsKeyId {want} differs from the instance's {have}: the KMS key is fixed when an instance is created; create a new instance (restore a snapshot with the new key)"
-        ));
-    }
+    let arn = |k: &Option<String>| k.clone().filter(|k| k.starts_with("arn:"));
+    let why = "the KMS key is fixed when an instance is created; create a new instance (restore a snapshot with the new key)";
+    let (want, have) = (arn(&s.kms_key_id), arn(&have.kms_key_id));
+    fixed(
+        &mut d.refused,
+        "kmsKeyId",
+        want.as_ref(),
+        have.as_ref(),
+        why,
+    );
 }
 
 fn sorted(v: &[String]) -> Vec<&str> {

@@ -8,9 +8,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::config::{self, ResolveError};
-use super::diff::{
-    self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed, ObservedSettings, Pending,
-};
+use super::diff::{self, Modification, OWNER_MARK_TAG, OWNER_TAG, Observed, Pending};
 use super::errors::{self, ApiFailure, Class};
 use super::rds::{CreateInput, Rds};
 use super::status::{self, POLL_STUCK, POLL_TRANSITIONAL, Phase};
@@ -51,9 +49,12 @@ pub enum Error {
 }
 
 impl Error {
-    fn api(failure: ApiFailure, rds: &Rds) -> Error {
-        let message = errors::describe(&failure, rds.endpoint());
-        Error::Api { failure, message }
+    /// A failed call to `rds`, in words that name where it went.
+    fn api(rds: &Rds) -> impl Fn(ApiFailure) -> Error + '_ {
+        |failure| {
+            let message = errors::describe(&failure, rds.endpoint());
+            Error::Api { failure, message }
+        }
     }
 }
 
@@ -145,9 +146,7 @@ impl External<RDSInstance> for Aws {
                             (OWNER_TAG.to_string(), obj.name_any()),
                         ]);
                         if let Some(arn) = &o.arn {
-                            rds.add_tags(arn, &mark)
-                                .await
-                                .map_err(|f| Error::api(f, &rds))?;
+                            rds.add_tags(arn, &mark).await.map_err(Error::api(&rds))?;
                         }
                         tags.extend(mark);
                         let (reason, note) = match claim {
@@ -208,7 +207,7 @@ impl External<RDSInstance> for Aws {
                     );
                     Error::Api { failure: f, message }
                 } else {
-                    Error::api(f, rds)
+                    Error::api(rds)(f)
                 }
             })?;
         tracing::info!(identifier = %id, status = %created.status, "DB instance created");
@@ -381,7 +380,7 @@ impl External<RDSInstance> for Aws {
                         f.code.as_deref().unwrap_or("InvalidDBInstanceState")
                     ));
                 }
-                Err(f) => return Err(Error::api(f, rds)),
+                Err(f) => return Err(Error::api(rds)(f)),
             }
         }
 
@@ -391,12 +390,12 @@ impl External<RDSInstance> for Aws {
             if !changes.add.is_empty() {
                 rds.add_tags(arn, &changes.add)
                     .await
-                    .map_err(|f| Error::api(f, rds))?;
+                    .map_err(Error::api(rds))?;
             }
             if !changes.remove.is_empty() {
                 rds.remove_tags(arn, &changes.remove)
                     .await
-                    .map_err(|f| Error::api(f, rds))?;
+                    .map_err(Error::api(rds))?;
             }
             if !changes.is_empty() {
                 let keys: Vec<&str> = changes
@@ -499,9 +498,7 @@ impl External<RDSInstance> for Aws {
                     apply_immediately: true,
                     ..Default::default()
                 };
-                rds.modify(id, &m, None)
-                    .await
-                    .map_err(|f| Error::api(f, &rds))?;
+                rds.modify(id, &m, None).await.map_err(Error::api(&rds))?;
                 events.normal(
                     "UpdatedInstance",
                     format!("turned off deletion protection of DB instance {id} to delete it"),
@@ -543,7 +540,7 @@ impl External<RDSInstance> for Aws {
                     "DB instance {id} is {}; deleting it once RDS allows",
                     o.status
                 ))),
-                _ => Err(Error::api(f, &rds)),
+                _ => Err(Error::api(&rds)(f)),
             },
         }
     }
@@ -576,7 +573,7 @@ impl External<RDSInstance> for Aws {
         }
         rds.reboot_with_failover(id)
             .await
-            .map_err(|f| Error::api(f, rds))?;
+            .map_err(Error::api(rds))?;
         tracing::info!(identifier = %id, "failover drill: reboot with failover sent");
         events.normal(
             "FailoverStarted",
@@ -663,12 +660,7 @@ impl Aws {
     ) -> bool {
         let derived = generated.is_some_and(|g| g.eq_ignore_ascii_case(id))
             && id.eq_ignore_ascii_case(&identifier::derive(&obj.name_any()));
-        let used_before = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.at_provider.as_ref())
-            .and_then(|a| a.db_instance_identifier.as_deref())
-            .is_some();
+        let used_before = recorded_id(obj).is_some();
         let foreign = tags
             .get(OWNER_MARK_TAG)
             .and_then(|m| m.rsplit_once('/'))
@@ -684,11 +676,11 @@ impl Aws {
         let config_name = &obj.spec.managed.provider_config_ref.name;
         let region = obj.spec.for_provider.region.as_deref();
         let rds = config::client(self, config_name, region).await?;
-        let Some(o) = rds.describe(id).await.map_err(|f| Error::api(f, &rds))? else {
+        let Some(o) = rds.describe(id).await.map_err(Error::api(&rds))? else {
             return Ok((rds, None));
         };
         let tags = match &o.arn {
-            Some(arn) => rds.list_tags(arn).await.map_err(|f| Error::api(f, &rds))?,
+            Some(arn) => rds.list_tags(arn).await.map_err(Error::api(&rds))?,
             None => BTreeMap::new(),
         };
         Ok((rds, Some((o, tags))))
@@ -788,6 +780,7 @@ fn was_available(obj: &RDSInstance) -> bool {
 
 /// What goes to `status.atProvider`.
 pub fn observation(o: &Observed) -> RDSInstanceObservation {
+    let s = &o.settings;
     RDSInstanceObservation {
         db_instance_identifier: Some(o.identifier.clone()),
         db_instance_status: Some(o.status.clone()),
@@ -804,7 +797,21 @@ pub fn observation(o: &Observed) -> RDSInstanceObservation {
         deletion_protection: o.deletion_protection,
         backup_retention_period: o.backup_retention_period,
         pending_modified_values: pending_values(&o.pending),
-        ..settings_observation(&o.settings)
+        max_allocated_storage: s.max_allocated_storage,
+        storage_type: s.storage_type.clone(),
+        iops: s.iops,
+        storage_throughput: s.storage_throughput,
+        kms_key_id: s.kms_key_id.clone(),
+        db_subnet_group_name: s.subnet_group.clone(),
+        vpc_security_group_ids: s.security_groups.clone().unwrap_or_default(),
+        db_parameter_group_name: s.parameter_group.clone(),
+        parameter_apply_status: s.parameter_apply_status.clone(),
+        preferred_backup_window: s.backup_window.clone(),
+        preferred_maintenance_window: s.maintenance_window.clone(),
+        latest_restorable_time: s.latest_restorable_time.clone(),
+        ca_certificate_identifier: s.ca_certificate.clone(),
+        ca_certificate_valid_till: s.ca_certificate_valid_till.clone(),
+        performance_insights_enabled: s.performance_insights,
     }
 }
 
@@ -841,28 +848,6 @@ pub fn steady_time(shown: Option<&str>, new: Option<String>) -> Option<String> {
             _ => new,
         },
         _ => new,
-    }
-}
-
-/// The [`ObservedSettings`] part of `status.atProvider`.
-fn settings_observation(s: &ObservedSettings) -> RDSInstanceObservation {
-    RDSInstanceObservation {
-        max_allocated_storage: s.max_allocated_storage,
-        storage_type: s.storage_type.clone(),
-        iops: s.iops,
-        storage_throughput: s.storage_throughput,
-        kms_key_id: s.kms_key_id.clone(),
-        db_subnet_group_name: s.subnet_group.clone(),
-        vpc_security_group_ids: s.security_groups.clone().unwrap_or_default(),
-        db_parameter_group_name: s.parameter_group.clone(),
-        parameter_apply_status: s.parameter_apply_status.clone(),
-        preferred_backup_window: s.backup_window.clone(),
-        preferred_maintenance_window: s.maintenance_window.clone(),
-        latest_restorable_time: s.latest_restorable_time.clone(),
-        ca_certificate_identifier: s.ca_certificate.clone(),
-        ca_certificate_valid_till: s.ca_certificate_valid_till.clone(),
-        performance_insights_enabled: s.performance_insights,
-        ..Default::default()
     }
 }
 
@@ -925,6 +910,7 @@ pub fn final_snapshot_name(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::aws::diff::ObservedSettings;
 
     fn obj() -> RDSInstance {
         RDSInstance::new(

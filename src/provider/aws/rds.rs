@@ -12,7 +12,7 @@ use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder;
 use aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder;
 use aws_sdk_rds::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_rds::types::{DbInstance, PendingModifiedValues, Tag};
+use aws_sdk_rds::types::{DbInstance, Tag};
 
 use super::credentials::StaticCredentials;
 use super::diff::{Modification, Observed, ObservedSettings, Pending, SettingsChange};
@@ -126,6 +126,20 @@ impl Rds {
         self.metrics.provider_request("aws", operation, r.is_ok());
     }
 
+    /// Sends one call; its failure in plain facts, counted either way.
+    async fn call<T, E>(
+        &self,
+        operation: &'static str,
+        sent: impl Future<Output = Result<T, SdkError<E>>>,
+    ) -> Result<T, ApiFailure>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let r = sent.await.map_err(|e| failure(operation, e));
+        self.count(operation, &r);
+        r
+    }
+
     /// The instance of `identifier`, or None when RDS reports DBInstanceNotFound.
     pub async fn describe(&self, identifier: &str) -> Result<Option<Observed>, ApiFailure> {
         const OP: &str = "DescribeDBInstances";
@@ -195,8 +209,7 @@ impl Rds {
         m: &Modification,
         password: Option<&str>,
     ) -> Result<Option<Observed>, ApiFailure> {
-        const OP: &str = "ModifyDBInstance";
-        let mut req = modify_settings(self.client.modify_db_instance(), &m.settings)
+        let req = modify_settings(self.client.modify_db_instance(), &m.settings)
             .db_instance_identifier(identifier)
             .apply_immediately(m.apply_immediately)
             .set_db_instance_class(m.instance_class.clone())
@@ -206,34 +219,18 @@ impl Rds {
             .set_publicly_accessible(m.publicly_accessible)
             .set_backup_retention_period(m.backup_retention_period.map(clamp_i32))
             .set_deletion_protection(m.deletion_protection)
+            .set_allow_major_version_upgrade(m.allow_major_version_upgrade.then_some(true))
             .set_master_user_password(password.map(str::to_string));
-        if m.allow_major_version_upgrade {
-            req = req.allow_major_version_upgrade(true);
-        }
-        let r = req
-            .send()
-            .await
-            .map(|out| out.db_instance().map(observe))
-            .map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+        let out = self.call("ModifyDBInstance", req.send()).await?;
+        Ok(out.db_instance().map(observe))
     }
 
     /// RebootDBInstance with ForceFailover (a failover drill): the standby
     /// of a Multi-AZ instance takes over.
     pub async fn reboot_with_failover(&self, identifier: &str) -> Result<(), ApiFailure> {
-        const OP: &str = "RebootDBInstance";
-        let r = self
-            .client
-            .reboot_db_instance()
-            .db_instance_identifier(identifier)
-            .force_failover(true)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+        let req = self.client.reboot_db_instance();
+        let req = req.db_instance_identifier(identifier).force_failover(true);
+        self.call("RebootDBInstance", req.send()).await.map(drop)
     }
 
     /// DeleteDBInstance; `final_snapshot` names the final snapshot, None skips it.
@@ -242,41 +239,19 @@ impl Rds {
         identifier: &str,
         final_snapshot: Option<&str>,
     ) -> Result<(), ApiFailure> {
-        const OP: &str = "DeleteDBInstance";
-        let req = self
-            .client
-            .delete_db_instance()
-            .db_instance_identifier(identifier);
-        let req = match final_snapshot {
-            Some(name) => req
-                .skip_final_snapshot(false)
-                .final_db_snapshot_identifier(name),
-            None => req.skip_final_snapshot(true),
-        };
-        let r = req.send().await.map(|_| ()).map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+        let req = self.client.delete_db_instance();
+        let req = req
+            .db_instance_identifier(identifier)
+            .skip_final_snapshot(final_snapshot.is_none())
+            .set_final_db_snapshot_identifier(final_snapshot.map(str::to_string));
+        self.call("DeleteDBInstance", req.send()).await.map(drop)
     }
 
     pub async fn list_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ApiFailure> {
-        const OP: &str = "ListTagsForResource";
-        let r = self
-            .client
-            .list_tags_for_resource()
-            .resource_name(arn)
-            .send()
-            .await
-            .map(|out| {
-                out.tag_list()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
-                    })
-                    .collect()
-            })
-            .map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+        let req = self.client.list_tags_for_resource().resource_name(arn);
+        let out = self.call("ListTagsForResource", req.send()).await?;
+        let tag = |t: &Tag| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()));
+        Ok(out.tag_list().iter().filter_map(tag).collect())
     }
 
     pub async fn add_tags(
@@ -284,33 +259,17 @@ impl Rds {
         arn: &str,
         add: &BTreeMap<String, String>,
     ) -> Result<(), ApiFailure> {
-        const OP: &str = "AddTagsToResource";
-        let r = self
-            .client
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(tags(add)))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+        let req = self.client.add_tags_to_resource().resource_name(arn);
+        let req = req.set_tags(Some(tags(add)));
+        self.call("AddTagsToResource", req.send()).await.map(drop)
     }
 
     pub async fn remove_tags(&self, arn: &str, keys: &[String]) -> Result<(), ApiFailure> {
-        const OP: &str = "RemoveTagsFromResource";
-        let r = self
-            .client
-            .remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
+        let req = self.client.remove_tags_from_resource().resource_name(arn);
+        let req = req.set_tag_keys(Some(keys.to_vec()));
+        self.call("RemoveTagsFromResource", req.send())
             .await
-            .map(|_| ())
-            .map_err(|e| failure(OP, e));
-        self.count(OP, &r);
-        r
+            .map(drop)
     }
 }
 
@@ -408,7 +367,13 @@ pub fn observe(d: &DbInstance) -> Observed {
             multi_az: p.and_then(|p| p.multi_az()),
             backup_retention_period: p.and_then(|p| p.backup_retention_period()).map(i64::from),
             master_user_password: p.and_then(|p| p.master_user_password()).is_some(),
-            ..observe_pending_settings(p)
+            storage_type: text(p.and_then(|p| p.storage_type())),
+            iops: p.and_then(|p| p.iops()).map(i64::from),
+            storage_throughput: p.and_then(|p| p.storage_throughput()).map(i64::from),
+            port: p.and_then(|p| p.port()).map(i64::from),
+            ca_certificate: text(p.and_then(|p| p.ca_certificate_identifier())),
+            subnet_group: text(p.and_then(|p| p.db_subnet_group_name())),
+            iam_auth: p.and_then(|p| p.iam_database_authentication_enabled()),
         },
         settings: observe_settings(d),
     }
@@ -454,20 +419,6 @@ fn observe_settings(d: &DbInstance) -> ObservedSettings {
         ca_certificate_valid_till: time(d.certificate_details().and_then(|c| c.valid_till())),
         copy_tags_to_snapshot: d.copy_tags_to_snapshot(),
         latest_restorable_time: time(d.latest_restorable_time()),
-    }
-}
-
-/// The pending values of the [`RDSSettings`] fields.
-fn observe_pending_settings(p: Option<&PendingModifiedValues>) -> Pending {
-    Pending {
-        storage_type: text(p.and_then(|p| p.storage_type())),
-        iops: p.and_then(|p| p.iops()).map(i64::from),
-        storage_throughput: p.and_then(|p| p.storage_throughput()).map(i64::from),
-        port: p.and_then(|p| p.port()).map(i64::from),
-        ca_certificate: text(p.and_then(|p| p.ca_certificate_identifier())),
-        subnet_group: text(p.and_then(|p| p.db_subnet_group_name())),
-        iam_auth: p.and_then(|p| p.iam_database_authentication_enabled()),
-        ..Default::default()
     }
 }
 
@@ -527,7 +478,7 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use aws_sdk_rds::types::{
-        CertificateDetails, DbParameterGroupStatus, DbSubnetGroup, Endpoint,
+        CertificateDetails, DbParameterGroupStatus, DbSubnetGroup, Endpoint, PendingModifiedValues,
         VpcSecurityGroupMembership,
     };
 

@@ -120,55 +120,58 @@ pub fn valid_version(v: &str) -> bool {
 
 /// The RDS rules of the initial database name.
 pub fn db_name_problem(engine: &str, name: &str) -> Option<String> {
-    let max = match engine {
-        "postgres" => 63,
-        _ => 64,
+    let (max, reserved): (usize, &[&str]) = match engine {
+        "postgres" => (63, &["postgres", "template0", "template1", "rdsadmin"]),
+        _ => (
+            64,
+            &["mysql", "information_schema", "performance_schema", "sys"],
+        ),
     };
-    if name.is_empty() || name.len() > max {
-        return Some(format!("must be 1 to {max} characters"));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Some("must start with a letter".into());
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Some("may contain only letters, digits and underscores".into());
-    }
-    let reserved: &[&str] = match engine {
-        "postgres" => &["postgres", "template0", "template1", "rdsadmin"],
-        _ => &["mysql", "information_schema", "performance_schema", "sys"],
-    };
-    if reserved.contains(&name.to_ascii_lowercase().as_str()) {
-        return Some(format!("is reserved by {engine}: choose another name"));
-    }
-    None
+    name_problem(name, max, reserved).map(|p| match p {
+        NameProblem::Length => format!("must be 1 to {max} characters"),
+        NameProblem::Reserved => format!("is reserved by {engine}: choose another name"),
+        NameProblem::Other(why) => why.to_string(),
+    })
 }
 
 /// The RDS rules of the master user name.
 pub fn username_problem(engine: &str, name: &str) -> Option<String> {
-    let max = match engine {
-        "postgres" => 63,
-        _ => 16,
+    let (max, reserved): (usize, &[&str]) = match engine {
+        "postgres" => (
+            63,
+            &["postgres", "rdsadmin", "rdsrepladmin", "rds_superuser"],
+        ),
+        _ => (16, &["rdsadmin", "rdsrepladmin", "root", "mysql.sys"]),
     };
+    name_problem(name, max, reserved).map(|p| match p {
+        NameProblem::Length => format!("must be 1 to {max} characters for {engine}"),
+        NameProblem::Reserved => format!("is reserved on RDS for {engine}: choose another name"),
+        NameProblem::Other(why) => why.to_string(),
+    })
+}
+
+enum NameProblem {
+    Length,
+    Reserved,
+    Other(&'static str),
+}
+
+/// The rules database and user names share: length, a letter first, word
+/// characters, not one the engine reserves.
+fn name_problem(name: &str, max: usize, reserved: &[&str]) -> Option<NameProblem> {
     if name.is_empty() || name.len() > max {
-        return Some(format!("must be 1 to {max} characters for {engine}"));
+        Some(NameProblem::Length)
+    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some(NameProblem::Other("must start with a letter"))
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Some(NameProblem::Other(
+            "may contain only letters, digits and underscores",
+        ))
+    } else if reserved.contains(&name.to_ascii_lowercase().as_str()) {
+        Some(NameProblem::Reserved)
+    } else {
+        None
     }
-    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return Some("must start with a letter".into());
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Some("may contain only letters, digits and underscores".into());
-    }
-    let lower = name.to_ascii_lowercase();
-    let reserved: &[&str] = match engine {
-        "postgres" => &["postgres", "rdsadmin", "rdsrepladmin", "rds_superuser"],
-        _ => &["rdsadmin", "rdsrepladmin", "root", "mysql.sys"],
-    };
-    if reserved.contains(&lower.as_str()) {
-        return Some(format!(
-            "is reserved on RDS for {engine}: choose another name"
-        ));
-    }
-    None
 }
 
 /// The RDS rules of a tag.

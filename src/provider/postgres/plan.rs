@@ -79,29 +79,18 @@ pub fn ownership(desired: &Desired, observed: &Observed) -> Ownership {
         "to adopt it, set the annotation {} to \"{name}\" on the Database by hand; otherwise choose another databaseName",
         crate::contract::EXTERNAL_NAME_ANNOTATION
     );
-    let role = observed.role.as_ref().map(|r| {
-        ownership::decide(
-            &desired.owner,
-            &format!("role \"{name}\""),
-            mark(r.comment.as_ref()),
-            desired.claim,
-            &r.privileged,
-            &how,
-        )
-    });
+    let decide = |what: &str, mark: Option<&str>, privileged: &[&str]| {
+        let what = format!("{what} \"{name}\"");
+        ownership::decide(&desired.owner, &what, mark, desired.claim, privileged, &how)
+    };
+    let role = observed.role.as_ref();
+    let role = role.map(|r| decide("role", mark(r.comment.as_ref()), &r.privileged));
     let database = observed.database.as_ref().map(|d| {
         let m = mark(d.comment.as_ref());
         if m.is_none() && d.owner == *name && role.as_ref().is_some_and(Verdict::is_ours) {
             return Verdict::Take(Claim::Upgrade);
         }
-        ownership::decide(
-            &desired.owner,
-            &format!("database \"{name}\""),
-            m,
-            desired.claim,
-            &[],
-            &how,
-        )
+        decide("database", m, &[])
     });
     Ownership { role, database }
 }

@@ -29,9 +29,8 @@ pub struct Verifier(String);
 impl Verifier {
     /// Hashes a clear-text password (random salt, 4096 iterations).
     pub fn scram(password: &str) -> Self {
-        Self(postgres_protocol::password::scram_sha_256(
-            password.as_bytes(),
-        ))
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        Self(verifier)
     }
 }
 
@@ -42,11 +41,8 @@ impl std::fmt::Debug for Verifier {
 }
 
 pub fn create_role(role: &str, password: &Verifier) -> String {
-    format!(
-        "CREATE ROLE {} LOGIN PASSWORD {}",
-        ident(role),
-        literal(&password.0)
-    )
+    let (r, p) = (ident(role), literal(&password.0));
+    format!("CREATE ROLE {r} LOGIN PASSWORD {p}")
 }
 
 /// The ownership mark on a role; run in the same transaction as its CREATE.
@@ -55,19 +51,13 @@ pub fn comment_on_role(role: &str, comment: &str) -> String {
 }
 
 pub fn comment_on_database(database: &str, comment: &str) -> String {
-    format!(
-        "COMMENT ON DATABASE {} IS {}",
-        ident(database),
-        literal(comment)
-    )
+    let (d, c) = (ident(database), literal(comment));
+    format!("COMMENT ON DATABASE {d} IS {c}")
 }
 
 pub fn alter_role_password(role: &str, password: &Verifier) -> String {
-    format!(
-        "ALTER ROLE {} PASSWORD {}",
-        ident(role),
-        literal(&password.0)
-    )
+    let (r, p) = (ident(role), literal(&password.0));
+    format!("ALTER ROLE {r} PASSWORD {p}")
 }
 
 pub fn alter_role_login(role: &str) -> String {
@@ -82,36 +72,24 @@ pub fn grant_role_to_admin(role: &str) -> String {
 
 /// Must run outside a transaction block.
 pub fn create_database(database: &str, owner: &str, connection_limit: i64) -> String {
-    format!(
-        "CREATE DATABASE {} OWNER {} CONNECTION LIMIT {}",
-        ident(database),
-        ident(owner),
-        connection_limit
-    )
+    let (d, o) = (ident(database), ident(owner));
+    format!("CREATE DATABASE {d} OWNER {o} CONNECTION LIMIT {connection_limit}")
 }
 
 pub fn alter_database_connection_limit(database: &str, connection_limit: i64) -> String {
-    format!(
-        "ALTER DATABASE {} CONNECTION LIMIT {}",
-        ident(database),
-        connection_limit
-    )
+    let d = ident(database);
+    format!("ALTER DATABASE {d} CONNECTION LIMIT {connection_limit}")
 }
 
 pub fn alter_database_owner(database: &str, owner: &str) -> String {
-    format!(
-        "ALTER DATABASE {} OWNER TO {}",
-        ident(database),
-        ident(owner)
-    )
+    let (d, o) = (ident(database), ident(owner));
+    format!("ALTER DATABASE {d} OWNER TO {o}")
 }
 
 /// Other tenants' roles may not connect to this database.
 pub fn revoke_connect_from_public(database: &str) -> String {
-    format!(
-        "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-        ident(database)
-    )
+    let d = ident(database);
+    format!("REVOKE CONNECT, TEMPORARY ON DATABASE {d} FROM PUBLIC")
 }
 
 /// Runs inside the database the extension is for, as its owner `owner`
@@ -121,11 +99,8 @@ pub fn revoke_connect_from_public(database: &str) -> String {
 /// owner, only trusted extensions install, with no more than the tenant's
 /// own rights. One simple query: the role is reset even if it fails.
 pub fn create_extension(extension: &str, owner: &str) -> String {
-    format!(
-        "SET LOCAL ROLE {}; CREATE EXTENSION IF NOT EXISTS {}",
-        ident(owner),
-        ident(extension)
-    )
+    let (o, e) = (ident(owner), ident(extension));
+    format!("SET LOCAL ROLE {o}; CREATE EXTENSION IF NOT EXISTS {e}")
 }
 
 /// Ends the database's other sessions first (PostgreSQL 13+).

@@ -255,12 +255,8 @@ impl AuthGuard {
                 self.header_len += take;
                 bytes = &bytes[take..];
                 if self.header_len == 5 {
-                    let len = u32::from_be_bytes([
-                        self.header[1],
-                        self.header[2],
-                        self.header[3],
-                        self.header[4],
-                    ]) as usize;
+                    let [_, a, b, c, d] = self.header;
+                    let len = u32::from_be_bytes([a, b, c, d]) as usize;
                     self.body_left = len.saturating_sub(4);
                     self.code_len = 0;
                     if self.body_left == 0 {
