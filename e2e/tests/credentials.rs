@@ -360,6 +360,16 @@ async fn shared_postgres_rotates_three_times_with_no_failed_connection() {
             "round {round}: the previous login was cut at once"
         );
         refused(&uri, Duration::from_secs(120)).await;
+        // Retiring the previous login rewrites the Secret's rotation state:
+        // the credentials switched to stay exactly as they were (a write
+        // that dropped them would make the operator set a new password).
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (after_user, _, after_uri) = connection(ns, claim).await;
+        assert_eq!(
+            (after_user.as_str(), after_uri.as_str()),
+            (new_user.as_str(), new_uri.as_str()),
+            "round {round}: the credentials changed after the previous login was retired"
+        );
         (user, uri) = (new_user, new_uri);
     }
     let (attempts, failures) = client.finish().await;

@@ -285,7 +285,7 @@ impl External<RDSInstance> for Aws {
         let want = obj.annotations().get(ROTATE_CREDENTIALS_ANNOTATION);
         if let Some(token) = rotate::to_start(&rotation, want.map(String::as_str)) {
             rotation.pending = Some((token.to_string(), password::generate()));
-            rotate::write(&self.client, &creds.secret, &rotation, None)
+            rotate::write(&self.client, &creds.secret, &rotation, &creds.password)
                 .await
                 .map_err(record)?;
         }
@@ -358,7 +358,7 @@ impl External<RDSInstance> for Aws {
                                 done: Some(token.clone()),
                                 pending: None,
                             };
-                            rotate::write(&self.client, &creds.secret, &state, Some(new))
+                            rotate::write(&self.client, &creds.secret, &state, new)
                                 .await
                                 .map_err(record)?;
                             switched = Some(new.clone());

@@ -39,12 +39,13 @@ pub fn to_start<'a>(state: &State, want: Option<&'a str>) -> Option<&'a str> {
     (state.pending.is_none() && state.done.as_deref() != Some(want)).then_some(want)
 }
 
-fn fields(
-    state: &State,
-    password: Option<&str>,
-) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+/// The Secret fields the rotation manager owns: `password` is the one the
+/// Secret holds after this write, listed in every apply: once a switch made
+/// the rotation manager its only owner, an apply without it would delete it
+/// (server-side apply), and a crash then would leave no password.
+fn fields(state: &State, password: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut annotations = BTreeMap::new();
-    let mut data = BTreeMap::new();
+    let mut data = BTreeMap::from([("password".to_string(), password.to_string())]);
     if let Some(d) = &state.done {
         annotations.insert(ROTATION_DONE_ANNOTATION.to_string(), d.clone());
     }
@@ -52,18 +53,16 @@ fn fields(
         annotations.insert(PENDING_TOKEN_ANNOTATION.to_string(), token.clone());
         data.insert(PENDING_PASSWORD_KEY.to_string(), pw.clone());
     }
-    if let Some(pw) = password {
-        data.insert("password".to_string(), pw.to_string());
-    }
     (annotations, data)
 }
 
-/// Records `state` (and, once RDS accepted it, `password` as the Secret's).
+/// Records `state` with `password` as the Secret's (the new one once RDS
+/// accepted it, else the one it holds).
 pub async fn write(
     client: &kube::Client,
     target: &(String, String),
     state: &State,
-    password: Option<&str>,
+    password: &str,
 ) -> Result<(), kube::Error> {
     let (annotations, data) = fields(state, password);
     apply_rotation_state(client, target, ROTATION_MANAGER, annotations, data).await
@@ -99,8 +98,8 @@ mod tests {
             done: Some("t0".into()),
             pending: Some(("t1".into(), "new".into())),
         };
-        let (a, d) = fields(&pending, None);
-        assert_eq!(d.get("password"), None);
+        let (a, d) = fields(&pending, "old");
+        assert_eq!(d.get("password").map(String::as_str), Some("old"));
         assert_eq!(d.get(PENDING_PASSWORD_KEY).map(String::as_str), Some("new"));
         assert_eq!(
             a.get(PENDING_TOKEN_ANNOTATION).map(String::as_str),
@@ -110,7 +109,7 @@ mod tests {
             done: Some("t1".into()),
             pending: None,
         };
-        let (a, d) = fields(&done, Some("new"));
+        let (a, d) = fields(&done, "new");
         assert_eq!(d.get("password").map(String::as_str), Some("new"));
         assert_eq!(d.get(PENDING_PASSWORD_KEY), None);
         assert_eq!(

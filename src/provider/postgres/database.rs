@@ -355,6 +355,8 @@ impl Postgres {
         };
         let mut connection = Connection::new();
         let mut requeue = RESYNC;
+        // What the Secret's password is after each write of this pass.
+        let mut password_now = creds.password.clone();
         // At most one rotation and one disable per pass.
         for _ in 0..4 {
             let now = Timestamp::now();
@@ -371,9 +373,15 @@ impl Postgres {
                     // Recorded before the server has it: a crash from here
                     // on finds it and finishes the same rotation.
                     let password = crate::provider::password::generate();
-                    rotate::write(&self.client, &creds.secret, &next, Some(&password), None)
-                        .await
-                        .map_err(record)?;
+                    rotate::write(
+                        &self.client,
+                        &creds.secret,
+                        &next,
+                        Some(&password),
+                        (&next.current, &password_now),
+                    )
+                    .await
+                    .map_err(record)?;
                     tracing::info!(database = %name, login = %login, "password rotation prepared");
                     pending_password = Some(password);
                 }
@@ -386,9 +394,15 @@ impl Postgres {
                             pending: None,
                             ..logins.clone()
                         };
-                        rotate::write(&self.client, &creds.secret, &reset, None, None)
-                            .await
-                            .map_err(record)?;
+                        rotate::write(
+                            &self.client,
+                            &creds.secret,
+                            &reset,
+                            None,
+                            (&reset.current, &password_now),
+                        )
+                        .await
+                        .map_err(record)?;
                         logins = reset;
                         continue;
                     };
@@ -403,15 +417,10 @@ impl Postgres {
                         return Err(e);
                     }
                     // username and password switch together, with the state.
-                    rotate::write(
-                        &self.client,
-                        &creds.secret,
-                        &next,
-                        None,
-                        Some((login, &password)),
-                    )
-                    .await
-                    .map_err(record)?;
+                    rotate::write(&self.client, &creds.secret, &next, None, (login, &password))
+                        .await
+                        .map_err(record)?;
+                    password_now = password.clone();
                     self.metrics.credential_rotation("postgres", true);
                     events.normal(
                         "RotatedPassword",
@@ -430,9 +439,15 @@ impl Postgres {
                         server::disable_login(&admin, desired, &l).await
                     })
                     .await?;
-                    rotate::write(&self.client, &creds.secret, &next, None, None)
-                        .await
-                        .map_err(record)?;
+                    rotate::write(
+                        &self.client,
+                        &creds.secret,
+                        &next,
+                        None,
+                        (&next.current, &password_now),
+                    )
+                    .await
+                    .map_err(record)?;
                     events.normal(
                         "DisabledLogin",
                         format!("the previous login \"{login}\" of database \"{name}\" is refused from now on"),

@@ -55,17 +55,24 @@ pub fn read(secret: Option<&Secret>, group: &str) -> (Logins, Option<String>) {
 }
 
 /// The Secret fields the rotation manager owns for `logins` (annotations,
-/// keys): what it does not list, an apply removes.
+/// keys): what it does not list, an apply removes. `login` is the username
+/// and password the Secret holds after this write: listed in every apply,
+/// since once a switch made the rotation manager their only owner, an
+/// apply without them would delete them (server-side apply), and a crash
+/// before the next pass would leave a Secret without credentials.
 pub fn desired(
     logins: &Logins,
     pending_password: Option<&str>,
-    switch: Option<(&str, &str)>,
+    (username, password): (&str, &str),
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut annotations = BTreeMap::new();
     if let Some(done) = &logins.done {
         annotations.insert(ROTATION_DONE_ANNOTATION.to_string(), done.clone());
     }
-    let mut data = BTreeMap::new();
+    let mut data = BTreeMap::from([
+        ("username".to_string(), username.to_string()),
+        ("password".to_string(), password.to_string()),
+    ]);
     if let (Some(p), Some(password)) = (&logins.pending, pending_password) {
         annotations.insert(PENDING_TOKEN_ANNOTATION.to_string(), p.token.clone());
         annotations.insert(PENDING_LOGIN_ANNOTATION.to_string(), p.login.clone());
@@ -74,10 +81,6 @@ pub fn desired(
     if let Some(r) = &logins.retiring {
         annotations.insert(RETIRING_LOGIN_ANNOTATION.to_string(), r.login.clone());
         annotations.insert(RETIRING_AFTER_ANNOTATION.to_string(), r.after.to_string());
-    }
-    if let Some((username, password)) = switch {
-        data.insert("username".to_string(), username.to_string());
-        data.insert("password".to_string(), password.to_string());
     }
     (annotations, data)
 }
@@ -88,9 +91,9 @@ pub async fn write(
     target: &(String, String),
     logins: &Logins,
     pending_password: Option<&str>,
-    switch: Option<(&str, &str)>,
+    login: (&str, &str),
 ) -> Result<(), kube::Error> {
-    let (annotations, data) = desired(logins, pending_password, switch);
+    let (annotations, data) = desired(logins, pending_password, login);
     apply_rotation_state(client, target, ROTATION_MANAGER, annotations, data).await
 }
 
@@ -126,10 +129,12 @@ mod tests {
             retiring: None,
             done: Some("t1".into()),
         };
-        let mut s = secret(desired(&logins, Some("pw2"), None));
-        s.data
-            .get_or_insert_with(Default::default)
-            .insert("username".into(), ByteString(b"orders_1".to_vec()));
+        let s = secret(desired(&logins, Some("pw2"), ("orders_1", "pw1")));
+        assert_eq!(
+            s.data.as_ref().and_then(|d| d.get("password")),
+            Some(&ByteString(b"pw1".to_vec())),
+            "every write lists the credentials it keeps"
+        );
         let (read_back, pw) = read(Some(&s), "orders");
         assert_eq!(read_back, logins);
         assert_eq!(pw.as_deref(), Some("pw2"));
@@ -143,7 +148,7 @@ mod tests {
             }),
             done: Some("t2".into()),
         };
-        let s = secret(desired(&switched, None, Some(("orders_2", "pw2"))));
+        let s = secret(desired(&switched, None, ("orders_2", "pw2")));
         let (read_back, pw) = read(Some(&s), "orders");
         assert_eq!(read_back, switched);
         assert_eq!(pw, None);
