@@ -378,7 +378,7 @@ impl Postgres {
                         &creds.secret,
                         &next,
                         Some(&password),
-                        (&next.current, &password_now),
+                        &password_now,
                     )
                     .await
                     .map_err(record)?;
@@ -394,15 +394,9 @@ impl Postgres {
                             pending: None,
                             ..logins.clone()
                         };
-                        rotate::write(
-                            &self.client,
-                            &creds.secret,
-                            &reset,
-                            None,
-                            (&reset.current, &password_now),
-                        )
-                        .await
-                        .map_err(record)?;
+                        rotate::write(&self.client, &creds.secret, &reset, None, &password_now)
+                            .await
+                            .map_err(record)?;
                         logins = reset;
                         continue;
                     };
@@ -417,7 +411,7 @@ impl Postgres {
                         return Err(e);
                     }
                     // username and password switch together, with the state.
-                    rotate::write(&self.client, &creds.secret, &next, None, (login, &password))
+                    rotate::write(&self.client, &creds.secret, &next, None, &password)
                         .await
                         .map_err(record)?;
                     password_now = password.clone();
@@ -439,15 +433,9 @@ impl Postgres {
                         server::disable_login(&admin, desired, &l).await
                     })
                     .await?;
-                    rotate::write(
-                        &self.client,
-                        &creds.secret,
-                        &next,
-                        None,
-                        (&next.current, &password_now),
-                    )
-                    .await
-                    .map_err(record)?;
+                    rotate::write(&self.client, &creds.secret, &next, None, &password_now)
+                        .await
+                        .map_err(record)?;
                     events.normal(
                         "DisabledLogin",
                         format!("the previous login \"{login}\" of database \"{name}\" is refused from now on"),

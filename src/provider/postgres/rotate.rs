@@ -55,22 +55,23 @@ pub fn read(secret: Option<&Secret>, group: &str) -> (Logins, Option<String>) {
 }
 
 /// The Secret fields the rotation manager owns for `logins` (annotations,
-/// keys): what it does not list, an apply removes. `login` is the username
-/// and password the Secret holds after this write: listed in every apply,
+/// keys): what it does not list, an apply removes. The Secret's username
+/// (`logins.current`) and `password` after this write are listed in every
+/// apply,
 /// since once a switch made the rotation manager their only owner, an
 /// apply without them would delete them (server-side apply), and a crash
 /// before the next pass would leave a Secret without credentials.
 pub fn desired(
     logins: &Logins,
     pending_password: Option<&str>,
-    (username, password): (&str, &str),
+    password: &str,
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut annotations = BTreeMap::new();
     if let Some(done) = &logins.done {
         annotations.insert(ROTATION_DONE_ANNOTATION.to_string(), done.clone());
     }
     let mut data = BTreeMap::from([
-        ("username".to_string(), username.to_string()),
+        ("username".to_string(), logins.current.clone()),
         ("password".to_string(), password.to_string()),
     ]);
     if let (Some(p), Some(password)) = (&logins.pending, pending_password) {
@@ -91,9 +92,9 @@ pub async fn write(
     target: &(String, String),
     logins: &Logins,
     pending_password: Option<&str>,
-    login: (&str, &str),
+    password: &str,
 ) -> Result<(), kube::Error> {
-    let (annotations, data) = desired(logins, pending_password, login);
+    let (annotations, data) = desired(logins, pending_password, password);
     apply_rotation_state(client, target, ROTATION_MANAGER, annotations, data).await
 }
 
@@ -129,7 +130,7 @@ mod tests {
             retiring: None,
             done: Some("t1".into()),
         };
-        let s = secret(desired(&logins, Some("pw2"), ("orders_1", "pw1")));
+        let s = secret(desired(&logins, Some("pw2"), "pw1"));
         assert_eq!(
             s.data.as_ref().and_then(|d| d.get("password")),
             Some(&ByteString(b"pw1".to_vec())),
@@ -148,7 +149,7 @@ mod tests {
             }),
             done: Some("t2".into()),
         };
-        let s = secret(desired(&switched, None, ("orders_2", "pw2")));
+        let s = secret(desired(&switched, None, "pw2"));
         let (read_back, pw) = read(Some(&s), "orders");
         assert_eq!(read_back, switched);
         assert_eq!(pw, None);
