@@ -476,7 +476,7 @@ impl World {
                         s.metadata.name.as_deref().unwrap_or_default(),
                     )
                 }));
-                (Cache::filled(secrets, ()), names)
+                (Cache::filled(secrets), names)
             }
         };
         Arc::new(Context {

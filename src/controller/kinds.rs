@@ -5,8 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use std::sync::Arc;
-
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::discovery::{Scope as KubeScope, pinned_kind};
 use kube::runtime::reflector::ObjectRef;
@@ -60,17 +58,14 @@ impl Kinds {
         kind: &Kind,
         namespace: &str,
         name: &str,
-    ) -> Option<Option<Arc<DynamicObject>>> {
+    ) -> Option<Option<DynamicObject>> {
         let key = (
             kind.resource.api_version.clone(),
             kind.resource.kind.clone(),
         );
         let cache = self.caches.lock().ok()?.get(&key).cloned()?;
-        let mut object = ObjectRef::new_with(name, kind.resource.clone());
-        if kind.scope == Scope::Namespaced {
-            object = object.within(namespace);
-        }
-        cache.lookup(&object).await
+        let namespace = (kind.scope == Scope::Namespaced).then_some(namespace);
+        cache.lookup(namespace, name).await
     }
 
     /// Whether an object `name` of `kind` exists, any labels, from the
@@ -142,7 +137,6 @@ impl Kinds {
         let cache = Cache::spawn(
             api,
             config,
-            kind.resource.clone(),
             move |obj: &DynamicObject| match labels::claim_of(obj.labels()) {
                 Some(claim) => wake.send(claim).is_ok(),
                 None => true,
@@ -178,7 +172,7 @@ impl Kinds {
             n.insert(key.clone(), names);
         }
         if let Ok(mut c) = self.caches.lock() {
-            c.insert(key, Cache::filled(objects, kind.resource.clone()));
+            c.insert(key, Cache::filled(objects));
         }
         self
     }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use super::error::{ComposedError, failed};
@@ -88,7 +87,7 @@ async fn cached(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> Option<Dyna
     if !cache::fresh(obj.resource_version().as_deref(), written.as_deref()) {
         return None;
     }
-    let mut obj = (*obj).clone();
+    let mut obj = obj;
     // Items of a list (the watch's first one) come without apiVersion and
     // kind; a GET has them, and the comparison with what is applied needs
     // them.
@@ -198,15 +197,18 @@ pub async fn connections(
         // From the Secret cache when it holds the Secret (providers copy
         // the claim's labels onto theirs); read when it does not: a Secret
         // written before those labels, or one the cache has not seen yet.
-        let key = ObjectRef::new(&source.name).within(&source.namespace);
         let cached = match fresh {
             true => None,
-            false => ctx.secrets.lookup(&key).await.flatten(),
+            false => ctx
+                .secrets
+                .lookup(Some(&source.namespace), &source.name)
+                .await
+                .flatten(),
         };
         let secret = match cached {
             Some(s) => {
                 observed.from_cache = true;
-                Some((*s).clone())
+                Some(s)
             }
             None if !fresh && secret_absent(ctx, &source.namespace, &source.name).await => {
                 observed.from_cache = true;

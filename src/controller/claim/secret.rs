@@ -7,7 +7,6 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::Event;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -108,14 +107,9 @@ pub async fn publish(
 /// forced apply must not take over, so it is read.
 async fn cached(claim: &DatabaseClaim, name: &str, ctx: &Context) -> Option<Secret> {
     let ns = claim.namespace().unwrap_or_default();
-    let secret = ctx
-        .secrets
-        .lookup(&ObjectRef::new(name).within(&ns))
-        .await
-        .flatten()?;
+    let secret = ctx.secrets.lookup(Some(&ns), name).await.flatten()?;
     let written = ctx.written.get(&written_key("secrets", &ns, name));
-    cache::fresh(secret.resource_version().as_deref(), written.as_deref())
-        .then(|| (*secret).clone())
+    cache::fresh(secret.resource_version().as_deref(), written.as_deref()).then_some(secret)
 }
 
 /// Writes the claim's connection Secret when its content differs; true when

@@ -92,7 +92,6 @@ pub fn run(
         Cache::spawn(
             claims_api::<Secret>(&client, namespace),
             list_config().labels(labels::CLAIM_NAME),
-            (),
             // A provider's Secret (no owner reference, the claim's labels
             // copied) wakes the claim too: its details reach the claim's
             // Secret even when the Secret's event comes after the status

@@ -23,7 +23,6 @@ use super::{Events, status};
 use crate::api::common::ConfigStatus;
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
 use crate::controller::cache::Cache;
-use kube::runtime::reflector::ObjectRef;
 
 /// How often a healthy ProviderConfig is checked again.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -72,8 +71,8 @@ pub async fn get<C: ConfigKind, E: From<ReadError>>(
     name: &str,
     missing: impl FnOnce(String) -> E,
 ) -> Result<C, E> {
-    if let Some(Some(pc)) = configs.lookup(&ObjectRef::new(name)).await {
-        return Ok((*pc).clone());
+    if let Some(Some(pc)) = configs.lookup(None, name).await {
+        return Ok(pc);
     }
     let got = Api::<C>::all(client.clone()).get_opt(name).await;
     let got = got.map_err(|source| ReadError {

@@ -281,11 +281,10 @@ impl SecretStore for CachedSecrets {
     async fn read(&self, target: &(String, String)) -> Result<Option<Secret>, secret::Failure> {
         let (ns, name) = target;
         let written = self.written.get(&written_key("secrets", ns, name));
-        let key = ObjectRef::new(name).within(ns);
-        if let Some(Some(s)) = self.cache.lookup(&key).await
+        if let Some(Some(s)) = self.cache.lookup(Some(ns), name).await
             && cache::fresh(s.resource_version().as_deref(), written.as_deref())
         {
-            return Ok(Some((*s).clone()));
+            return Ok(Some(s));
         }
         self.client.read(target).await
     }
@@ -365,7 +364,6 @@ pub async fn run<M, X>(
         Cache::spawn(
             configs,
             watcher::Config::default(),
-            (),
             move |pc: &M::Config| {
                 let name = pc.name_any();
                 store
@@ -380,7 +378,6 @@ pub async fn run<M, X>(
     let secret_cache = Cache::spawn(
         secrets,
         watcher::Config::default().labels(M::SECRET_LABEL),
-        (),
         move |s: &Secret| match s.annotations().get(M::SECRET_ANNOTATION) {
             Some(name) => wake.send(ObjectRef::<M>::new(name)).is_ok(),
             None => true,
