@@ -488,7 +488,7 @@ where
 /// `events`, the pass's event; the confirming pass reads caches only),
 /// [`FLOOR_CONCURRENCY`] claims at a time like the operator's default. The
 /// seconds until the last claim's sequence is done.
-async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Result<f64> {
+pub async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Result<f64> {
     let prefix = if events { "fe-" } else { "fn-" };
     let names = claim_names(prefix, n);
     let client = cluster.client.clone();
@@ -525,14 +525,24 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
         }
     };
     let ssa = PatchParams::apply("dbclaim-floor").force();
+    // The version the claims are stored (and the operator speaks) in: a
+    // write in another would add conversion webhook calls the operator
+    // does not cause.
+    let version = claim_resource(cluster).api_version;
     let work = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
         .map(|(name, uid)| {
-            let (claims, cms, secrets, event_api, ssa) =
-                (claims.clone(), cms.clone(), secrets.clone(), event_api.clone(), ssa.clone());
+            let (claims, cms, secrets, event_api, ssa, version) = (
+                claims.clone(),
+                cms.clone(),
+                secrets.clone(),
+                event_api.clone(),
+                ssa.clone(),
+                version.clone(),
+            );
             async move {
                 let cm = dbclaim::naming::composed_name(NAMESPACE, &name, "db");
                 let secret = format!("{name}-connection");
-                let owner = json!([{"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                let owner = json!([{"apiVersion": version, "kind": "DatabaseClaim",
                     "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
                 let labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE});
                 claims
@@ -561,7 +571,7 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                 let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
                 claims
                     .patch_status(&name, &ssa, &Patch::Apply(json!({
-                        "apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                        "apiVersion": version, "kind": "DatabaseClaim",
                         "status": {
                             "observedGeneration": 1,
                             "conditions": [
@@ -586,7 +596,7 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                         "reportingController": "dbclaim", "reportingInstance": "dbclaim",
                         "action": "Reconcile", "reason": "Ready", "type": "Normal",
                         "note": format!("composition selected; ConfigMap created; Secret written; {name} is ready"),
-                        "regarding": {"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
+                        "regarding": {"apiVersion": version, "kind": "DatabaseClaim",
                             "name": name, "namespace": NAMESPACE, "uid": uid},
                     }))?;
                     event_api.create(&PostParams::default(), &ev).await?;
