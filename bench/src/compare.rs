@@ -20,7 +20,7 @@ use kube::api::{ListParams, PostParams};
 use crate::env::{Cluster, Postgres};
 use crate::model::{self, CompareRun, Pcts};
 use crate::operator::Operator;
-use crate::scenarios::{claim, claims_api, create_claims};
+use crate::scenarios::{Replay, claim, claims_api, create_claims};
 use crate::{Result, RunArgs, err, track};
 
 /// Parallel creating clients of the busy cluster.
@@ -93,7 +93,7 @@ pub async fn run(
             bin: None,
         });
     }
-    if scenario == Scenario::InCluster {
+    if scenario != Scenario::Busy {
         sides.push(Side {
             name: FLOOR,
             bin: None,
@@ -139,7 +139,8 @@ async fn once(
     };
     let cluster = Cluster::up(repo, &dir.join("cluster"), &log_file).await?;
     let pg = match scenario {
-        Scenario::SharedPostgres => {
+        // The floor sends the API server's part only.
+        Scenario::SharedPostgres if side.name != FLOOR => {
             match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
                 Ok(pg) => Some(pg),
                 Err(e) => {
@@ -155,7 +156,7 @@ async fn once(
             pg.install(&cluster).await?;
         }
         if side.name == FLOOR {
-            let mut r = floor(args, &cluster, n).await?;
+            let mut r = floor(args, &cluster, scenario, n).await?;
             r.run = run;
             r.operator = side.name.to_string();
             return Ok(r);
@@ -340,13 +341,22 @@ async fn measure(
     Ok(r)
 }
 
-/// The floor of an in-cluster burst: N claims created and each sent the
+/// The floor of a burst: N claims created and each sent the new
 /// operator's writes by the benchmark, no operator running; the API
 /// server's CPU for it.
-async fn floor(args: &RunArgs, cluster: &Cluster, n: usize) -> Result<CompareRun> {
+async fn floor(
+    args: &RunArgs,
+    cluster: &Cluster,
+    scenario: Scenario,
+    n: usize,
+) -> Result<CompareRun> {
+    let replay = match scenario {
+        Scenario::SharedPostgres => Replay::SharedPostgres,
+        _ => Replay::InCluster { events: true },
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let plane0 = cluster.cpu();
-    let took = crate::scenarios::floor(cluster, n, true, args).await?;
+    let took = crate::scenarios::floor(cluster, n, replay, args).await?;
     // Settled like the operators' runs.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let plane_cpu = cluster.cpu().since(&plane0);
@@ -355,7 +365,7 @@ async fn floor(args: &RunArgs, cluster: &Cluster, n: usize) -> Result<CompareRun
         plane_cpu.apiserver / n as f64 * 1000.0
     ));
     Ok(CompareRun {
-        scenario: Scenario::InCluster.name().to_string(),
+        scenario: scenario.name().to_string(),
         n,
         all_ready_secs: took,
         apiserver_cpu_per_1000: plane_cpu.apiserver / n as f64 * 1000.0,
