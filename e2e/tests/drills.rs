@@ -20,7 +20,9 @@ use crate::support::{
     self, Operator, Postgres, TestNamespace, kubectl_apply, kubectl_ok, unique_name, wait_for,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(90);
+/// A drill's steps take seconds alone; under a full CI run's load, a
+/// transient failure's backoff (5 s, doubling) can add a minute or more.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A ClaimPolicy for the namespaces labelled `team=<team>`, with
 /// `allowedDrills` when given.
