@@ -20,7 +20,7 @@ use kube::api::{ListParams, PostParams};
 use crate::env::{Cluster, Postgres};
 use crate::model::{self, CompareRun, Pcts};
 use crate::operator::Operator;
-use crate::scenarios::{claim, claims_api, create_claims};
+use crate::scenarios::{Replay, claim, claims_api, create_claims};
 use crate::{Result, RunArgs, err, track};
 
 /// Parallel creating clients of the busy cluster.
@@ -93,6 +93,12 @@ pub async fn run(
             bin: None,
         });
     }
+    if scenario != Scenario::Busy {
+        sides.push(Side {
+            name: FLOOR,
+            bin: None,
+        });
+    }
     let mut out = Vec::new();
     for side in &sides {
         out.push(once(args, run, scenario, n, side).await);
@@ -102,6 +108,11 @@ pub async fn run(
 
 /// The side name of a run without an operator.
 pub const NO_OPERATOR: &str = "none";
+/// The side name of a run without an operator in which the benchmark
+/// itself sends, for each claim, the writes today's operator sends (the
+/// API server's floor, [`crate::scenarios::floor`]): what those writes
+/// cost the API server with no watch, GET or operator logic around them.
+pub const FLOOR: &str = "floor";
 
 async fn once(
     args: &RunArgs,
@@ -128,7 +139,8 @@ async fn once(
     };
     let cluster = Cluster::up(repo, &dir.join("cluster"), &log_file).await?;
     let pg = match scenario {
-        Scenario::SharedPostgres => {
+        // The floor sends the API server's part only.
+        Scenario::SharedPostgres if side.name != FLOOR => {
             match Postgres::up(&args.repo, &dir.join("postgres"), &log_file).await {
                 Ok(pg) => Some(pg),
                 Err(e) => {
@@ -142,6 +154,12 @@ async fn once(
     let result = async {
         if let Some(pg) = &pg {
             pg.install(&cluster).await?;
+        }
+        if side.name == FLOOR {
+            let mut r = floor(args, &cluster, scenario, n).await?;
+            r.run = run;
+            r.operator = side.name.to_string();
+            return Ok(r);
         }
         let Some(bin) = side.bin else {
             let mut r = measure(args, &cluster, None, scenario, n).await?;
@@ -321,6 +339,39 @@ async fn measure(
         r.lists
     ));
     Ok(r)
+}
+
+/// The floor of a burst: N claims created and each sent the new
+/// operator's writes by the benchmark, no operator running; the API
+/// server's CPU for it.
+async fn floor(
+    args: &RunArgs,
+    cluster: &Cluster,
+    scenario: Scenario,
+    n: usize,
+) -> Result<CompareRun> {
+    let replay = match scenario {
+        Scenario::SharedPostgres => Replay::SharedPostgres,
+        _ => Replay::InCluster { events: true },
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let plane0 = cluster.cpu();
+    let took = crate::scenarios::floor(cluster, n, replay, args).await?;
+    // Settled like the operators' runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let plane_cpu = cluster.cpu().since(&plane0);
+    log(format!(
+        "  floor: {n} claims and their writes in {took:.2}s; kube-apiserver {:.1} CPU s per 1,000 claims",
+        plane_cpu.apiserver / n as f64 * 1000.0
+    ));
+    Ok(CompareRun {
+        scenario: scenario.name().to_string(),
+        n,
+        all_ready_secs: took,
+        apiserver_cpu_per_1000: plane_cpu.apiserver / n as f64 * 1000.0,
+        plane_cpu,
+        ..Default::default()
+    })
 }
 
 /// The busy cluster's creators: [`BUSY_CLIENTS`] clients, each sending its

@@ -552,7 +552,16 @@ fn comparison(runs: &[CompareRun]) -> String {
     // The plane's own CPU for N creates, by N (any scenario's no-operator
     // run: the busy one adds the lister's lists, so it is kept apart).
     let mut bare: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
+    // The API server's CPU for the new operator's writes alone, by N.
+    let mut floors: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     for r in runs {
+        if r.operator == crate::compare::FLOOR {
+            floors
+                .entry((r.scenario.clone(), r.n))
+                .or_default()
+                .push(r.apiserver_cpu_per_1000);
+            continue;
+        }
         if r.operator == crate::compare::NO_OPERATOR {
             bare.entry((r.scenario.clone(), r.n))
                 .or_default()
@@ -673,6 +682,16 @@ fn comparison(runs: &[CompareRun]) -> String {
                         }),
                     other => bare.get(&(other.to_string(), *n)).cloned(),
                 };
+                if let Some(floor) = floors.get(&(scenario.clone(), *n)).cloned().map(median) {
+                    let _ = writeln!(
+                        s,
+                        "| {scenario} | {} | … the floor: the new operator's writes sent by the benchmark, no operator | {} | {} | {} |",
+                        thousands(*n),
+                        num(b, 1),
+                        num(floor, 1),
+                        num(floor / b, 2)
+                    );
+                }
                 let Some(plane) = plane.map(median) else {
                     continue;
                 };

@@ -481,22 +481,35 @@ where
     Ok(d)
 }
 
+/// What the benchmark sends in place of the operator for each claim of a
+/// floor run ([`floor`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// The in-cluster composition's pass: the finalizer patch; the apply
+    /// of the composed ConfigMap and of the Secret, whose absence dbclaim
+    /// reads from its caches; the status apply; with `events`, the pass's
+    /// event (the confirming pass reads caches only).
+    InCluster { events: bool },
+    /// The shared-PostgreSQL composition's writes, the provider's
+    /// included: the finalizer patch, the claim's Creating status, the
+    /// Database apply (with the provider's finalizer) and its Ready status,
+    /// the provider's Secret, the claim's Secret and Ready status, and the
+    /// claim's two events. No PostgreSQL: only the API server's part.
+    SharedPostgres,
+}
+
 /// The API server's floor for dbclaim's requests: with no operator running,
-/// the benchmark sends, for each of n new claims, what dbclaim sends (the
-/// finalizer patch; the apply of the composed ConfigMap and of the Secret,
-/// whose absence dbclaim now reads from its caches; the status apply; with
-/// `events`, the pass's event; the confirming pass reads caches only),
-/// [`FLOOR_CONCURRENCY`] claims at a time like the operator's default. The
-/// seconds until the last claim's sequence is done.
-async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Result<f64> {
-    let prefix = if events { "fe-" } else { "fn-" };
+/// the benchmark creates n claims and sends, for each, what dbclaim sends
+/// (`replay`), [`FLOOR_CONCURRENCY`] claims at a time like the operator's
+/// default. The seconds until the last claim's sequence is done.
+pub async fn floor(cluster: &Cluster, n: usize, replay: Replay, args: &RunArgs) -> Result<f64> {
+    let (prefix, composition) = match replay {
+        Replay::InCluster { events: true } => ("fe-", "bench-inline"),
+        Replay::InCluster { events: false } => ("fn-", "bench-inline"),
+        Replay::SharedPostgres => ("fp-", "shared-postgres"),
+    };
     let names = claim_names(prefix, n);
-    let client = cluster.client.clone();
     let claims = claims_api(cluster);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    let event_api: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), NAMESPACE);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let start = Instant::now();
     let create = {
@@ -509,10 +522,7 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                     let tx = tx.clone();
                     async move {
                         let created = claims
-                            .create(
-                                &PostParams::default(),
-                                &claim(cluster, &name, "bench-inline")?,
-                            )
+                            .create(&PostParams::default(), &claim(cluster, &name, composition)?)
                             .await?;
                         let uid = created.metadata.uid.unwrap_or_default();
                         let _ = tx.send((name, uid));
@@ -524,74 +534,15 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
                 .await
         }
     };
-    let ssa = PatchParams::apply("dbclaim-floor").force();
+    let writes = Writes::new(cluster);
     let work = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
         .map(|(name, uid)| {
-            let (claims, cms, secrets, event_api, ssa) =
-                (claims.clone(), cms.clone(), secrets.clone(), event_api.clone(), ssa.clone());
+            let writes = writes.clone();
             async move {
-                let cm = dbclaim::naming::composed_name(NAMESPACE, &name, "db");
-                let secret = format!("{name}-connection");
-                let owner = json!([{"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
-                    "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}]);
-                let labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE});
-                claims
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": ["dbclaim.io/finalizer"]}})),
-                    )
-                    .await?;
-                cms.patch(&cm, &ssa, &Patch::Apply(json!({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": cm, "namespace": NAMESPACE, "labels": labels, "ownerReferences": owner,
-                        "annotations": {"dbclaim.io/applied-hash": "0123456789"}},
-                    "data": {"host": "db.bench.example", "port": "5432", "username": "app",
-                        "password": "bench-not-a-secret", "database": name},
-                })))
-                .await?;
-                secrets.patch(&secret, &ssa, &Patch::Apply(json!({
-                    "apiVersion": "v1", "kind": "Secret", "type": "servicebinding.io/postgresql",
-                    "metadata": {"name": secret, "namespace": NAMESPACE, "labels": labels, "ownerReferences": owner},
-                    "stringData": {"type": "postgresql", "provider": "bench-inline", "host": "db.bench.example",
-                        "port": "5432", "username": "app", "password": "bench-not-a-secret", "database": name,
-                        "uri": "postgresql://app:bench-not-a-secret@db.bench.example:5432/db"},
-                })))
-                .await?;
-                let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-                claims
-                    .patch_status(&name, &ssa, &Patch::Apply(json!({
-                        "apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
-                        "status": {
-                            "observedGeneration": 1,
-                            "conditions": [
-                                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
-                                 "lastTransitionTime": now, "observedGeneration": 1},
-                                {"type": "Ready", "status": "True", "reason": "Available", "message": "",
-                                 "lastTransitionTime": now, "observedGeneration": 1},
-                            ],
-                            "composition": {"name": "bench-inline"},
-                            "resources": [{"name": "db", "apiVersion": "v1", "kind": "ConfigMap",
-                                "resourceName": cm, "ready": true}],
-                            "connectionSecretRef": {"name": secret},
-                            "binding": {"name": secret},
-                        },
-                    })))
-                    .await?;
-                if events {
-                    // One pass, one event (src/events.rs folds its steps).
-                    let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
-                        "metadata": {"name": format!("{name}.0"), "namespace": NAMESPACE},
-                        "eventTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-                        "reportingController": "dbclaim", "reportingInstance": "dbclaim",
-                        "action": "Reconcile", "reason": "Ready", "type": "Normal",
-                        "note": format!("composition selected; ConfigMap created; Secret written; {name} is ready"),
-                        "regarding": {"apiVersion": "dbclaim.io/v1alpha1", "kind": "DatabaseClaim",
-                            "name": name, "namespace": NAMESPACE, "uid": uid},
-                    }))?;
-                    event_api.create(&PostParams::default(), &ev).await?;
+                match replay {
+                    Replay::InCluster { events } => writes.in_cluster(&name, &uid, events).await,
+                    Replay::SharedPostgres => writes.shared_postgres(&name, &uid).await,
                 }
-                Ok::<_, crate::Error>(())
             }
         })
         .buffer_unordered(FLOOR_CONCURRENCY)
@@ -602,10 +553,217 @@ async fn floor(cluster: &Cluster, n: usize, events: bool, args: &RunArgs) -> Res
     worked?;
     let took = secs(start.elapsed());
     log(format!(
-        "  API-server floor, {n} claims {} events: {took:.2}s",
-        if events { "with" } else { "without" }
+        "  API-server floor, {n} claims, {replay:?}: {took:.2}s"
     ));
     Ok(took)
+}
+
+/// The APIs a floor run writes to, and the writes of one claim.
+#[derive(Clone)]
+struct Writes {
+    claims: Api<DynamicObject>,
+    cms: Api<ConfigMap>,
+    secrets: Api<Secret>,
+    provider_secrets: Api<Secret>,
+    databases: Api<DynamicObject>,
+    events: Api<k8s_openapi::api::events::v1::Event>,
+    ssa: PatchParams,
+    /// The version the claims are stored (and the operator speaks) in: a
+    /// write in another would add conversion webhook calls the operator
+    /// does not cause.
+    version: String,
+}
+
+impl Writes {
+    fn new(cluster: &Cluster) -> Self {
+        let client = cluster.client.clone();
+        let database = ApiResource {
+            group: "postgres.dbclaim.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "postgres.dbclaim.io/v1alpha1".into(),
+            kind: "Database".into(),
+            plural: "databases".into(),
+        };
+        Self {
+            claims: claims_api(cluster),
+            cms: Api::namespaced(client.clone(), NAMESPACE),
+            secrets: Api::namespaced(client.clone(), NAMESPACE),
+            provider_secrets: Api::namespaced(client.clone(), "dbclaim-system"),
+            databases: Api::all_with(client.clone(), &database),
+            events: Api::namespaced(client, NAMESPACE),
+            ssa: PatchParams::apply("dbclaim-floor").force(),
+            version: claim_resource(cluster).api_version,
+        }
+    }
+
+    fn owner(&self, name: &str, uid: &str) -> serde_json::Value {
+        json!([{"apiVersion": self.version, "kind": "DatabaseClaim",
+            "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}])
+    }
+
+    async fn finalizer(&self, name: &str) -> Result<()> {
+        self.claims
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"finalizers": ["dbclaim.io/finalizer"]}})),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn status(&self, name: &str, ready: bool, resource: serde_json::Value) -> Result<()> {
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let (status, reason) = match ready {
+            true => ("True", "Available"),
+            false => ("False", "Creating"),
+        };
+        let secret = format!("{name}-connection");
+        let mut body = json!({
+            "observedGeneration": 1,
+            "conditions": [
+                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
+                 "lastTransitionTime": now, "observedGeneration": 1},
+                {"type": "Ready", "status": status, "reason": reason, "message": "",
+                 "lastTransitionTime": now, "observedGeneration": 1},
+            ],
+            "composition": {"name": "bench"},
+            "resources": [resource],
+        });
+        if ready {
+            body["connectionSecretRef"] = json!({"name": secret});
+            body["binding"] = json!({"name": secret});
+        }
+        self.claims
+            .patch_status(
+                name,
+                &self.ssa,
+                &Patch::Apply(
+                    json!({"apiVersion": self.version, "kind": "DatabaseClaim", "status": body}),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_secret(&self, name: &str, uid: &str, labels: &serde_json::Value) -> Result<()> {
+        let secret = format!("{name}-connection");
+        self.secrets.patch(&secret, &self.ssa, &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "servicebinding.io/postgresql",
+            "metadata": {"name": secret, "namespace": NAMESPACE, "labels": labels, "ownerReferences": self.owner(name, uid)},
+            "stringData": {"type": "postgresql", "provider": "bench", "host": "db.bench.example",
+                "port": "5432", "username": "app", "password": "bench-not-a-secret", "database": name,
+                "uri": "postgresql://app:bench-not-a-secret@db.bench.example:5432/db"},
+        })))
+        .await?;
+        Ok(())
+    }
+
+    async fn event(&self, name: &str, uid: &str, seq: usize, note: String) -> Result<()> {
+        let ev: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}.{seq}"), "namespace": NAMESPACE},
+            "eventTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            "reportingController": "dbclaim", "reportingInstance": "dbclaim",
+            "action": "Reconcile", "reason": "Ready", "type": "Normal",
+            "note": note,
+            "regarding": {"apiVersion": self.version, "kind": "DatabaseClaim",
+                "name": name, "namespace": NAMESPACE, "uid": uid},
+        }))?;
+        self.events.create(&PostParams::default(), &ev).await?;
+        Ok(())
+    }
+
+    async fn in_cluster(&self, name: &str, uid: &str, events: bool) -> Result<()> {
+        let cm = dbclaim::naming::composed_name(NAMESPACE, name, "db");
+        let labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE});
+        self.finalizer(name).await?;
+        self.cms.patch(&cm, &self.ssa, &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": cm, "namespace": NAMESPACE, "labels": labels, "ownerReferences": self.owner(name, uid),
+                "annotations": {"dbclaim.io/applied-hash": "0123456789"}},
+            "data": {"host": "db.bench.example", "port": "5432", "username": "app",
+                "password": "bench-not-a-secret", "database": name},
+        })))
+        .await?;
+        self.claim_secret(name, uid, &labels).await?;
+        let resource = json!({"name": "db", "apiVersion": "v1", "kind": "ConfigMap",
+            "resourceName": cm, "ready": true});
+        self.status(name, true, resource).await?;
+        if events {
+            // One pass, one event (src/events.rs folds its steps).
+            let note =
+                format!("composition selected; ConfigMap created; Secret written; {name} is ready");
+            self.event(name, uid, 0, note).await?;
+        }
+        Ok(())
+    }
+
+    async fn shared_postgres(&self, name: &str, uid: &str) -> Result<()> {
+        let db = dbclaim::naming::composed_name(NAMESPACE, name, "database");
+        let labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE});
+        let resource = |ready: bool| {
+            json!({"name": "database", "apiVersion": "postgres.dbclaim.io/v1alpha1",
+            "kind": "Database", "resourceName": db, "ready": ready})
+        };
+        let database = name.replace('-', "_");
+        // The first pass: the finalizer, the Database, Creating, its event.
+        self.finalizer(name).await?;
+        let db_labels = json!({CLAIM_LABEL: name, "dbclaim.io/claim-namespace": NAMESPACE,
+            "dbclaim.io/claim-uid": uid, "dbclaim.io/composition": "shared-postgres",
+            "dbclaim.io/deletion-policy": "Delete", "dbclaim.io/resource": "database"});
+        self.databases.patch(&db, &self.ssa, &Patch::Apply(json!({
+            "apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
+            "metadata": {"name": db, "labels": db_labels, "finalizers": ["postgres.dbclaim.io/finalizer"],
+                "annotations": {"dbclaim.io/applied-hash": "0123456789"}},
+            "spec": {"deletionPolicy": "Delete", "providerConfigRef": {"name": "default"},
+                "forProvider": {"databaseName": database, "connectionLimit": 20}},
+        })))
+        .await?;
+        self.status(name, false, resource(false)).await?;
+        self.event(
+            name,
+            uid,
+            0,
+            format!("composition shared-postgres selected; created Database {db}"),
+        )
+        .await?;
+        // The provider's pass: its Secret, then the Database's Ready status.
+        self.provider_secrets.patch(&db, &self.ssa, &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": db, "namespace": "dbclaim-system", "labels": labels,
+                "annotations": {"postgres.dbclaim.io/database": db}},
+            "stringData": {"host": "127.0.0.1", "endpoint": "127.0.0.1", "port": "5432", "database": database,
+                "username": database, "password": "bench-not-a-secret"},
+        })))
+        .await?;
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        self.databases.patch_status(&db, &self.ssa, &Patch::Apply(json!({
+            "apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
+            "status": {"observedGeneration": 1,
+                "atProvider": {"databaseName": database, "roleName": database, "login": database, "connectionLimit": 20},
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "Available", "message": "",
+                     "lastTransitionTime": now, "observedGeneration": 1},
+                    {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
+                     "lastTransitionTime": now, "observedGeneration": 1}]},
+        })))
+        .await?;
+        // The claim's second pass: its Secret, Ready, its event.
+        self.claim_secret(name, uid, &labels).await?;
+        self.status(name, true, resource(true)).await?;
+        self.event(
+            name,
+            uid,
+            1,
+            format!("connection secret {name}-connection written; the database is ready"),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// Baseline RSS: the operator with synced caches and no claims.
@@ -679,8 +837,10 @@ async fn inline_scenarios(
         let floor = if n <= args.floor_max {
             log("  API-server floor");
             Floor {
-                with_events_secs: floor(cluster, n, true, args).await?,
-                without_events_secs: floor(cluster, n, false, args).await?,
+                with_events_secs: floor(cluster, n, Replay::InCluster { events: true }, args)
+                    .await?,
+                without_events_secs: floor(cluster, n, Replay::InCluster { events: false }, args)
+                    .await?,
             }
         } else {
             Floor::default()

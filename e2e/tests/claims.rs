@@ -317,6 +317,22 @@ async fn claim_becomes_ready_and_its_secret_connects_then_delete_drops_everythin
         "one event per pass, not per step: {events}"
     );
     assert!(!events.contains(&data["password"]), "password in events");
+    // The claim's events say it all: its Database's creation posts none of
+    // its own (an event write per claim for nothing, issue 20).
+    let database = dbclaim::naming::composed_name(ns, "orders-db", "database");
+    let provider_events = kubectl_ok([
+        "get",
+        "events",
+        "-A",
+        "--field-selector",
+        &format!("involvedObject.kind=Database,involvedObject.name={database}"),
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        provider_events.trim().is_empty(),
+        "events on Database {database}: {provider_events}"
+    );
 
     // Delete: database and role dropped, Secret gone.
     let db = format!("{ns}_orders");

@@ -20,7 +20,9 @@ use crate::support::{
     self, Operator, Postgres, TestNamespace, kubectl_apply, kubectl_ok, unique_name, wait_for,
 };
 
-const TIMEOUT: Duration = Duration::from_secs(90);
+/// A drill's steps take seconds alone; under a full CI run's load, a
+/// transient failure's backoff (5 s, doubling) can add a minute or more.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A ClaimPolicy for the namespaces labelled `team=<team>`, with
 /// `allowedDrills` when given.
@@ -49,7 +51,8 @@ async fn drills(ns: &str, claim: &str) -> Vec<DrillStatus> {
         .unwrap_or_default()
 }
 
-/// Waits until the claim's record of drill `id` satisfies `check`.
+/// Waits until the claim's record of drill `id` satisfies `check`; on a
+/// timeout, says what the claim and its managed resources recorded.
 async fn wait_drill(
     ns: &str,
     claim: &str,
@@ -57,22 +60,30 @@ async fn wait_drill(
     what: &str,
     check: impl Fn(&DrillStatus) -> bool,
 ) -> DrillStatus {
-    wait_for(
-        TIMEOUT,
-        &format!("drill {id} of {ns}/{claim}: {what}"),
-        || async {
-            drills(ns, claim)
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let seen = drills(ns, claim).await;
+        if let Some(d) = seen.iter().find(|d| d.id == id && check(d)) {
+            return d.clone();
+        }
+        if std::time::Instant::now() >= deadline {
+            let ready = get_claim(ns, claim)
                 .await
-                .iter()
-                .any(|d| d.id == id && check(d))
-        },
-    )
-    .await;
-    drills(ns, claim)
-        .await
-        .into_iter()
-        .find(|d| d.id == id)
-        .unwrap_or_else(|| panic!("no drill {id}"))
+                .and_then(|c| condition(&c, "Ready"));
+            let managed = support::kubectl([
+                "get",
+                "rdsinstances.aws.dbclaim.io,databases.postgres.dbclaim.io",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: {.status.drill} {.status.conditions}{\"\\n\"}{end}",
+            ]);
+            panic!(
+                "timed out after {TIMEOUT:?} waiting for drill {id} of {ns}/{claim}: {what}\n\
+                 claim drills: {seen:?}\nclaim Ready: {ready:?}\nmanaged resources:\n{}",
+                String::from_utf8_lossy(&managed.stdout)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 fn event_messages(ns: &str) -> String {

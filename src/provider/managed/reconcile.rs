@@ -313,6 +313,9 @@ pub struct Context<X> {
     /// Drill records written lately, by object uid, which the cache may
     /// not show yet (a pass on a stale object must not run one twice).
     pub drills: crate::controller::context::Recent<crate::api::common::DrillStatus>,
+    /// The resourceVersion of each object's last status write by this
+    /// operator, by uid: a pass on an older copy is skipped ([`apply`]).
+    pub status_written: crate::controller::context::Recent<String>,
 }
 
 impl<X> Context<X> {
@@ -400,6 +403,7 @@ pub async fn run<M, X>(
         manager: M::FIELD_MANAGER,
         external: external(store.clone(), configs),
         drills: Default::default(),
+        status_written: Default::default(),
     });
     let woken = futures::stream::unfold(
         woken,
@@ -493,13 +497,20 @@ pub async fn reconcile<M: Managed, X: External<M>>(
 
 /// A pass on a live object: a drill due is recorded, then sync (which runs
 /// it), then status (only when changed) and the pass's events, folded.
-async fn apply<M: Managed, X: External<M>>(
+pub(super) async fn apply<M: Managed, X: External<M>>(
     obj: &M,
     ctx: &Context<X>,
 ) -> Result<Action, Error<X::Error>> {
+    let uid = obj.meta().uid.clone().unwrap_or_default();
+    if stale(obj, ctx.status_written.get(&uid).as_deref()) {
+        // The watch has not brought this operator's last status write yet,
+        // and that write's event brings the next pass: deciding from the
+        // older status now would write the same again.
+        tracing::debug!("older than the last status write: waiting for its watch event");
+        return Ok(Action::await_change());
+    }
     let mut events = Events::default();
     let mut old = status::current(obj);
-    let uid = obj.meta().uid.clone().unwrap_or_default();
     if let Some(written) = ctx.drills.get(&uid) {
         old.drill = Some(written);
     }
@@ -702,7 +713,17 @@ where
     if old == new {
         return Ok(());
     }
-    status::write(&ctx.client, obj, M::FIELD_MANAGER, new)
+    let written = status::write(&ctx.client, obj, M::FIELD_MANAGER, new)
         .await
-        .map_err(Error::<X::Error>::Status)
+        .map_err(Error::<X::Error>::Status)?;
+    if let (Some(uid), Some(rv)) = (obj.meta().uid.as_deref(), written) {
+        ctx.status_written.insert(uid, rv);
+    }
+    Ok(())
+}
+
+/// Whether `obj` is older than this operator's last status write of it
+/// (`written`, its resourceVersion).
+pub fn stale<M: Resource>(obj: &M, written: Option<&str>) -> bool {
+    written.is_some() && !cache::fresh(obj.meta().resource_version.as_deref(), written)
 }

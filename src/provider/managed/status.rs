@@ -143,13 +143,14 @@ pub fn deleting(what: &str, waiting: Result<&str, (SyncedReason, String)>) -> [C
     }
 }
 
-/// Writes `status` of a cluster-scoped object with server-side apply.
+/// Writes `status` of a cluster-scoped object with server-side apply;
+/// the object's resourceVersion after the write.
 pub async fn write<K, S>(
     client: &kube::Client,
     obj: &K,
     manager: &str,
     status: &S,
-) -> Result<(), kube::Error>
+) -> Result<Option<String>, kube::Error>
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize,
@@ -160,13 +161,14 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(written.meta().resource_version.clone())
 }
 
 /// The status of `obj`, empty when it has none yet.

@@ -691,3 +691,60 @@ async fn a_drill_runs_after_observe_and_only_on_what_exists() {
         .unwrap();
     assert!(none.is_none());
 }
+
+#[test]
+fn a_copy_older_than_the_last_status_write_is_stale() {
+    let at = |rv: Option<&str>| {
+        let mut obj = rds("a");
+        obj.metadata.resource_version = rv.map(str::to_string);
+        obj
+    };
+    assert!(!super::reconcile::stale(&at(Some("5")), None));
+    assert!(super::reconcile::stale(&at(Some("5")), Some("7")));
+    assert!(!super::reconcile::stale(&at(Some("7")), Some("7")));
+    assert!(!super::reconcile::stale(&at(Some("9")), Some("7")));
+    // An unreadable version is never taken for current.
+    assert!(super::reconcile::stale(&at(None), Some("7")));
+}
+
+#[tokio::test]
+async fn a_pass_on_a_copy_older_than_its_own_status_write_sends_nothing() {
+    use super::reconcile::{CachedSecrets, Context, apply};
+    let store = leak(Store::default());
+    let mut obj = with_uid(rds("stale"), "uid-stale");
+    obj.metadata.resource_version = Some("5".into());
+    // No request at all: a pass that went on would read the Secret (and
+    // write status) through this client, which the empty script refuses.
+    let (calls, transcript) = crate::testing::verify(vec![], |client| async move {
+        let ctx = Context {
+            secrets: CachedSecrets {
+                client: client.clone(),
+                cache: crate::controller::cache::Cache::none(),
+                written: Default::default(),
+            },
+            client,
+            config: crate::provider::Config {
+                operator_namespace: NS.into(),
+                concurrency: 1,
+                cluster_id: "test".into(),
+            },
+            metrics: crate::metrics::Metrics::default(),
+            reporter: kube::runtime::events::Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+            backoff: super::backoff::backoff(),
+            manager: "test",
+            external: Fake::new(store, true),
+            drills: Default::default(),
+            status_written: Default::default(),
+        };
+        ctx.status_written.insert("uid-stale", "7".into());
+        let result = apply(&obj, &ctx).await;
+        assert!(result.is_ok(), "{result:?}");
+        ctx.external.calls()
+    })
+    .await;
+    assert!(calls.is_empty(), "{calls:?}");
+    assert!(transcript.0.is_empty());
+}

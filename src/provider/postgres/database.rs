@@ -180,19 +180,13 @@ impl External<Database> for Postgres {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(uid, rv.clone());
         }
-        // Revoking public access of a database made now is part of making
-        // it, not an update of one that was there.
         let created = report
             .steps
             .iter()
             .any(|s| matches!(s, Step::CreateDatabase { .. }));
         for step in &report.steps {
-            let reason = match step {
-                Step::CreateRole => "CreatedRole",
-                Step::CreateDatabase { .. } => "CreatedDatabase",
-                Step::RevokePublicAccess if created => "CreatedDatabase",
-                Step::GrantRoleToAdmin => continue,
-                _ => "UpdatedDatabase",
+            let Some(reason) = step_reason(step, created) else {
+                continue;
             };
             events.normal(reason, step.describe(name));
         }
@@ -561,6 +555,21 @@ impl Postgres {
     }
 }
 
+/// The event reason of a step, `None` for one not worth an event.
+/// Marking a database made in the same pass as this object's and revoking
+/// its public access are part of making it, not an update of one that was
+/// there: so a claim's creation posts only creation events here, which
+/// the claim's own events make redundant (`managed::reconcile::routine`).
+pub fn step_reason(step: &Step, created: bool) -> Option<&'static str> {
+    Some(match step {
+        Step::CreateRole => "CreatedRole",
+        Step::CreateDatabase { .. } => "CreatedDatabase",
+        Step::MarkDatabase | Step::RevokePublicAccess if created => "CreatedDatabase",
+        Step::GrantRoleToAdmin => return None,
+        _ => "UpdatedDatabase",
+    })
+}
+
 pub fn desired(db: &Database, owner: Identity, claim: Claim) -> Desired {
     let p = &db.spec.for_provider;
     Desired {
@@ -635,6 +644,39 @@ pub fn first_claimant<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_made_in_the_pass_gets_creation_events_only() {
+        let made = [
+            Step::CreateRole,
+            Step::CreateDatabase {
+                connection_limit: 20,
+            },
+            Step::MarkDatabase,
+            Step::RevokePublicAccess,
+        ];
+        for step in &made {
+            let reason = step_reason(step, true);
+            assert!(
+                reason.is_some_and(|r| <Postgres as External<Database>>::CREATION_EVENTS.contains(&r)),
+                "{step:?}: {reason:?}"
+            );
+        }
+        assert_eq!(step_reason(&Step::GrantRoleToAdmin, true), None);
+        // Adopting or fixing a database that was there is an update.
+        assert_eq!(
+            step_reason(&Step::MarkDatabase, false),
+            Some("UpdatedDatabase")
+        );
+        assert_eq!(
+            step_reason(&Step::RevokePublicAccess, false),
+            Some("UpdatedDatabase")
+        );
+        assert_eq!(
+            step_reason(&Step::SetConnectionLimit { from: 20, to: 5 }, true),
+            Some("UpdatedDatabase")
+        );
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
