@@ -558,6 +558,24 @@ pub async fn floor(cluster: &Cluster, n: usize, replay: Replay, args: &RunArgs) 
     Ok(took)
 }
 
+/// Synced=True and Ready (Available, or Creating when not `ready`), as a
+/// claim's or a managed resource's status carries them.
+fn conditions(ready: bool) -> serde_json::Value {
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (status, reason) = match ready {
+        true => ("True", "Available"),
+        false => ("False", "Creating"),
+    };
+    json!([
+        {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
+         "lastTransitionTime": now, "observedGeneration": 1},
+        {"type": "Ready", "status": status, "reason": reason, "message": "",
+         "lastTransitionTime": now, "observedGeneration": 1},
+    ])
+}
+
 /// The APIs a floor run writes to, and the writes of one claim.
 #[derive(Clone)]
 struct Writes {
@@ -613,22 +631,10 @@ impl Writes {
     }
 
     async fn status(&self, name: &str, ready: bool, resource: serde_json::Value) -> Result<()> {
-        let now = k8s_openapi::jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
-        let (status, reason) = match ready {
-            true => ("True", "Available"),
-            false => ("False", "Creating"),
-        };
         let secret = format!("{name}-connection");
         let mut body = json!({
             "observedGeneration": 1,
-            "conditions": [
-                {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
-                 "lastTransitionTime": now, "observedGeneration": 1},
-                {"type": "Ready", "status": status, "reason": reason, "message": "",
-                 "lastTransitionTime": now, "observedGeneration": 1},
-            ],
+            "conditions": conditions(ready),
             "composition": {"name": "bench"},
             "resources": [resource],
         });
@@ -738,18 +744,11 @@ impl Writes {
                 "username": database, "password": "bench-not-a-secret"},
         })))
         .await?;
-        let now = k8s_openapi::jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
         self.databases.patch_status(&db, &self.ssa, &Patch::Apply(json!({
             "apiVersion": "postgres.dbclaim.io/v1alpha1", "kind": "Database",
             "status": {"observedGeneration": 1,
                 "atProvider": {"databaseName": database, "roleName": database, "login": database, "connectionLimit": 20},
-                "conditions": [
-                    {"type": "Ready", "status": "True", "reason": "Available", "message": "",
-                     "lastTransitionTime": now, "observedGeneration": 1},
-                    {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": "",
-                     "lastTransitionTime": now, "observedGeneration": 1}]},
+                "conditions": conditions(true)},
         })))
         .await?;
         // The claim's second pass: its Secret, Ready, its event.
