@@ -504,6 +504,7 @@ impl World {
             rotations: Default::default(),
             counted_failures: Default::default(),
             counted_ready: Default::default(),
+            fresh_policies: Default::default(),
             drills: Default::default(),
             backoff: crate::backoff::Backoff::new(
                 crate::controller::claim::requeue::BACKOFF_MIN,

@@ -22,6 +22,10 @@ pub struct Cluster {
     /// The DatabaseClaim CRD stores v1beta1 (today's tree; a baseline's
     /// may predate it).
     pub stored_v1beta1: bool,
+    /// The tree's chart puts the claim finalizer on at create (its
+    /// MutatingAdmissionPolicy, installed here as the chart would), so the
+    /// operator sends no finalizer patch.
+    pub finalizer_policy: bool,
     /// The serving certificate of the plane's conversion webhook, which an
     /// operator with a webhook of its own serves too.
     webhook_cert_dir: Option<PathBuf>,
@@ -102,6 +106,7 @@ impl Cluster {
             kubeconfig,
             client,
             stored_v1beta1: false,
+            finalizer_policy: false,
             webhook_cert_dir,
             down: false,
         };
@@ -138,6 +143,7 @@ impl Cluster {
         for ns in ["dbclaim-system", NAMESPACE] {
             cluster.kubectl(&["create", "namespace", ns]).await?;
         }
+        cluster.finalizer_policy = cluster.install_finalizer_policy(log).await?;
         cluster
             .kubectl(&[
                 "apply",
@@ -147,6 +153,79 @@ impl Cluster {
             ])
             .await?;
         Ok(cluster)
+    }
+
+    /// The tree's chart's finalizer policy, as `helm install` renders it on
+    /// this plane (which serves MutatingAdmissionPolicy), applied and
+    /// waited for. False for a tree whose chart has none (a baseline's).
+    async fn install_finalizer_policy(&self, log: &Path) -> Result<bool> {
+        let chart = self.repo.join("charts/dbclaim");
+        if !chart.join("templates/finalizer-policy.yaml").exists() {
+            return Ok(false);
+        }
+        script(&self.repo, &["e2e/build-helm"], log).await?;
+        let versions = std::fs::read_to_string(self.repo.join("e2e/versions.env"))?;
+        let version = versions
+            .lines()
+            .find_map(|l| l.strip_prefix("HELM_VERSION="))
+            .ok_or_else(|| err("no HELM_VERSION in e2e/versions.env"))?
+            .trim();
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
+            });
+        let out = Command::new(cache.join(format!("dbclaim/bin/helm-{version}/helm")))
+            .args(["template", "bench"])
+            .arg(&chart)
+            .args([
+                "--namespace",
+                "dbclaim-system",
+                "--api-versions",
+                "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+                "--show-only",
+                "templates/finalizer-policy.yaml",
+            ])
+            .output()
+            .await?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "helm template of the finalizer policy: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let yaml = String::from_utf8_lossy(&out.stdout).to_string();
+        self.kubectl_stdin(&["apply", "-f", "-"], Some(&yaml))
+            .await?;
+        // The API server loads a new policy asynchronously: wait until a
+        // dry-run claim comes back with the finalizer.
+        let probe =
+            serde_json::to_string(&crate::scenarios::claim(self, "probe", "bench-inline")?)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let got = self
+                .kubectl_stdin(
+                    &[
+                        "create",
+                        "--dry-run=server",
+                        "-o",
+                        "jsonpath={.metadata.finalizers}",
+                        "-f",
+                        "-",
+                    ],
+                    Some(&probe),
+                )
+                .await?;
+            if got.contains(dbclaim::contract::CLAIM_FINALIZER) {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(err(
+                    "the chart's finalizer policy did not take effect in 60 s",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// The arguments of `bin run`: `extra`, and for an operator that serves

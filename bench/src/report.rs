@@ -438,7 +438,7 @@ pub fn markdown(r: &Results) -> String {
     {
         s.push_str(
             "\n**The API server's floor**: with the operator stopped, the benchmark itself sends the API server what dbclaim \
-             sends for N new claims (finalizer patch, apply of the ConfigMap and of the Secret, status apply, the \
+             sends for N new claims (finalizer patch unless the chart's finalizer policy puts it on at create, apply of the ConfigMap and of the Secret, status apply, the \
              pass's one event; dbclaim reads the rest from its caches), 32 claims at a time like the operator. When dbclaim's time is close to \
              the floor, the API server, not the operator, sets the pace.\n\n\
              | N | dbclaim: all Ready (s) | floor (s) | floor without the event (s) | dbclaim / floor |\n|---|---|---|---|---|\n",

@@ -485,13 +485,14 @@ where
 /// floor run ([`floor`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Replay {
-    /// The in-cluster composition's pass: the finalizer patch; the apply
+    /// The in-cluster composition's pass: the finalizer patch (none where
+    /// the chart's finalizer policy puts it on at create); the apply
     /// of the composed ConfigMap and of the Secret, whose absence dbclaim
     /// reads from its caches; the status apply; with `events`, the pass's
     /// event (the confirming pass reads caches only).
     InCluster { events: bool },
     /// The shared-PostgreSQL composition's writes, the provider's
-    /// included: the finalizer patch, the claim's Creating status, the
+    /// included: the finalizer patch (as above), the claim's Creating status, the
     /// Database apply (with the provider's finalizer) and its Ready status,
     /// the provider's Secret, the claim's Secret and Ready status, and the
     /// claim's two events. No PostgreSQL: only the API server's part.
@@ -590,6 +591,7 @@ struct Writes {
     /// write in another would add conversion webhook calls the operator
     /// does not cause.
     version: String,
+    finalizer_policy: bool,
 }
 
 impl Writes {
@@ -611,6 +613,7 @@ impl Writes {
             events: Api::namespaced(client, NAMESPACE),
             ssa: PatchParams::apply("dbclaim-floor").force(),
             version: claim_resource(cluster).api_version,
+            finalizer_policy: cluster.finalizer_policy,
         }
     }
 
@@ -619,7 +622,12 @@ impl Writes {
             "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}])
     }
 
+    /// The claim finalizer patch, unless the plane's finalizer policy put
+    /// it on at create.
     async fn finalizer(&self, name: &str) -> Result<()> {
+        if self.finalizer_policy {
+            return Ok(());
+        }
         self.claims
             .patch(
                 name,

@@ -146,7 +146,14 @@ pub(crate) struct Release {
 impl Release {
     pub(crate) fn install(name: &str, namespace: &str, values: &str) -> Self {
         support::apply_crds();
-        let (_dir, file) = values_file(values);
+        // The chart's finalizer policy binds cluster-wide unless the release
+        // watches one namespace; on the shared plane it would put the
+        // finalizer on every other test's claims, so it is off there.
+        let values = match values.contains("watchNamespace") {
+            true => values.to_string(),
+            false => format!("finalizerPolicy: {{enabled: false}}\n{values}"),
+        };
+        let (_dir, file) = values_file(&values);
         let chart = chart_dir().display().to_string();
         // --skip-crds: apply_crds installed them pointed at the plane's
         // conversion webhook (a URL), which the chart's CRD (a Service the
@@ -292,6 +299,7 @@ nameOverride: dbc
 replicaCount: 3
 leaderElection: {{enabled: true, leaseDuration: 20s, renewDeadline: 15s, retryPeriod: 3s}}
 admissionPolicy: {{enabled: true, failurePolicy: Ignore}}
+finalizerPolicy: {{enabled: false}}
 watchNamespace: team-a
 clusterId: prod-eu-1
 concurrency: 4
@@ -1397,6 +1405,157 @@ async fn claim_flow_under_the_chart_service_account() {
     )
     .await;
     assert_no_forbidden(&op);
+}
+
+/// Managers of the claim's managedFields entries that own its finalizers.
+fn finalizer_managers(ns: &str, name: &str) -> Vec<String> {
+    let claim: Value = serde_json::from_str(&kubectl_ok([
+        "get",
+        "dbc",
+        name,
+        "-n",
+        ns,
+        "--show-managed-fields",
+        "-o",
+        "json",
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    claim["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["fieldsV1"]["f:metadata"].get("f:finalizers").is_some())
+        .map(|m| m["manager"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The chart's finalizer policy, bound to the watched namespace: a claim
+/// there is stored with dbclaim's finalizer and the operator sends no
+/// finalizer patch (it still does elsewhere); a GitOps tool's re-apply
+/// keeps the finalizer and shows no diff; deletion completes.
+#[tokio::test]
+async fn the_finalizer_policy_puts_the_finalizer_on_at_create() {
+    let _lock = support::exclusive().await;
+    let ns = TestNamespace::new("fin-policy");
+    let other = TestNamespace::new("fin-other");
+    let (ns, other) = (ns.name(), other.name());
+    let comp = unique_name("fin-cm");
+    kubectl_apply(&crate::claim_safety::configmap_composition(&comp));
+    let release = Release::install(
+        &unique_name("fin"),
+        OPERATOR_NAMESPACE,
+        &format!("watchNamespace: {ns}\n"),
+    );
+    let manifest = release.manifest();
+    let binding = one(&manifest, "MutatingAdmissionPolicyBinding");
+    assert_eq!(
+        binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        ns,
+        "{binding}"
+    );
+    one(&manifest, "MutatingAdmissionPolicy");
+    let claim = |ns: &str| claim_yaml(ns, "app", &format!("  compositionRef: {{name: {comp}}}\n"));
+    // The API server loads a new policy asynchronously.
+    wait_for(
+        Duration::from_secs(30),
+        "the finalizer policy to take effect",
+        || async {
+            let out = kubectl_with_stdin(
+                [
+                    "create",
+                    "--dry-run=server",
+                    "-o",
+                    "jsonpath={.metadata.finalizers}",
+                    "-f",
+                    "-",
+                ],
+                &claim(ns),
+            );
+            String::from_utf8_lossy(&out.stdout).contains("dbclaim.io/finalizer")
+        },
+    )
+    .await;
+
+    // Stored with the finalizer before any operator has seen it; outside
+    // the bound namespace, without.
+    let stored = |ns: &str| {
+        let out = kubectl_with_stdin(
+            ["apply", "-f", "-", "-o", "jsonpath={.metadata.finalizers}"],
+            &claim(ns),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(stored(ns).contains("dbclaim.io/finalizer"));
+    assert!(!stored(other).contains("dbclaim.io/finalizer"));
+
+    let _op = Operator::start();
+    wait_ready(ns, "app").await;
+    wait_ready(other, "app").await;
+    let creator = |m: &String| m.starts_with("kubectl");
+    let patched: Vec<String> = finalizer_managers(other, "app")
+        .into_iter()
+        .filter(|m| !creator(m))
+        .collect();
+    assert!(
+        !patched.is_empty(),
+        "the operator patches the finalizer in where no policy is bound"
+    );
+    let bound = finalizer_managers(ns, "app");
+    assert!(
+        bound.iter().all(creator),
+        "the operator sent a finalizer patch despite the policy: {bound:?}"
+    );
+
+    // GitOps: a client-side diff is empty, a server-side apply by another
+    // manager keeps the finalizer.
+    let diff = kubectl_with_stdin(["diff", "-f", "-"], &claim(ns));
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    let flux = kubectl_with_stdin(
+        [
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=gitops",
+            "-o",
+            "jsonpath={.metadata.finalizers}",
+            "-f",
+            "-",
+        ],
+        &claim(ns),
+    );
+    assert!(String::from_utf8_lossy(&flux.stdout).contains("dbclaim.io/finalizer"));
+    let diff = kubectl_with_stdin(
+        ["diff", "--server-side", "--field-manager=gitops", "-f", "-"],
+        &claim(ns),
+    );
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+
+    // The operator's removal of its finalizer at the end of cleanup stands.
+    for ns in [ns, other] {
+        kubectl_ok([
+            "delete",
+            "dbc",
+            "app",
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+    }
+    kubectl_ok(["delete", "composition", &comp]);
 }
 
 // ---- leader election ----------------------------------------------------------

@@ -66,7 +66,7 @@ impl Drop for World {
 
 /// A composition of one ConfigMap, always ready, publishing every key a
 /// claim needs as a fixed value: the claim's Secret is written at once.
-fn configmap_composition(name: &str) -> String {
+pub(crate) fn configmap_composition(name: &str) -> String {
     format!(
         r#"apiVersion: dbclaim.io/v1alpha1
 kind: Composition

@@ -26,6 +26,9 @@ pub struct Context {
     /// What claims render: the compositions' revisions.
     pub revisions: Store<CompositionRevision>,
     pub policies: Store<ClaimPolicy>,
+    /// The ClaimPolicies as the API server holds them, for a spec not yet
+    /// judged: one LIST shared by the passes that ask at the same time.
+    pub fresh_policies: super::shared_read::SharedRead<Vec<std::sync::Arc<ClaimPolicy>>>,
     /// The controller's claim cache, for policy totals.
     pub claims: Store<DatabaseClaim>,
     /// Namespace metadata, for the labels policies select by.

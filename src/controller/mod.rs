@@ -10,3 +10,4 @@ pub mod context;
 pub mod kinds;
 pub mod labels;
 pub mod revisions;
+pub mod shared_read;

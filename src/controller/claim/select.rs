@@ -114,11 +114,18 @@ async fn policies_for(fresh: bool, ctx: &Context) -> Result<Vec<Arc<ClaimPolicy>
         return Ok(ctx.policies.state());
     }
     let api: Api<ClaimPolicy> = Api::all(ctx.client.clone());
-    let list = api
-        .list(&ListParams::default())
+    let list = ctx
+        .fresh_policies
+        .read(|| {
+            let api = api.clone();
+            async move {
+                let list = api.list(&ListParams::default()).await?;
+                Ok(list.items.into_iter().map(Arc::new).collect())
+            }
+        })
         .await
         .map_err(failed("list", "ClaimPolicies"))?;
-    Ok(list.items.into_iter().map(Arc::new).collect())
+    Ok(list.to_vec())
 }
 
 /// The labels policies select namespaces by: the API server's (`fresh`),

@@ -113,6 +113,7 @@ pub fn run(
         compositions: compositions.clone(),
         revisions: revisions.clone(),
         policies: policies.clone(),
+        fresh_policies: Default::default(),
         claims: claim_store.clone(),
         namespaces: namespaces.clone(),
         kinds: Kinds::new(client.clone(), wake_tx),
