@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use kube::api::Api;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{ClaimPolicy, Composition};
 use crate::cli::RunArgs;
@@ -106,6 +106,15 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     let cluster_id = cluster_id(&client, &args.cluster_id).await?;
     let readiness = Readiness::default();
     let claim_resource = watches::claim_resource(&client).await;
+    match client.apiserver_version().await {
+        Ok(v) => {
+            let streaming = crate::controller::cache::streams_lists(&v.major, &v.minor);
+            crate::controller::cache::set_streaming_lists(streaming);
+            info!(version = %v.git_version, streaming_lists = streaming, "API server");
+        }
+        // Pages work everywhere.
+        Err(e) => warn!(error = %e, "cannot read the API server's version: caches list in pages"),
+    }
     info!(%operator_namespace, %cluster_id, claims = %claim_resource.api_version, "starting dbclaim");
 
     let webhook_readiness = readiness.clone();

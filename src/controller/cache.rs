@@ -396,9 +396,38 @@ fn entry<K: Resource + Serialize>(obj: &K) -> Option<(Box<str>, Box<str>)> {
     Some((meta_key(obj), text.into_boxed_str()))
 }
 
-/// The watcher settings of every cache.
+/// Whether the API server streams a watch's initial objects
+/// (`sendInitialEvents`, the WatchList feature: on by default from
+/// Kubernetes 1.32). Set once at start-up from the server's version.
+static STREAMING_LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Records whether the caches' first lists may stream (see [`list_config`]).
+pub fn set_streaming_lists(on: bool) {
+    let _ = STREAMING_LISTS.set(on);
+}
+
+/// Whether a server of this version streams initial watch events by default.
+pub fn streams_lists(major: &str, minor: &str) -> bool {
+    // Minor versions may carry a suffix ("32+" on some managed clusters).
+    let digits = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    };
+    matches!((digits(major), digits(minor)), (Some(1), Some(m)) if m >= 32)
+        || digits(major).is_some_and(|m| m > 1)
+}
+
+/// The watcher settings of every cache: a streamed first list where the
+/// server supports it (objects arrive one by one from its watch cache, no
+/// page round trips, no page held twice), else pages of [`LIST_PAGE`].
 pub fn list_config() -> watcher::Config {
-    watcher::Config::default().page_size(LIST_PAGE)
+    match STREAMING_LISTS.get() {
+        Some(true) => watcher::Config::default().streaming_lists(),
+        _ => watcher::Config::default().page_size(LIST_PAGE),
+    }
 }
 
 /// What no reconcile reads: managed fields (about half of an object as the
@@ -448,6 +477,18 @@ pub fn remember<K: Resource>(written: &Written, resource: &str, obj: &K) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_stream_from_kubernetes_1_32() {
+        assert!(streams_lists("1", "32"));
+        assert!(streams_lists("1", "37"));
+        assert!(streams_lists("1", "33+"));
+        assert!(streams_lists("2", "0"));
+        assert!(!streams_lists("1", "31"));
+        assert!(!streams_lists("1", "29+"));
+        assert!(!streams_lists("1", ""));
+        assert!(!streams_lists("", "40"));
+    }
 
     #[test]
     fn a_copy_older_than_a_write_is_stale() {
