@@ -164,6 +164,8 @@ impl Release {
             &chart,
             "--namespace",
             namespace,
+            // A test run alone may come before any that made it.
+            "--create-namespace",
             "--skip-crds",
             "-f",
             &file,
@@ -1455,43 +1457,36 @@ async fn the_finalizer_policy_puts_the_finalizer_on_at_create() {
     );
     one(&manifest, "MutatingAdmissionPolicy");
     let claim = |ns: &str| claim_yaml(ns, "app", &format!("  compositionRef: {{name: {comp}}}\n"));
+    // `kubectl <verb...>` of the claim in `ns`, printing its finalizers.
+    let finalizers = |verb: &[&str], ns: &str| {
+        let mut args = verb.to_vec();
+        args.extend(["-o", "jsonpath={.metadata.finalizers}", "-f", "-"]);
+        kubectl_with_stdin(args, &claim(ns))
+    };
+    let has_ours = |out: &std::process::Output| {
+        String::from_utf8_lossy(&out.stdout).contains("dbclaim.io/finalizer")
+    };
     // The API server loads a new policy asynchronously.
     wait_for(
         Duration::from_secs(30),
         "the finalizer policy to take effect",
-        || async {
-            let out = kubectl_with_stdin(
-                [
-                    "create",
-                    "--dry-run=server",
-                    "-o",
-                    "jsonpath={.metadata.finalizers}",
-                    "-f",
-                    "-",
-                ],
-                &claim(ns),
-            );
-            String::from_utf8_lossy(&out.stdout).contains("dbclaim.io/finalizer")
-        },
+        || async { has_ours(&finalizers(&["create", "--dry-run=server"], ns)) },
     )
     .await;
 
     // Stored with the finalizer before any operator has seen it; outside
     // the bound namespace, without.
     let stored = |ns: &str| {
-        let out = kubectl_with_stdin(
-            ["apply", "-f", "-", "-o", "jsonpath={.metadata.finalizers}"],
-            &claim(ns),
-        );
+        let out = finalizers(&["apply"], ns);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        has_ours(&out)
     };
-    assert!(stored(ns).contains("dbclaim.io/finalizer"));
-    assert!(!stored(other).contains("dbclaim.io/finalizer"));
+    assert!(stored(ns));
+    assert!(!stored(other));
 
     let _op = Operator::start();
     wait_ready(ns, "app").await;
@@ -1519,20 +1514,16 @@ async fn the_finalizer_policy_puts_the_finalizer_on_at_create() {
         "{}",
         String::from_utf8_lossy(&diff.stdout)
     );
-    let flux = kubectl_with_stdin(
-        [
+    let flux = finalizers(
+        &[
             "apply",
             "--server-side",
             "--force-conflicts",
             "--field-manager=gitops",
-            "-o",
-            "jsonpath={.metadata.finalizers}",
-            "-f",
-            "-",
         ],
-        &claim(ns),
+        ns,
     );
-    assert!(String::from_utf8_lossy(&flux.stdout).contains("dbclaim.io/finalizer"));
+    assert!(has_ours(&flux));
     let diff = kubectl_with_stdin(
         ["diff", "--server-side", "--field-manager=gitops", "-f", "-"],
         &claim(ns),
