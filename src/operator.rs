@@ -179,6 +179,12 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         }
     }
 
+    // One metadata watch of the Secrets tells the claim controller and the
+    // providers which exist; the providers hand theirs over as written.
+    let secrets = crate::controller::cache::SharedSecrets {
+        names: watches::secret_names(&client, args.namespace.as_deref()),
+        handoff: Default::default(),
+    };
     let claims = watches::run(
         client.clone(),
         claim_resource.clone(),
@@ -186,12 +192,14 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
         operator_namespace.clone(),
         metrics.clone(),
         readiness,
+        secrets.clone(),
     );
     let revisions = crate::controller::revisions::run(client.clone(), metrics.clone());
     let provider_config = crate::provider::Config {
         operator_namespace,
         concurrency: args.concurrency,
         cluster_id,
+        secrets,
     };
     let aws = crate::provider::aws::run_with_metrics(
         client.clone(),

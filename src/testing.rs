@@ -397,6 +397,8 @@ pub struct World {
     /// by kind, the claim-labelled objects and those only the metadata
     /// cache of all the kind's objects sees; and Secrets.
     cached: Option<Cached>,
+    /// Secrets a provider of the same process wrote lately.
+    handed: Vec<Secret>,
 }
 
 impl World {
@@ -454,6 +456,12 @@ impl World {
         self
     }
 
+    /// A Secret a provider of the same process just wrote: in no cache yet.
+    pub fn handed_secret(mut self, s: Secret) -> Self {
+        self.handed.push(s);
+        self
+    }
+
     /// A Secret in the synced Secret caches.
     pub fn cached_secret(mut self, s: Secret) -> Self {
         self.cached.get_or_insert_with(Default::default).1.push(s);
@@ -485,7 +493,14 @@ impl World {
             ),
             kinds,
             secrets,
-            secret_names,
+            shared_secrets: crate::controller::cache::SharedSecrets {
+                names: secret_names,
+                handoff: {
+                    let handoff = crate::controller::cache::Handoff::default();
+                    self.handed.iter().for_each(|s| handoff.keep(s));
+                    handoff
+                },
+            },
             written: Default::default(),
             client,
             compositions: store(self.compositions),

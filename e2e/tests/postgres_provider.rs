@@ -32,6 +32,12 @@ impl Provider {
             operator_namespace: operator_namespace.to_string(),
             concurrency: 4,
             cluster_id: "e2e-postgres-provider".to_string(),
+            // As `dbclaim run` shares it: a Secret absent from the metadata
+            // watch is not read, one present is (the foreign one below).
+            secrets: dbclaim::controller::cache::SharedSecrets {
+                names: dbclaim::controller::claim::watches::secret_names(&client, None),
+                handoff: Default::default(),
+            },
         };
         Self(tokio::spawn(dbclaim::provider::postgres::run(
             client, config,

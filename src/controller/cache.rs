@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -274,6 +275,14 @@ fn list_failed(ready: &watch::Sender<Option<bool>>) {
 pub struct Names {
     set: Option<Arc<RwLock<HashSet<Box<str>>>>>,
     synced: Synced,
+    /// The one namespace watched, if not all: names elsewhere are unknown.
+    scope: Option<Box<str>>,
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self::none()
+    }
 }
 
 impl Names {
@@ -282,6 +291,7 @@ impl Names {
         Self {
             set: None,
             synced: Synced::never(),
+            scope: None,
         }
     }
 
@@ -342,7 +352,15 @@ impl Names {
         Self {
             set: Some(set),
             synced,
+            scope: None,
         }
+    }
+
+    /// Says the watch covers `namespace` only (`None`: all), so a name
+    /// asked for elsewhere is unknown rather than absent.
+    pub fn within(mut self, namespace: Option<&str>) -> Self {
+        self.scope = namespace.map(Into::into);
+        self
     }
 
     /// A synced cache of the objects named (namespace, name).
@@ -352,12 +370,16 @@ impl Names {
         Self {
             set: Some(Arc::new(RwLock::new(set))),
             synced: Synced::now(),
+            scope: None,
         }
     }
 
     /// Whether `name` (in `namespace`, for a namespaced kind) exists;
     /// `None` when there is no synced cache to ask.
     pub async fn exists(&self, namespace: Option<&str>, name: &str) -> Option<bool> {
+        if self.scope.is_some() && namespace != self.scope.as_deref() {
+            return None;
+        }
         let set = self.set.as_ref()?;
         if !self.synced.wait().await {
             return None;
@@ -474,6 +496,55 @@ pub fn remember<K: Resource>(written: &Written, resource: &str, obj: &K) {
     }
 }
 
+/// Connection Secrets the providers of this process wrote lately, whole,
+/// by "namespace/name". A provider writes its Secret before its object
+/// turns Ready, and that Secret's watch event may reach a cache after the
+/// Ready that wakes the claim: the copy the write returned is as current as
+/// a cached one at its resourceVersion, so no one reads it again. Entries
+/// go once a cache has caught up, else after a minute ([`Recent`]).
+#[derive(Clone, Default)]
+pub struct Handoff(Arc<Recent<Arc<Secret>>>);
+
+impl Handoff {
+    /// Keeps `secret` as a write returned it.
+    pub fn keep(&self, secret: &Secret) {
+        let mut secret = secret.clone();
+        slim(&mut secret);
+        let key = meta_key(&secret);
+        self.0.insert(&key, Arc::new(secret));
+    }
+
+    /// The newer of `cached` (a cache's copy of `namespace/name`) and the
+    /// one handed over; the handed one is dropped once the cache has it.
+    pub fn newer(&self, namespace: &str, name: &str, cached: Option<Secret>) -> Option<Secret> {
+        let key = key(Some(namespace), name);
+        let Some(handed) = self.0.get(&key) else {
+            return cached;
+        };
+        let cached_rv = cached.as_ref().and_then(|s| s.resource_version());
+        if fresh(cached_rv.as_deref(), handed.resource_version().as_deref()) {
+            self.0.remove(&key);
+            return cached;
+        }
+        Some((*handed).clone())
+    }
+}
+
+/// What the claim controller and the providers of one process share about
+/// Secrets: the names of all of them the operator may see (a metadata
+/// watch), and the providers' connection Secrets as they wrote them lately.
+#[derive(Clone, Default)]
+pub struct SharedSecrets {
+    pub names: Names,
+    pub handoff: Handoff,
+}
+
+impl Debug for SharedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSecrets").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +570,50 @@ mod tests {
         assert!(!fresh(Some("11"), Some("12")));
         assert!(!fresh(None, Some("12")));
         assert!(!fresh(Some("x"), Some("12")));
+    }
+
+    #[tokio::test]
+    async fn names_of_one_namespace_know_nothing_of_another() {
+        let names = Names::filled([(Some("team-a"), "a")]).within(Some("team-a"));
+        assert_eq!(names.exists(Some("team-a"), "a").await, Some(true));
+        assert_eq!(names.exists(Some("team-a"), "b").await, Some(false));
+        assert_eq!(names.exists(Some("dbclaim-system"), "b").await, None);
+        let all = Names::filled([(Some("team-a"), "a")]);
+        assert_eq!(all.exists(Some("dbclaim-system"), "b").await, Some(false));
+    }
+
+    fn written_secret(rv: &str, password: &str) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.namespace = Some("ops".into());
+        s.metadata.name = Some("db".into());
+        s.metadata.resource_version = Some(rv.into());
+        s.metadata.managed_fields = Some(vec![Default::default()]);
+        s.string_data = Some([("password".to_string(), password.to_string())].into());
+        s
+    }
+
+    #[test]
+    fn a_handed_over_secret_stands_in_until_the_cache_has_it() {
+        let handoff = Handoff::default();
+        assert_eq!(handoff.newer("ops", "db", None), None);
+        handoff.keep(&written_secret("12", "new"));
+        // Not cached yet, or cached older: the write's copy, slimmed.
+        let got = handoff.newer("ops", "db", None).unwrap();
+        assert_eq!(got.metadata.resource_version.as_deref(), Some("12"));
+        assert_eq!(got.metadata.managed_fields, None);
+        let got = handoff.newer("ops", "db", Some(written_secret("11", "old")));
+        assert_eq!(
+            got.unwrap().metadata.resource_version.as_deref(),
+            Some("12")
+        );
+        assert_eq!(handoff.newer("ops", "other", None), None);
+        // The cache caught up: its copy, and the handed one is dropped.
+        let got = handoff.newer("ops", "db", Some(written_secret("13", "newer")));
+        assert_eq!(
+            got.unwrap().metadata.resource_version.as_deref(),
+            Some("13")
+        );
+        assert_eq!(handoff.newer("ops", "db", None), None);
     }
 
     fn secret(ns: &str, name: &str) -> PartialObjectMeta<k8s_openapi::api::core::v1::Secret> {

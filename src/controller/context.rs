@@ -11,10 +11,9 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim};
-use crate::controller::cache::Names;
 use crate::metrics::Metrics;
 
-use super::cache::{Cache, Written};
+use super::cache::{Cache, SharedSecrets, Written};
 use super::kinds::Kinds;
 
 pub struct Context {
@@ -36,8 +35,9 @@ pub struct Context {
     pub kinds: Kinds,
     /// The claims' connection Secrets (those labelled with a claim).
     pub secrets: Cache<Secret>,
-    /// Every Secret in the claims' namespaces: which exist.
-    pub secret_names: Names,
+    /// Every Secret in the claims' namespaces (which exist), and the
+    /// providers' connection Secrets as they wrote them.
+    pub shared_secrets: SharedSecrets,
     /// resourceVersions of this operator's recent writes, so a cached
     /// copy that lags one is not used.
     pub written: Written,

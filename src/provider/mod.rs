@@ -14,4 +14,7 @@ pub struct Config {
     pub concurrency: u16,
     /// This cluster's identity in ownership marks (`managed::ownership`).
     pub cluster_id: String,
+    /// Shared with the claim controller: which Secrets exist, and the
+    /// connection Secrets this process wrote (`Default`: none known).
+    pub secrets: crate::controller::cache::SharedSecrets,
 }

@@ -116,7 +116,7 @@ async fn absent(ctx: &Context, kind: &Kind, ns: &str, name: &str) -> bool {
 
 /// Whether a Secret surely does not exist (see [`absent`]).
 pub async fn secret_absent(ctx: &Context, ns: &str, name: &str) -> bool {
-    ctx.secret_names.exists(Some(ns), name).await == Some(false)
+    ctx.shared_secrets.names.exists(Some(ns), name).await == Some(false)
         && ctx.written.get(&written_key("secrets", ns, name)).is_none()
 }
 
@@ -197,13 +197,15 @@ pub async fn connections(
         // From the Secret cache when it holds the Secret (providers copy
         // the claim's labels onto theirs); read when it does not: a Secret
         // written before those labels, or one the cache has not seen yet.
+        // A provider of this process may have written it after the cache's
+        // last event: then its copy of that write is newer.
         let cached = match fresh {
             true => None,
-            false => ctx
-                .secrets
-                .lookup(Some(&source.namespace), &source.name)
-                .await
-                .flatten(),
+            false => {
+                let (ns, name) = (&source.namespace, &source.name);
+                let cached = ctx.secrets.lookup(Some(ns), name).await.flatten();
+                ctx.shared_secrets.handoff.newer(ns, name, cached)
+            }
         };
         let secret = match cached {
             Some(s) => {

@@ -721,6 +721,50 @@ async fn new_claim_on_synced_caches_reads_only_what_can_hold_a_database() {
     assert_eq!(result, Ok(Action::requeue(requeue::NOT_DONE)));
 }
 
+/// The provider writes its Secret, then turns the Database Ready; the claim
+/// may wake on the Ready before its Secret cache has the Secret. The copy
+/// the provider's write returned is handed over in the process: the claim
+/// publishes from it, with no read.
+#[tokio::test]
+async fn a_provider_secret_handed_over_is_published_without_a_read() {
+    let claim = orders_db().finalized().with_status(creating_status());
+    let mut handed = provider_secret();
+    handed.metadata.resource_version = Some("9".into());
+    let world = world()
+        .cached(&database(), vec![ready_database(&claim)])
+        .handed_secret(handed);
+    let (result, transcript) = pass(
+        world,
+        claim.clone(),
+        vec![
+            apply(SECRET)
+                .body(
+                    serde_json::to_value(connection_secret(&claim, "shared-postgres", CREDENTIALS))
+                        .unwrap_or_default(),
+                )
+                .echo_with(server_fields()),
+            apply(CLAIM_STATUS)
+                .body(json!({"status": {"conditions": conditions(&[
+                    ("Synced", "True", "ReconcileSuccess"),
+                    ("Ready", "True", "Available"),
+                    ("Reconciling", "False", "Idle"),
+                    ("Stalled", "False", "Idle"),
+                ])}}))
+                .returns(&claim),
+            create(EVENTS),
+        ],
+    )
+    .await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    let reads: Vec<_> = transcript
+        .0
+        .iter()
+        .filter(|s| s.method == http::Method::GET)
+        .map(|s| &s.path)
+        .collect();
+    assert!(reads.is_empty(), "read: {reads:?}");
+}
+
 #[tokio::test]
 async fn an_object_of_that_name_without_the_claim_labels_is_read_not_taken() {
     let claim = orders_db().finalized();

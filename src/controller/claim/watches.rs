@@ -24,7 +24,7 @@ use tracing::{error, info, warn};
 use crate::api::{ClaimPolicy, Composition, CompositionRevision, DatabaseClaim, v1beta1};
 use crate::cli::RunArgs;
 use crate::conditions::{self, ConditionType};
-use crate::controller::cache::{Cache, Names, list_config, slim};
+use crate::controller::cache::{Cache, Names, SharedSecrets, list_config, slim};
 use crate::controller::context::Context;
 use crate::controller::kinds::Kinds;
 use crate::controller::{collector, labels};
@@ -46,6 +46,11 @@ where
 }
 
 /// Claims in the watched namespace, or all.
+/// The names of the Secrets of the claims' namespaces (`None`: all).
+pub fn secret_names(client: &Client, namespace: Option<&str>) -> Names {
+    Names::spawn(claims_api::<PartialObjectMeta<Secret>>(client, namespace)).within(namespace)
+}
+
 pub fn claims_api<K: Resource<Scope = k8s_openapi::NamespaceResourceScope>>(
     client: &Client,
     namespace: Option<&str>,
@@ -67,6 +72,7 @@ pub fn run(
     operator_namespace: String,
     metrics: Metrics,
     readiness: Readiness,
+    shared_secrets: SharedSecrets,
 ) -> impl Future<Output = ()> + use<> {
     let namespace = args.namespace.as_deref();
     let (compositions, composition_events) = reflect(Api::<Composition>::all(client.clone()));
@@ -103,11 +109,10 @@ pub fn run(
             },
         )
     };
-    let secret_names = Names::spawn(claims_api::<PartialObjectMeta<Secret>>(&client, namespace));
     let ctx = Arc::new(Context {
         claim_resource,
         secrets,
-        secret_names,
+        shared_secrets,
         written: Default::default(),
         client: client.clone(),
         compositions: compositions.clone(),

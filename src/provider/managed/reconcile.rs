@@ -26,7 +26,7 @@ use super::{
 use crate::api::common::DeletionPolicy;
 use crate::backoff::Backoff;
 use crate::conditions::{ReadyReason, SyncedReason};
-use crate::controller::cache::{self, Cache, Written, written_key};
+use crate::controller::cache::{self, Cache, SharedSecrets, Written, written_key};
 use crate::metrics::Metrics;
 
 /// A failure of a pass: the provider's, or one of the scaffold's own steps.
@@ -267,24 +267,36 @@ where
 }
 
 /// The connection Secrets of a provider from the cache of its Secret
-/// watch, read from the API server when the cache lacks one or shows a copy
-/// older than this process's last write: which password is current is a
-/// safety decision (a wrong "absent" would generate and set a new one), so
-/// only a cached copy known to be current is used.
+/// watch, read from the API server when the cache cannot answer safely:
+/// which password is current is a safety decision (a wrong "absent" would
+/// generate and set a new one), so a copy is used only when it is known to
+/// be current (not older than this process's last write; the write's own
+/// answer stands in until the watch delivers it), and absence only when
+/// the metadata watch of all Secrets lacks the name and this process has
+/// not written it lately. A Secret made before this process started is in
+/// that watch's first list, so a wrong "absent" takes someone else writing
+/// that very name within the watch's lag: the window the claim's own
+/// Secrets accept. Whether the external database exists is the provider's
+/// observe, never this.
 pub struct CachedSecrets {
     pub client: Client,
     pub cache: Cache<Secret>,
     pub written: Written,
+    pub shared: SharedSecrets,
 }
 
 impl SecretStore for CachedSecrets {
     async fn read(&self, target: &(String, String)) -> Result<Option<Secret>, secret::Failure> {
         let (ns, name) = target;
         let written = self.written.get(&written_key("secrets", ns, name));
-        if let Some(Some(s)) = self.cache.lookup(Some(ns), name).await
+        let cached = self.cache.lookup(Some(ns), name).await.flatten();
+        if let Some(s) = self.shared.handoff.newer(ns, name, cached)
             && cache::fresh(s.resource_version().as_deref(), written.as_deref())
         {
             return Ok(Some(s));
+        }
+        if written.is_none() && self.shared.names.exists(Some(ns), name).await == Some(false) {
+            return Ok(None);
         }
         self.client.read(target).await
     }
@@ -292,6 +304,7 @@ impl SecretStore for CachedSecrets {
     async fn apply(&self, desired: &Secret, manager: &str) -> Result<Secret, secret::Failure> {
         let written = self.client.apply(desired, manager).await?;
         cache::remember(&self.written, "secrets", &written);
+        self.shared.handoff.keep(&written);
         Ok(written)
     }
 }
@@ -391,6 +404,7 @@ pub async fn run<M, X>(
             client: client.clone(),
             cache: secret_cache,
             written: Written::default(),
+            shared: config.secrets.clone(),
         },
         client: client.clone(),
         config,

@@ -721,12 +721,14 @@ async fn a_pass_on_a_copy_older_than_its_own_status_write_sends_nothing() {
                 client: client.clone(),
                 cache: crate::controller::cache::Cache::none(),
                 written: Default::default(),
+                shared: Default::default(),
             },
             client,
             config: crate::provider::Config {
                 operator_namespace: NS.into(),
                 concurrency: 1,
                 cluster_id: "test".into(),
+                secrets: Default::default(),
             },
             metrics: crate::metrics::Metrics::default(),
             reporter: kube::runtime::events::Reporter {
@@ -747,4 +749,75 @@ async fn a_pass_on_a_copy_older_than_its_own_status_write_sends_nothing() {
     .await;
     assert!(calls.is_empty(), "{calls:?}");
     assert!(transcript.0.is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_is_read_only_where_neither_watch_nor_write_answers() {
+    use super::reconcile::CachedSecrets;
+    use crate::controller::cache::{Cache, Names, SharedSecrets, remember};
+    use crate::testing::{get, verify};
+    let path = |ns: &str, name: &str| format!("/api/v1/namespaces/{ns}/secrets/{name}");
+    let target = |name: &str| (NS.to_string(), name.to_string());
+    let script = vec![
+        // Someone's Secret of that name exists (the metadata watch has it).
+        get(&path(NS, "taken")),
+        // Written lately at a version newer than any copy held.
+        get(&path(NS, "rewritten")),
+        // A namespace the metadata watch does not cover.
+        get(&path("elsewhere", "db")),
+    ];
+    let (reads, transcript) = verify(script, |client| async move {
+        let written = |rv: &str, name: &str| {
+            let mut s = Secret::default();
+            s.metadata.namespace = Some(NS.into());
+            s.metadata.name = Some(name.into());
+            s.metadata.resource_version = Some(rv.into());
+            s
+        };
+        let shared = SharedSecrets {
+            names: Names::filled([(Some(NS), "taken")]),
+            handoff: Default::default(),
+        };
+        let secrets = CachedSecrets {
+            client,
+            cache: Cache::filled(vec![]),
+            written: Default::default(),
+            shared: shared.clone(),
+        };
+        let mut reads = vec![];
+        // No Secret of that name anywhere, none written: absent, no GET.
+        reads.push(secrets.read(&target("new")).await.unwrap());
+        reads.push(secrets.read(&target("taken")).await.unwrap());
+        // A write's answer stands in until the watch delivers it ...
+        let handed = written("7", "handed");
+        remember(&secrets.written, "secrets", &handed);
+        shared.handoff.keep(&handed);
+        reads.push(secrets.read(&target("handed")).await.unwrap());
+        // ... but not once a later write is on record.
+        shared.handoff.keep(&written("7", "rewritten"));
+        remember(&secrets.written, "secrets", &written("9", "rewritten"));
+        reads.push(secrets.read(&target("rewritten")).await.unwrap());
+        let scoped = CachedSecrets {
+            shared: SharedSecrets {
+                names: Names::filled([]).within(Some("team-a")),
+                handoff: Default::default(),
+            },
+            ..secrets
+        };
+        reads.push(
+            scoped
+                .read(&("elsewhere".into(), "db".into()))
+                .await
+                .unwrap(),
+        );
+        reads
+    })
+    .await;
+    // The three scripted GETs and nothing else (verify fails on any other).
+    assert_eq!(transcript.0.len(), 3);
+    let versions: Vec<_> = reads
+        .iter()
+        .map(|s| s.as_ref().and_then(|s| s.resource_version()))
+        .collect();
+    assert_eq!(versions, [None, None, Some("7".into()), None, None]);
 }
