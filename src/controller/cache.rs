@@ -496,12 +496,14 @@ pub fn remember<K: Resource>(written: &Written, resource: &str, obj: &K) {
     }
 }
 
-/// Connection Secrets the providers of this process wrote lately, whole,
-/// by "namespace/name". A provider writes its Secret before its object
-/// turns Ready, and that Secret's watch event may reach a cache after the
-/// Ready that wakes the claim: the copy the write returned is as current as
-/// a cached one at its resourceVersion, so no one reads it again. Entries
-/// go once a cache has caught up, else after a minute ([`Recent`]).
+/// Connection Secrets this process wrote lately (the providers' and the
+/// claims'), whole, by "namespace/name". A provider writes its Secret
+/// before its object turns Ready, and that Secret's watch event may reach
+/// a cache after the Ready that wakes the claim; a claim's next pass may
+/// come before its own Secret's event. The copy the write returned is as
+/// current as a cached one at its resourceVersion, so no one reads it
+/// again. Entries go once a cache has caught up, else after a minute
+/// ([`Recent`]).
 #[derive(Clone, Default)]
 pub struct Handoff(Arc<Recent<Arc<Secret>>>);
 
@@ -532,7 +534,7 @@ impl Handoff {
 
 /// What the claim controller and the providers of one process share about
 /// Secrets: the names of all of them the operator may see (a metadata
-/// watch), and the providers' connection Secrets as they wrote them lately.
+/// watch), and the connection Secrets as they were written lately.
 #[derive(Clone, Default)]
 pub struct SharedSecrets {
     pub names: Names,

@@ -692,6 +692,22 @@ async fn claim_at_rest_on_synced_caches_sends_no_request() {
     assert!(transcript.writes().is_empty(), "a claim at rest wrote");
 }
 
+/// A pass right after the one that wrote the claim's Secret, before the
+/// Secret cache has it: the copy that write returned answers, no read.
+#[tokio::test]
+async fn a_pass_before_its_secret_reaches_the_cache_reads_nothing() {
+    let claim = orders_db().finalized().with_status(ready_status());
+    let mut own = written_secret(&claim);
+    own.metadata.resource_version = Some("11".into());
+    let world = world()
+        .cached(&database(), vec![ready_database(&claim)])
+        .cached_secret(provider_secret())
+        .handed_secret(own);
+    let (result, transcript) = pass(world, claim, vec![]).await;
+    assert_eq!(result, Ok(Action::requeue(requeue::READY)));
+    assert!(transcript.0.is_empty(), "a pass sent requests");
+}
+
 #[tokio::test]
 async fn new_claim_on_synced_caches_reads_only_what_can_hold_a_database() {
     let claim = orders_db().finalized();

@@ -100,14 +100,16 @@ pub async fn publish(
     })
 }
 
-/// The claim's connection Secret from the Secret cache, when it holds it
-/// and it is not older than this operator's last write. A Secret that cache
+/// The claim's connection Secret from the Secret cache (or as this
+/// process last wrote it, until the cache has that), when it holds it and
+/// it is not older than this operator's last write. A Secret that cache
 /// lacks is absent only when the metadata cache of all Secrets lacks it
 /// too: one without the claim's labels may be someone else's, which a
 /// forced apply must not take over, so it is read.
 async fn cached(claim: &DatabaseClaim, name: &str, ctx: &Context) -> Option<Secret> {
     let ns = claim.namespace().unwrap_or_default();
-    let secret = ctx.secrets.lookup(Some(&ns), name).await.flatten()?;
+    let cached = ctx.secrets.lookup(Some(&ns), name).await.flatten();
+    let secret = ctx.shared_secrets.handoff.newer(&ns, name, cached)?;
     let written = ctx.written.get(&written_key("secrets", &ns, name));
     cache::fresh(secret.resource_version().as_deref(), written.as_deref()).then_some(secret)
 }
@@ -158,6 +160,7 @@ async fn write(
         .await
         .map_err(failed("write", format!("Secret {name}")))?;
     cache::remember(&ctx.written, "secrets", &written);
+    ctx.shared_secrets.handoff.keep(&written);
     Ok(true)
 }
 
