@@ -516,16 +516,34 @@ impl Handoff {
         self.0.insert(&key, Arc::new(secret));
     }
 
-    /// The newer of `cached` (a cache's copy of `namespace/name`) and the
-    /// one handed over; the handed one is dropped once the cache has it.
+    /// The newer of `cached` (the claim controller's Secret cache's copy of
+    /// `namespace/name`) and the one handed over; the handed one is dropped
+    /// once that cache has it (a copy no claim asks for goes with age).
     pub fn newer(&self, namespace: &str, name: &str, cached: Option<Secret>) -> Option<Secret> {
-        let key = key(Some(namespace), name);
+        self.pick(namespace, name, cached, true)
+    }
+
+    /// [`Handoff::newer`] for another cache: one that caught up says
+    /// nothing of the claims' cache, so the handed copy stays.
+    pub fn peek_newer(
+        &self,
+        namespace: &str,
+        name: &str,
+        cached: Option<Secret>,
+    ) -> Option<Secret> {
+        self.pick(namespace, name, cached, false)
+    }
+
+    fn pick(&self, ns: &str, name: &str, cached: Option<Secret>, drop: bool) -> Option<Secret> {
+        let key = key(Some(ns), name);
         let Some(handed) = self.0.get(&key) else {
             return cached;
         };
         let cached_rv = cached.as_ref().and_then(|s| s.resource_version());
         if fresh(cached_rv.as_deref(), handed.resource_version().as_deref()) {
-            self.0.remove(&key);
+            if drop {
+                self.0.remove(&key);
+            }
             return cached;
         }
         Some((*handed).clone())
@@ -609,7 +627,14 @@ mod tests {
             Some("12")
         );
         assert_eq!(handoff.newer("ops", "other", None), None);
-        // The cache caught up: its copy, and the handed one is dropped.
+        // Another cache caught up: its copy, the handed one stays.
+        let got = handoff.peek_newer("ops", "db", Some(written_secret("13", "newer")));
+        assert_eq!(
+            got.unwrap().metadata.resource_version.as_deref(),
+            Some("13")
+        );
+        assert!(handoff.newer("ops", "db", None).is_some());
+        // The claims' cache caught up: its copy, and the handed one is dropped.
         let got = handoff.newer("ops", "db", Some(written_secret("13", "newer")));
         assert_eq!(
             got.unwrap().metadata.resource_version.as_deref(),

@@ -290,7 +290,7 @@ impl SecretStore for CachedSecrets {
         let (ns, name) = target;
         let written = self.written.get(&written_key("secrets", ns, name));
         let cached = self.cache.lookup(Some(ns), name).await.flatten();
-        if let Some(s) = self.shared.handoff.newer(ns, name, cached)
+        if let Some(s) = self.shared.handoff.peek_newer(ns, name, cached)
             && cache::fresh(s.resource_version().as_deref(), written.as_deref())
         {
             return Ok(Some(s));
