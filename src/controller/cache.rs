@@ -6,9 +6,13 @@
 //! - an object the cache does not hold: it may be new and not delivered
 //!   yet, or exist without dbclaim's labels (a name collision the watch's
 //!   label selector hides). A forced apply must not take over someone
-//!   else's object, so absence is always confirmed by a read;
+//!   else's object, so absence is confirmed by a read, except for core
+//!   kinds (ConfigMaps, Secrets) whose metadata watch of every object
+//!   ([`Names`]) lacks the name and that this operator has not written
+//!   lately: those cannot hold a database;
 //! - an object older than what this operator last wrote to it (the watch
-//!   lags a write of this pass or a recent one): see [`Written`].
+//!   lags a write of this pass or a recent one): see [`Written`], and for
+//!   Secrets the copy that write returned ([`Handoff`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
