@@ -230,6 +230,11 @@ impl Transcript {
     pub fn writes(&self) -> Vec<&Seen> {
         self.0.iter().filter(|s| s.is_write()).collect()
     }
+
+    /// Requests that only read (GETs).
+    pub fn reads(&self) -> Vec<&Seen> {
+        self.0.iter().filter(|s| !s.is_write()).collect()
+    }
 }
 
 /// Runs `pass` against a mock API server that expects exactly `script`, in
