@@ -180,7 +180,8 @@ pub async fn run(args: RunArgs) -> Result<(), Error> {
     }
 
     // One metadata watch of the Secrets tells the claim controller and the
-    // providers which exist; the providers hand theirs over as written.
+    // providers which exist (and the ProviderConfig controllers which
+    // changed); the providers hand theirs over as written.
     let secrets = crate::controller::cache::SharedSecrets {
         names: watches::secret_names(&client, args.namespace.as_deref()),
         handoff: Default::default(),

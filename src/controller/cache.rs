@@ -29,7 +29,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::context::Recent;
 
@@ -281,7 +281,43 @@ pub struct Names {
     synced: Synced,
     /// The one namespace watched, if not all: names elsewhere are unknown.
     scope: Option<Box<str>>,
+    /// The key of every object the watch touches, for whoever else would
+    /// watch the same kind's metadata (each metadata watch costs the API
+    /// server a conversion and an encoding per event).
+    touched: Option<broadcast::Sender<Box<str>>>,
 }
+
+/// What a subscriber to [`Names::subscribe`] receives.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Touched {
+    /// The object "namespace/name" (or "name") was listed, changed or deleted.
+    Object(Box<str>),
+    /// The subscriber fell behind: any object may have changed.
+    Missed,
+}
+
+impl Touched {
+    /// `obj` touched.
+    pub fn of<K: Resource>(obj: &K) -> Self {
+        Touched::Object(meta_key(obj))
+    }
+
+    /// The object's namespace (none for a cluster-scoped kind) and name;
+    /// `None` after [`Touched::Missed`].
+    pub fn object(&self) -> Option<(Option<&str>, &str)> {
+        match self {
+            Touched::Object(key) => Some(match key.split_once('/') {
+                Some((ns, name)) => (Some(ns), name),
+                None => (None, key),
+            }),
+            Touched::Missed => None,
+        }
+    }
+}
+
+/// Touched keys a slow subscriber may fall behind by before it is told it
+/// missed some ([`Touched::Missed`]).
+const TOUCHED_BUFFER: usize = 1024;
 
 impl Default for Names {
     fn default() -> Self {
@@ -296,6 +332,7 @@ impl Names {
             set: None,
             synced: Synced::never(),
             scope: None,
+            touched: None,
         }
     }
 
@@ -316,6 +353,8 @@ impl Names {
         let set = Arc::new(RwLock::new(HashSet::new()));
         let (ready_tx, synced) = Synced::new();
         let weak = Arc::downgrade(&set);
+        let (touched, _) = broadcast::channel(TOUCHED_BUFFER);
+        let tell = touched.clone();
         tokio::spawn(async move {
             let mut events = std::pin::pin!(events);
             // A (re-)list fills this and replaces the set once complete, as
@@ -329,10 +368,16 @@ impl Names {
                     list_failed(&ready_tx);
                     continue;
                 };
+                // No subscriber is no error: send's Err only says so.
+                let told = |key: &str| {
+                    let _ = tell.send(key.into());
+                };
                 match event {
                     watcher::Event::Init => listed = HashSet::new(),
                     watcher::Event::InitApply(o) => {
-                        listed.insert(meta_key(&o));
+                        let key = meta_key(&o);
+                        told(&key);
+                        listed.insert(key);
                     }
                     watcher::Event::InitDone => {
                         if let Ok(mut s) = set.write() {
@@ -341,13 +386,17 @@ impl Names {
                         let _ = ready_tx.send(Some(true));
                     }
                     watcher::Event::Apply(o) => {
+                        let key = meta_key(&o);
+                        told(&key);
                         if let Ok(mut s) = set.write() {
-                            s.insert(meta_key(&o));
+                            s.insert(key);
                         }
                     }
                     watcher::Event::Delete(o) => {
+                        let key = meta_key(&o);
+                        told(&key);
                         if let Ok(mut s) = set.write() {
-                            s.remove(&*meta_key(&o));
+                            s.remove(&*key);
                         }
                     }
                 }
@@ -357,7 +406,26 @@ impl Names {
             set: Some(set),
             synced,
             scope: None,
+            touched: Some(touched),
         }
+    }
+
+    /// Every object the watch touches from now on (listed, changed or
+    /// deleted), as the watch sees it; `None` when there is no watch or it
+    /// covers one namespace only (a subscriber then watches for itself).
+    pub fn subscribe(&self) -> Option<impl futures::Stream<Item = Touched> + Send + 'static> {
+        if self.scope.is_some() {
+            return None;
+        }
+        let rx = self.touched.as_ref()?.subscribe();
+        Some(futures::stream::unfold(rx, |mut rx| async move {
+            let touched = match rx.recv().await {
+                Ok(key) => Touched::Object(key),
+                Err(broadcast::error::RecvError::Lagged(_)) => Touched::Missed,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((touched, rx))
+        }))
     }
 
     /// Says the watch covers `namespace` only (`None`: all), so a name
@@ -375,6 +443,7 @@ impl Names {
             set: Some(Arc::new(RwLock::new(set))),
             synced: Synced::now(),
             scope: None,
+            touched: None,
         }
     }
 
@@ -784,5 +853,35 @@ mod tests {
         assert_eq!(names.exists(Some("a"), "two").await, Some(false));
         assert_eq!(names.exists(Some("a"), "three").await, Some(true));
         assert_eq!(Names::none().exists(Some("a"), "three").await, None);
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_what_the_names_watch_touches() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let names = Names::from_events(rx);
+        let mut touched = Box::pin(names.subscribe().unwrap());
+        let send = |e| tx.unbounded_send(Ok(e)).ok();
+        send(watcher::Event::Init);
+        send(watcher::Event::InitApply(secret("a", "one")));
+        send(watcher::Event::InitDone);
+        send(watcher::Event::Apply(secret("a", "two")));
+        send(watcher::Event::Delete(secret("a", "one")));
+        let mut heard = vec![];
+        for _ in 0..3 {
+            let t = touched.next().await.unwrap();
+            let (ns, name) = t.object().unwrap();
+            heard.push(format!("{}/{name}", ns.unwrap()));
+        }
+        assert_eq!(heard, ["a/one", "a/two", "a/one"]);
+        // A subscriber that falls behind is told it missed some.
+        for i in 0..=TOUCHED_BUFFER {
+            send(watcher::Event::Apply(secret("a", &format!("n{i}"))));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(touched.next().await, Some(Touched::Missed));
+        assert_eq!(Touched::Missed.object(), None);
+        // A watch of one namespace is no one else's: they watch for themselves.
+        assert!(names.within(Some("a")).subscribe().is_none());
+        assert!(Names::none().subscribe().is_none());
     }
 }

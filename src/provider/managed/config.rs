@@ -22,7 +22,7 @@ use super::reconcile::Context;
 use super::{Events, status};
 use crate::api::common::ConfigStatus;
 use crate::conditions::{Cond, ReadyReason, SyncedReason};
-use crate::controller::cache::Cache;
+use crate::controller::cache::{Cache, Touched};
 
 /// How often a healthy ProviderConfig is checked again.
 const RESYNC: Duration = Duration::from_secs(600);
@@ -183,21 +183,28 @@ pub async fn run<C: ConfigKind, X: Resolve<C>>(client: Client, ctx: Arc<Context<
         .with_config(concurrency);
     let referenced = pc_controller.store();
     // A credentials Secret changed: check every ProviderConfig again (they
-    // are few). Only metadata is watched; the Secret is read when checking.
-    let credentials_changed = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects()
-    .filter_map(move |meta| {
-        let hit = meta.ok().is_some_and(|m| {
-            let (ns, name) = (m.namespace().unwrap_or_default(), m.name_any());
-            referenced
+    // are few). Only names are watched; the Secret is read when checking.
+    // The operator's metadata watch of all Secrets tells, when it covers
+    // every namespace; else this controller watches for itself.
+    let touched = match ctx.config.secrets.names.subscribe() {
+        Some(touched) => touched.boxed(),
+        None => watcher(
+            Api::<PartialObjectMeta<Secret>>::all(client),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|meta| futures::future::ready(meta.ok().map(|m| Touched::of(&m))))
+        .boxed(),
+    };
+    let credentials_changed = touched.filter_map(move |touched| {
+        let hit = match touched.object() {
+            Some((ns, name)) => referenced
                 .state()
                 .iter()
-                .any(|pc| pc.uses_secret(&ns, &name))
-        });
+                .any(|pc| pc.uses_secret(ns.unwrap_or_default(), name)),
+            None => true,
+        };
         futures::future::ready(hit.then_some(()))
     });
     pc_controller
