@@ -716,6 +716,35 @@ async fn provider_errors_are_reported_and_fixing_the_admin_secret_recovers() {
     );
     assert!(s.exists("database", &database).await);
 
+    // A healthy ProviderConfig's next check is 10 minutes away: only the
+    // watch of its credentials Secret can tell it the Secret changed.
+    let pc_synced = || async {
+        s.configs
+            .get(&s.config)
+            .await
+            .ok()
+            .and_then(|pc| pc.status)
+            .and_then(|st| st.conditions.into_iter().find(|c| c.type_ == "Synced"))
+            .map(|c| c.status)
+    };
+    let healthy = "the ProviderConfig Synced=True";
+    support::wait_for(Duration::from_secs(30), healthy, || async {
+        pc_synced().await.as_deref() == Some("True")
+    })
+    .await;
+    s.apply_admin_secret(wrong);
+    support::wait_for(
+        Duration::from_secs(30),
+        "the ProviderConfig to see its changed Secret",
+        || async { pc_synced().await.as_deref() == Some("False") },
+    )
+    .await;
+    s.apply_admin_secret(&s.pg.admin_password);
+    support::wait_for(Duration::from_secs(30), healthy, || async {
+        pc_synced().await.as_deref() == Some("True")
+    })
+    .await;
+
     kubectl_ok([
         "delete",
         "databases.postgres.dbclaim.io",
